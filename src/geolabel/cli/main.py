@@ -1,0 +1,71 @@
+"""The ``geolabel`` click group: verbosity, clean one-line errors, subcommands.
+
+Library errors become ``geolabel: error: <message>`` on stderr and exit code 2 (1
+for runs where some scenes failed); ``--debug`` (or ``-v``) shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from geolabel import __version__
+
+__all__ = ["cli", "main"]
+
+COMMANDS = {
+    "predict": "geolabel.cli.predict:predict",
+    "demo": "geolabel.cli.demo:demo",
+    "info": "geolabel.cli.info:info",
+}
+
+
+class _Group(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        import importlib
+
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        cmd: click.Command = getattr(importlib.import_module(module), attr)
+        return cmd
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from geolabel.errors import GeolabelError
+
+        try:
+            return super().invoke(ctx)
+        except GeolabelError as err:
+            obj = ctx.obj or {}
+            if obj.get("debug"):
+                raise
+            click.echo(f"geolabel: error: {err}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="geolabel")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug); shows tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, warnings only.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+    """Label large geospatial rasters with models."""
+    level = logging.WARNING - 10 * verbose
+    if debug:
+        level = logging.DEBUG
+    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"verbose": verbose, "quiet": quiet, "debug": debug or verbose > 0}
+
+
+def main() -> None:
+    """Entry point."""
+    cli(prog_name="geolabel")

@@ -1,0 +1,72 @@
+"""RunConfig: every setting of a run, frozen, written into run.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["RunConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Settings of a ``predict`` run (paths are kept as given, resolved in run.json).
+
+    Attributes:
+        scenes: input rasters.
+        model: model spec path.
+        out: run folder.
+        tile_size: model tile size in pixels (default: the spec's).
+        overlap: context pixels per tile side (default: the spec's recommendation).
+        dead_zone: zero-weight pixels at faded tile edges (default: receptive radius).
+        batch_size: tiles per model call.
+        bands: 1-based band indexes in model order (default: by name or all).
+        nodata: override the scenes' nodata value.
+        allow_vrt: accept VRT inputs.
+        allow_pixel_space: accept inputs without a CRS.
+        device: ``auto``, ``cpu``, ``cuda``.
+        precision: ``fp32``, ``bf16``, ``fp16``.
+        probabilities: also write the per-class probability COG.
+        vectors: also write the polygon GeoPackage.
+        retry_failed: re-run tiles that failed before.
+        overwrite: discard an existing run folder made with other settings.
+        threads: model threads (``None``: the backend's default).
+    """
+
+    scenes: tuple[str, ...]
+    model: str
+    out: str
+    tile_size: int | None = None
+    overlap: int | None = None
+    dead_zone: int | None = None
+    batch_size: int = 4
+    bands: tuple[int, ...] | None = None
+    nodata: float | None = None
+    allow_vrt: bool = False
+    allow_pixel_space: bool = False
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    probabilities: bool = True
+    vectors: bool = True
+    retry_failed: bool = False
+    overwrite: bool = False
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        d = asdict(self)
+        d["scenes"] = [str(Path(s).resolve()) for s in self.scenes]
+        d["model"] = str(Path(self.model).resolve())
+        d["out"] = str(Path(self.out).resolve())
+        return d
+
+    def output_token(self, **resolved: Any) -> str:
+        """Hash of everything that changes output bytes (not retry/overwrite/threads)."""
+        keys = ("dead_zone", "batch_size", "bands", "nodata", "precision", "device")
+        payload = {k: getattr(self, k) for k in keys} | resolved
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,112 @@
+"""SceneGrid: the pixel grid (shape + affine + CRS) every output is aligned to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from affine import Affine
+
+from geolabel.errors import GridError
+from geolabel.grid._window import Window
+from geolabel.types import BBox, Shape2d
+
+__all__ = ["SceneGrid"]
+
+
+def _is_rotated(transform: Affine) -> bool:
+    return transform.b != 0 or transform.d != 0
+
+
+@dataclass(frozen=True, slots=True)
+class SceneGrid:
+    """Shape, affine transform and CRS of a scene.
+
+    Args:
+        shape: ``(rows, cols)`` in pixels.
+        transform: pixel-corner affine (GDAL convention, ``AREA_OR_POINT=Area``).
+        crs: the CRS as WKT or ``"EPSG:n"``; ``None`` means pixel space.
+
+    Raises:
+        GridError: empty shape, a singular or rotated transform.
+
+    .. versionadded:: 0.1
+    """
+
+    shape: Shape2d
+    transform: Affine
+    crs: str | None
+
+    def __post_init__(self) -> None:
+        """Validate the shape and transform."""
+        rows, cols = self.shape
+        if rows <= 0 or cols <= 0:
+            raise GridError(f"scene shape must be positive, got {self.shape!r}")
+        object.__setattr__(self, "shape", (int(rows), int(cols)))
+        if not isinstance(self.transform, Affine):
+            object.__setattr__(self, "transform", Affine(*tuple(self.transform)[:6]))
+        if self.transform.determinant == 0:
+            raise GridError(f"singular transform {tuple(self.transform)[:6]!r}")
+        if _is_rotated(self.transform):
+            raise GridError(
+                f"rotated or sheared transform {tuple(self.transform)[:6]!r} is not "
+                "supported; warp the scene to a north-up grid first (gdalwarp)"
+            )
+
+    @property
+    def height(self) -> int:
+        """Rows."""
+        return self.shape[0]
+
+    @property
+    def width(self) -> int:
+        """Columns."""
+        return self.shape[1]
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """``(x_res, y_res)`` pixel size in CRS units, both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def bounds(self) -> BBox:
+        """``(left, bottom, right, top)`` in CRS units (works for south-up grids)."""
+        x0, y0 = self.transform * (0, 0)
+        x1, y1 = self.transform * (self.width, self.height)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+    @property
+    def window(self) -> Window:
+        """The full-scene window."""
+        return Window(0, 0, *self.shape)
+
+    def window_transform(self, window: Window) -> Affine:
+        """Affine of a window's top-left pixel corner."""
+        return self.transform * Affine.translation(window.col_off, window.row_off)
+
+    def crop(self, window: Window) -> SceneGrid:
+        """The sub-grid covered by ``window`` (may reach outside the scene)."""
+        return SceneGrid(window.shape, self.window_transform(window), self.crs)
+
+    def __getitem__(self, index: tuple[slice, slice]) -> SceneGrid:
+        """Slice with ``grid[row_slice, col_slice]`` (steps are not allowed)."""
+        rs, cs = index
+        r0, r1, rstep = rs.indices(self.height)
+        c0, c1, cstep = cs.indices(self.width)
+        if rstep != 1 or cstep != 1:
+            raise GridError("SceneGrid slices cannot have a step")
+        return self.crop(Window(r0, c0, r1 - r0, c1 - c0))
+
+    def xy(self, row: float, col: float) -> tuple[float, float]:
+        """CRS ``(x, y)`` of a pixel position (``row + 0.5`` is a pixel centre)."""
+        x, y = self.transform * (col, row)
+        return (float(x), float(y))
+
+    def rowcol(self, x: float, y: float) -> tuple[float, float]:
+        """Fractional ``(row, col)`` of a CRS coordinate."""
+        col, row = ~self.transform * (x, y)
+        return (float(row), float(col))
+
+    def __dask_tokenize__(self) -> Any:
+        """Stable dask token (value semantics)."""
+        return ("SceneGrid", self.shape, tuple(self.transform)[:6], self.crs)

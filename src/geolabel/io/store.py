@@ -1,0 +1,95 @@
+"""The Zarr run store: per-scene accumulators that every write makes idempotently.
+
+Layout (one group per scene)::
+
+    core   (C+1, H, W) float32, chunks = tile cores: weighted probability sums over
+           each tile's own core, and the weight sum in the last channel
+    halo   (n_tiles, C+1, R) float32, one chunk per tile: the same over the parts of
+           the tile's context that fall in its neighbours' cores (see stitch._halo)
+
+Every chunk has exactly one writer (its tile) and is written whole, so a tile redone
+after a crash overwrites its own data and never adds twice; concurrent writers
+(threads, processes, SLURM shards) never touch the same chunk. Zarr skips chunks equal
+to the fill value, so a chunk's presence proves nothing: the manifest records "done".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import zarr
+from zarr.codecs import BytesCodec, ZstdCodec
+
+from geolabel.errors import RunStateError
+from geolabel.grid import TileGrid, Window
+
+__all__ = ["RunStore"]
+
+
+def _codecs() -> dict[str, Any]:
+    return {"compressors": [ZstdCodec(level=1)], "serializer": BytesCodec()}
+
+
+class RunStore:
+    """Accumulators of one scene in a Zarr v3 group.
+
+    Args:
+        path: the ``.zarr`` folder.
+        grid: the scene's tile grid (chunks follow its cores).
+        channels: class channels ``C`` (a weight channel is added).
+        halo_len: pixels per channel of one halo record.
+        token: a run token; reopening a store made with another token fails.
+
+    Raises:
+        RunStateError: the store exists but belongs to another configuration.
+    """
+
+    def __init__(self, path: Path, grid: TileGrid, channels: int, halo_len: int, token: str) -> None:
+        """Open or create the store."""
+        self.path = path
+        self.grid = grid
+        self.channels = channels
+        if path.exists():
+            root = zarr.open_group(str(path), mode="r+")
+            found = root.attrs.get("token")
+            if found != token:
+                raise RunStateError(
+                    f"{path}: run store was made for another configuration "
+                    f"(token {found!r} != {token!r}); use a new --out or --overwrite"
+                )
+        else:
+            root = zarr.open_group(str(path), mode="w")
+            ch, cw = grid.chunks[0][0], grid.chunks[1][0]
+            h, w = grid.scene.shape
+            root.create_array(
+                "core", shape=(channels + 1, h, w), chunks=(channels + 1, ch, cw),
+                dtype="float32", fill_value=0.0, **_codecs(),
+            )
+            root.create_array(
+                "halo", shape=(len(grid), channels + 1, max(halo_len, 1)),
+                chunks=(1, channels + 1, max(halo_len, 1)),
+                dtype="float32", fill_value=0.0, **_codecs(),
+            )
+            root.attrs["token"] = token
+        self.root = root
+        self.core: Any = root["core"]
+        self.halo: Any = root["halo"]
+
+    def write_core(self, window: Window, values: npt.NDArray[np.float32]) -> None:
+        """Write ``(C+1, rows, cols)`` over a core window (one whole chunk)."""
+        self.core[(slice(None), *window.slices)] = values
+
+    def write_halo(self, flat_index: int, record: npt.NDArray[np.float32]) -> None:
+        """Write one tile's ``(C+1, R)`` halo record."""
+        self.halo[flat_index] = record
+
+    def read_core(self, window: Window) -> npt.NDArray[np.float32]:
+        """``(C+1, rows, cols)`` over a core window."""
+        return np.asarray(self.core[(slice(None), *window.slices)], dtype=np.float32)
+
+    def read_halo(self, flat_index: int) -> npt.NDArray[np.float32]:
+        """One tile's ``(C+1, R)`` halo record."""
+        return np.asarray(self.halo[flat_index], dtype=np.float32)

@@ -1,0 +1,167 @@
+"""Local torch backend: TorchScript, torch.export programs, or state dict + architecture.
+
+Weights are never unpickled unsafely: state dicts load from safetensors or with
+``torch.load(weights_only=True)``. Execution modes: device (CPU/CUDA), channels-last,
+inference mode, bf16 (CPU, CUDA) or fp16 (CUDA) autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from geolabel.errors import BackendError, MissingDependencyError, ModelSpecError
+from geolabel.models.base import Batch, Prediction, activate, to_predictions
+from geolabel.models.spec import ModelSpec
+
+__all__ = ["TorchBackend", "load_torch_module"]
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as err:
+        raise MissingDependencyError("torch", "torch") from err
+    return torch
+
+
+def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
+    """Build the ``torch.nn.Module`` a spec describes, weights loaded, in eval mode.
+
+    Raises:
+        ModelSpecError: unknown format or architecture, weights that do not fit.
+        BackendError: the weights file cannot be read.
+    """
+    torch = _torch()
+    path = spec.weights_path()
+    if path is None:
+        raise ModelSpecError(f"model {spec.model_id}: no weights for the torch backend")
+    fmt = spec.format or ("torchscript" if path.suffix in (".pt", ".ts") else "state_dict")
+    try:
+        if fmt == "torchscript":
+            module = torch.jit.load(str(path), map_location=device)
+        elif fmt == "export":
+            module = torch.export.load(str(path)).module()
+        elif fmt == "state_dict":
+            from geolabel.models.arch import build_architecture
+
+            assert spec.architecture is not None  # checked by the spec
+            module = build_architecture(spec.architecture.name, dict(spec.architecture.params))
+            state = _load_state_dict(path)
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as err:
+                first = str(err).splitlines()[0]
+                raise ModelSpecError(
+                    f"{path}: weights do not fit architecture {spec.architecture.name!r}: {first}"
+                ) from err
+        else:
+            raise ModelSpecError(f"model {spec.model_id}: format {fmt!r} is not a torch format")
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, ModelSpecError):
+            raise
+        raise BackendError(f"{path}: cannot load torch model: {str(err).splitlines()[0]}") from err
+    module = module.to(device)
+    if hasattr(module, "eval"):
+        module.eval()
+    return module
+
+
+def _load_state_dict(path: Path) -> dict[str, Any]:
+    torch = _torch()
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path)))
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ModelSpecError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return state
+
+
+class TorchBackend:
+    """Run a torch model on batches of tiles.
+
+    Args:
+        spec: the model spec.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present).
+        precision: ``"fp32"``; ``"bf16"`` autocast (CPU or CUDA); ``"fp16"`` (CUDA only).
+        channels_last: use the channels-last memory format (faster convs on CPU).
+        threads: torch intra-op threads (``None`` keeps torch's default).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        device: str = "auto",
+        precision: Precision = "fp32",
+        channels_last: bool = True,
+        threads: int | None = None,
+        module: Any | None = None,
+    ) -> None:
+        """Load the model once."""
+        torch = _torch()
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if precision == "fp16" and not device.startswith("cuda"):
+            raise BackendError("fp16 autocast needs a CUDA device; use bf16 on CPU")
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self._spec = spec
+        self.device = device
+        self.precision: Precision = precision
+        self.channels_last = channels_last
+        self.module = module if module is not None else load_torch_module(spec, device)
+        if channels_last and hasattr(self.module, "to"):
+            self.module = self.module.to(memory_format=torch.channels_last)
+        logger.info("torch model %s on %s (%s)", spec.model_id, device, precision)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The model spec."""
+        return self._spec
+
+    def forward(self, data: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Raw model output for ``(n, bands, rows, cols)`` normalised input."""
+        torch = _torch()
+        x = torch.from_numpy(np.ascontiguousarray(data)).to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        autocast: Any = contextlib.nullcontext()
+        if self.precision != "fp32":
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            autocast = torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
+        with torch.inference_mode(), autocast:
+            y = self.module(x)
+        if isinstance(y, dict):
+            y = y.get("out", next(iter(y.values())))
+        return np.asarray(y.float().cpu().numpy(), dtype=np.float32)
+
+    def predict(self, batch: Batch) -> list[Prediction]:
+        """Class probabilities for each tile of the batch."""
+        probs = activate(self.forward(batch.data), self._spec)
+        return to_predictions(probs, batch, self._spec)
+
+    def close(self) -> None:
+        """Drop the module."""
+        self.module = None
+
+    def __enter__(self) -> TorchBackend:
+        """Context manager entry."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close on exit."""
+        self.close()

@@ -1,0 +1,372 @@
+"""plan -> run -> finalize for ``geolabel predict``.
+
+Per scene: open and validate, plan the tile grid, run the model over fixed batches of
+pending tiles (the next batch is read while the model runs), write each tile's
+weighted probabilities into the Zarr run store, record it in the manifest, and when
+every tile is done write the outputs. A failing scene is reported and the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+
+from geolabel import __version__
+from geolabel.config import RunConfig
+from geolabel.errors import GeolabelError, OutputExistsError, SceneReadError
+from geolabel.grid import Tile, TileGrid
+from geolabel.io.manifest import Manifest, read_manifest
+from geolabel.io.scene import Scene, open_scene
+from geolabel.io.store import RunStore
+from geolabel.models.base import Batch, ModelBackend, normalize
+from geolabel.models.registry import load_model
+from geolabel.models.spec import ModelSpec, load_spec
+from geolabel.stitch._halo import halo_size
+from geolabel.stitch.blend import split_contribution
+
+__all__ = ["Progress", "RunResult", "SceneResult", "plan_scene", "run_predict"]
+
+logger = logging.getLogger(__name__)
+
+#: ``progress(scene_name, tiles_done, tiles_total)``
+Progress = Callable[[str, int, int], None]
+
+GDAL_ENV = {"GDAL_CACHEMAX": 64, "GDAL_NUM_THREADS": 1, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+
+
+@dataclass(slots=True)
+class SceneResult:
+    """Outcome of one scene."""
+
+    scene: str
+    status: str  # "done" | "failed" | "incomplete"
+    error: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    tiles: int = 0
+    tiles_run: int = 0
+    failed_tiles: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """Outcome of a run; ``ok`` when every scene is done."""
+
+    out: Path
+    scenes: list[SceneResult]
+    run_json: Path
+
+    @property
+    def ok(self) -> bool:
+        """True when every scene finished."""
+        return all(s.status == "done" for s in self.scenes)
+
+
+def resolve_bands(scene: Scene, spec: ModelSpec, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Band indexes for the model: explicit, the spec's, by name, or all if counts match.
+
+    Raises:
+        SceneReadError: the scene's bands cannot be matched to the model's.
+    """
+    want = spec.input.bands
+    if bands is not None:
+        sel = bands
+    elif spec.input.band_indexes is not None:
+        sel = spec.input.band_indexes
+    elif all(n is not None for n in scene.band_names) and set(want) <= set(scene.band_names):  # type: ignore[arg-type]
+        sel = tuple(scene.bands[scene.band_names.index(b)] for b in want)
+    elif len(scene.bands) == len(want):
+        sel = scene.bands
+    else:
+        raise SceneReadError(
+            f"{scene.path}: has {len(scene.bands)} bands, model {spec.model_id} wants "
+            f"{len(want)} ({', '.join(want)}); choose them with --bands"
+        )
+    if len(sel) != len(want):
+        raise SceneReadError(f"{scene.path}: --bands gives {len(sel)} bands, model wants {len(want)}")
+    return tuple(sel)
+
+
+def plan_scene(scene: Scene, spec: ModelSpec, config: RunConfig) -> tuple[TileGrid, int]:
+    """The tile grid and dead zone for a scene."""
+    tile = config.tile_size or spec.input.tile_size
+    overlap = spec.default_overlap() if config.overlap is None else config.overlap
+    grid = TileGrid(scene.grid, tile, overlap)
+    if config.dead_zone is not None:
+        dead = min(config.dead_zone, overlap)
+    elif spec.receptive_field is not None:
+        dead = min(overlap, math.ceil(spec.receptive_field / 2))
+    else:
+        dead = overlap // 2
+    return grid, dead
+
+
+def _batches(grid: TileGrid, size: int) -> list[list[Tile]]:
+    tiles = list(grid)
+    return [tiles[i : i + size] for i in range(0, len(tiles), size)]
+
+
+def _read_batch(scene: Scene, tiles: list[Tile], spec: ModelSpec, ds: Any) -> Batch:
+    t = spec.input.tile_size
+    data = np.zeros((len(tiles), len(scene.bands), t, t), dtype=np.float32)
+    valid = np.zeros((len(tiles), t, t), dtype=bool)
+    for i, tile in enumerate(tiles):
+        read = scene.read(tile.read_window, dataset=ds)
+        h, w = tile.read_window.shape
+        data[i, :, :h, :w] = read.data
+        valid[i, :h, :w] = read.valid
+    return Batch(tuple(tiles), normalize(data, valid, spec), valid)
+
+
+def run_tiles(
+    scene: Scene,
+    grid: TileGrid,
+    spec: ModelSpec,
+    model: ModelBackend,
+    store: RunStore,
+    manifest: Manifest,
+    batches: list[list[Tile]],
+    dead_zone: float,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Run the model over ``batches``, reading ahead, and record each tile."""
+    timings = {"read": 0.0, "model": 0.0, "write": 0.0}
+    index = {t.id: i for i, t in enumerate(grid)}
+    with scene.open() as ds, ThreadPoolExecutor(1, thread_name_prefix="geolabel-read") as pool:
+
+        def read(b: list[Tile]) -> tuple[Batch, float]:
+            t0 = time.perf_counter()
+            return _read_batch(scene, b, spec, ds), time.perf_counter() - t0
+
+        ahead: Future[tuple[Batch, float]] | None = pool.submit(read, batches[0]) if batches else None
+        for k, tiles in enumerate(batches):
+            assert ahead is not None
+            try:
+                batch, dt = ahead.result()
+                timings["read"] += dt
+            except GeolabelError as err:
+                ahead = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+                manifest.record(_failed(tiles, err))
+                continue
+            ahead = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+            t0 = time.perf_counter()
+            try:
+                preds = model.predict(batch)
+            except GeolabelError as err:
+                manifest.record(_failed(tiles, err))
+                continue
+            t1 = time.perf_counter()
+            rows = []
+            for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
+                h, w = tile.read_window.shape
+                core, halo = split_contribution(grid, tile, pred.array, valid[:h, :w], dead_zone)
+                store.write_core(tile.core_window, core)
+                store.write_halo(index[tile.id], halo)
+                rows.append(
+                    {
+                        "tile_id": tile.id,
+                        "status": "done",
+                        "read_window": list(tile.read_window.to_rasterio()),
+                        "model_id": spec.model_id,
+                        "seconds": round((t1 - t0) / len(tiles), 4),
+                        "valid_fraction": round(float(valid[:h, :w].mean()), 4),
+                    }
+                )
+            manifest.record(rows)
+            timings["model"] += t1 - t0
+            timings["write"] += time.perf_counter() - t1
+            if progress is not None:
+                progress(len(tiles))
+    return timings
+
+
+def _failed(tiles: list[Tile], err: Exception) -> list[dict[str, Any]]:
+    return [
+        {"tile_id": t.id, "status": "failed", "error": f"{type(err).__name__}: {err}"} for t in tiles
+    ]
+
+
+def _scene_dir(out: Path, scene: Scene, names: dict[str, int]) -> Path:
+    name = scene.name
+    if names.get(name, 0):
+        name = f"{name}-{names[name]}"
+    names[scene.name] = names.get(scene.name, 0) + 1
+    return out / name
+
+
+def run_scene(
+    path: str,
+    spec: ModelSpec,
+    model_factory: Callable[[], ModelBackend],
+    config: RunConfig,
+    out: Path,
+    names: dict[str, int],
+    progress: Progress | None,
+) -> SceneResult:
+    """Run one scene end to end; errors are captured in the result."""
+    from geolabel.finalize import finalize_scene
+
+    res = SceneResult(scene=str(path), status="failed")
+    t_start = time.perf_counter()
+    try:
+        scene = open_scene(
+            path, nodata=config.nodata, allow_vrt=config.allow_vrt, allow_pixel_space=config.allow_pixel_space
+        )
+        scene = open_scene(
+            path,
+            bands=resolve_bands(scene, spec, config.bands),
+            nodata=config.nodata,
+            allow_vrt=config.allow_vrt,
+            allow_pixel_space=config.allow_pixel_space,
+        )
+        grid, dead = plan_scene(scene, spec, config)
+        sdir = _scene_dir(out, scene, names)
+        token = config.output_token(grid=grid.token, model=spec.model_id, weights=spec.weights_sha256(), bands=scene.bands, dead=dead)
+        if config.overwrite and sdir.exists():
+            shutil.rmtree(sdir)
+        sdir.mkdir(parents=True, exist_ok=True)
+        store = RunStore(sdir / "store.zarr", grid, spec.num_classes, halo_size(grid), token)
+        res.tiles = len(grid)
+        res.info = {"grid": grid.token, "tile_size": grid.tile_shape, "overlap": grid.overlap,
+                    "dead_zone": dead, "bands": list(scene.bands), "nodata": scene.nodata,
+                    "nodata_source": scene.nodata_source, "tiles_shape": list(grid.shape), "dir": str(sdir)}
+        state = read_manifest(sdir / "manifest")
+        pending = {t.id for t in grid if state.get(t.id, {}).get("status") != "done"
+                   and (config.retry_failed or state.get(t.id, {}).get("status") != "failed")}
+        batches = [b for b in _batches(grid, config.batch_size) if any(t.id in pending for t in b)]
+        done_before = len(grid) - len({t.id for t in grid if state.get(t.id, {}).get("status") != "done"})
+        count = [done_before]
+
+        def tick(n: int) -> None:
+            count[0] += n
+            if progress is not None:
+                progress(scene.name, count[0], len(grid))
+
+        if progress is not None:
+            progress(scene.name, done_before, len(grid))
+        if batches:
+            model = model_factory()
+            with Manifest(sdir / "manifest") as manifest:
+                res.timings.update(run_tiles(scene, grid, spec, model, store, manifest, batches, dead, tick))
+        res.tiles_run = sum(len(b) for b in batches)
+        state = read_manifest(sdir / "manifest")
+        res.failed_tiles = sorted(t.id for t in grid if state.get(t.id, {}).get("status") == "failed")
+        missing = [t.id for t in grid if state.get(t.id, {}).get("status") != "done"]
+        if missing:
+            res.status = "incomplete"
+            first = state.get(res.failed_tiles[0], {}).get("error") if res.failed_tiles else None
+            res.error = (f"{len(missing)} of {len(grid)} tiles not done "
+                         f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
+                         "re-run with --retry-failed")
+            return res
+        t0 = time.perf_counter()
+        res.outputs = finalize_scene(scene, grid, spec, store, sdir, config, run_id=token)
+        res.timings["finalize"] = time.perf_counter() - t0
+        res.status = "done"
+    except GeolabelError as err:
+        res.error = str(err)
+        logger.debug("scene %s failed:\n%s", path, traceback.format_exc())
+    finally:
+        res.timings["total"] = time.perf_counter() - t_start
+    return res
+
+
+def _versions() -> dict[str, str]:
+    import dask
+    import numpy
+    import zarr
+
+    v = {"geolabel": __version__, "numpy": numpy.__version__, "rasterio": rasterio.__version__,
+         "gdal": rasterio.__gdal_version__, "zarr": zarr.__version__, "dask": dask.__version__}
+    try:
+        import torch
+
+        v["torch"] = torch.__version__
+    except ImportError:
+        pass
+    try:
+        import onnxruntime
+
+        v["onnxruntime"] = onnxruntime.__version__
+    except ImportError:
+        pass
+    return v
+
+
+def run_predict(
+    config: RunConfig,
+    *,
+    progress: Progress | None = None,
+    model: ModelBackend | None = None,
+) -> RunResult:
+    """Run a model over scenes; see :class:`RunConfig`.
+
+    Raises:
+        ModelSpecError: the model spec is invalid (nothing is run).
+        OutputExistsError: ``out`` holds a different run and ``overwrite`` is off.
+    """
+    spec = model.spec if model is not None else load_spec(config.model)
+    out = Path(config.out)
+    run_json = out / "run.json"
+    if run_json.exists() and not config.overwrite:
+        prev = json.loads(run_json.read_text())
+        if prev.get("model", {}).get("id") != spec.model_id:
+            raise OutputExistsError(
+                f"{out}: holds a run of model {prev.get('model', {}).get('id')!r}; "
+                "choose another --out or pass --overwrite"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    loaded: list[ModelBackend] = [model] if model is not None else []
+
+    def factory() -> ModelBackend:
+        if not loaded:
+            loaded.append(load_model(spec, device=config.device, precision=config.precision, threads=config.threads))
+        return loaded[0]
+
+    t0 = time.perf_counter()
+    results: list[SceneResult] = []
+    names: dict[str, int] = {}
+    with rasterio.Env(**GDAL_ENV):
+        for path in config.scenes:
+            results.append(run_scene(path, spec, factory, config, out, names, progress))
+    doc = {
+        "geolabel": __version__,
+        "config": config.to_dict(),
+        "model": {"id": spec.model_id, "spec": spec.source, "weights_sha256": spec.weights_sha256(),
+                  "task": spec.task, "classes": list(spec.class_names), "labels": list(spec.labels())},
+        "versions": _versions(),
+        "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
+        "scenes": [
+            {"scene": r.scene, "status": r.status, "error": r.error, "tiles": r.tiles,
+             "tiles_run": r.tiles_run, "failed_tiles": r.failed_tiles,
+             "timings": {k: round(v, 3) for k, v in r.timings.items()}, **r.info}
+            for r in results
+        ],
+        "outputs": [
+            {"scene": r.scene, "role": role, "path": p} for r in results for role, p in r.outputs.items()
+        ],
+    }
+    tmp = run_json.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    tmp.replace(run_json)
+    for m in loaded:
+        m.close()
+    return RunResult(out, results, run_json)
+
+
+def iter_tiles(grid: TileGrid) -> Iterator[Tile]:
+    """Tiles in row-major order (the order finalize and the manifest use)."""
+    return iter(grid)

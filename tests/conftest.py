@@ -1,0 +1,33 @@
+"""Shared fixtures: synthetic scenes and toy model specs (numpy only)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from geolabel.testing import make_scene, write_toy_spec
+
+DATA = Path(__file__).parent / "data"
+LANDSAT8 = DATA / "landsat8-foz" / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
+
+requires_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+requires_csmask = pytest.mark.skipif(
+    importlib.util.find_spec("ukis_csmask") is None, reason="needs ukis-csmask"
+)
+
+
+@pytest.fixture
+def scene_path(tmp_path: Path) -> Path:
+    """An odd, non-square 3-band float scene with a nodata corner."""
+    return make_scene(
+        tmp_path / "scene.tif", shape=(157, 203), nodata=-1.0,
+        nodata_region=(slice(0, 20), slice(0, 30)),
+    )
+
+
+@pytest.fixture
+def toy_spec_path(tmp_path: Path) -> Path:
+    """A toy convolution model spec (receptive field 9)."""
+    return write_toy_spec(tmp_path / "toy.yaml", tile_size=64)

@@ -12,7 +12,9 @@ from geolabel.testing import make_scene, write_toy_spec
 DATA = Path(__file__).parent / "data"
 LANDSAT8 = DATA / "landsat8-foz" / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
 
-requires_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
+requires_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="needs torch"
+)
 requires_csmask = pytest.mark.skipif(
     importlib.util.find_spec("ukis_csmask") is None, reason="needs ukis-csmask"
 )
@@ -22,7 +24,9 @@ requires_csmask = pytest.mark.skipif(
 def scene_path(tmp_path: Path) -> Path:
     """An odd, non-square 3-band float scene with a nodata corner."""
     return make_scene(
-        tmp_path / "scene.tif", shape=(157, 203), nodata=-1.0,
+        tmp_path / "scene.tif",
+        shape=(157, 203),
+        nodata=-1.0,
         nodata_region=(slice(0, 20), slice(0, 30)),
     )
 

@@ -16,13 +16,26 @@ from geolabel.pipeline import run_predict
 from geolabel.testing import ConvBackend, make_scene, write_toy_spec
 
 
-@pytest.mark.parametrize(("shape", "tile", "overlap"), [((157, 203), 64, 9), ((97, 61), 48, 10), ((64, 200), 64, 16)])
-def test_tiled_equals_untiled(tmp_path: Path, shape: tuple[int, int], tile: int, overlap: int) -> None:
+@pytest.mark.parametrize(
+    ("shape", "tile", "overlap"),
+    [((157, 203), 64, 9), ((97, 61), 48, 10), ((64, 200), 64, 16)],
+)
+def test_tiled_equals_untiled(
+    tmp_path: Path, shape: tuple[int, int], tile: int, overlap: int
+) -> None:
     path = make_scene(tmp_path / "s.tif", shape=shape)
     spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=tile))
     model = ConvBackend(spec)
-    res = run_predict(RunConfig(scenes=(str(path),), model=spec.source or "", out=str(tmp_path / "run"),
-                                overlap=overlap, vectors=False), model=model)
+    res = run_predict(
+        RunConfig(
+            scenes=(str(path),),
+            model=spec.source or "",
+            out=str(tmp_path / "run"),
+            overlap=overlap,
+            vectors=False,
+        ),
+        model=model,
+    )
     assert res.ok, res.scenes[0].error
     with rasterio.open(res.scenes[0].outputs["probabilities"]) as ds:
         tiled = ds.read()
@@ -34,11 +47,25 @@ def test_tiled_equals_untiled(tmp_path: Path, shape: tuple[int, int], tile: int,
 
 
 def test_nodata_is_nodata_and_adds_no_weight(tmp_path: Path) -> None:
-    path = make_scene(tmp_path / "s.tif", shape=(90, 110), nodata=-1.0,
-                      nodata_region=(slice(10, 40), slice(20, 70)))
+    path = make_scene(
+        tmp_path / "s.tif",
+        shape=(90, 110),
+        nodata=-1.0,
+        nodata_region=(slice(10, 40), slice(20, 70)),
+    )
     spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=48))
-    res = run_predict(RunConfig(scenes=(str(path),), model=spec.source or "", out=str(tmp_path / "run"), overlap=9))
-    with rasterio.open(res.scenes[0].outputs["mask"]) as m, rasterio.open(res.scenes[0].outputs["probabilities"]) as p:
+    res = run_predict(
+        RunConfig(
+            scenes=(str(path),),
+            model=spec.source or "",
+            out=str(tmp_path / "run"),
+            overlap=9,
+        )
+    )
+    with (
+        rasterio.open(res.scenes[0].outputs["mask"]) as m,
+        rasterio.open(res.scenes[0].outputs["probabilities"]) as p,
+    ):
         mask, probs = m.read(1), p.read()
         assert m.nodata == 255
     hole = np.zeros(mask.shape, bool)
@@ -51,7 +78,11 @@ def test_nodata_is_nodata_and_adds_no_weight(tmp_path: Path) -> None:
 def test_scene_smaller_than_a_tile(tmp_path: Path) -> None:
     path = make_scene(tmp_path / "s.tif", shape=(30, 41))
     spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=64))
-    res = run_predict(RunConfig(scenes=(str(path),), model=spec.source or "", out=str(tmp_path / "run")))
+    res = run_predict(
+        RunConfig(
+            scenes=(str(path),), model=spec.source or "", out=str(tmp_path / "run")
+        )
+    )
     assert res.ok
     with rasterio.open(res.scenes[0].outputs["mask"]) as ds:
         assert ds.shape == (30, 41) and (ds.read(1) != 255).all()

@@ -22,8 +22,17 @@ def _run(*args: str) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
-def test_outputs_share_the_input_grid(tmp_path: Path, scene_path: Path, toy_spec_path: Path) -> None:
-    code, out, err = _run("predict", str(scene_path), "-m", str(toy_spec_path), "-o", str(tmp_path / "run"))
+def test_outputs_share_the_input_grid(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path
+) -> None:
+    code, out, err = _run(
+        "predict",
+        str(scene_path),
+        "-m",
+        str(toy_spec_path),
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert code == 0, err
     summary = json.loads(out)
     outputs = summary["scenes"][0]["outputs"]
@@ -31,43 +40,84 @@ def test_outputs_share_the_input_grid(tmp_path: Path, scene_path: Path, toy_spec
     with rasterio.open(scene_path) as src:
         for role in ("mask", "confidence", "probabilities"):
             with rasterio.open(outputs[role]) as ds:
-                assert ds.crs == src.crs and ds.transform == src.transform and ds.shape == src.shape
+                assert (
+                    ds.crs == src.crs
+                    and ds.transform == src.transform
+                    and ds.shape == src.shape
+                )
     with rasterio.open(outputs["mask"]) as ds:
-        assert ds.dtypes[0] == "uint8" and ds.nodata == 255 and ds.colormap(1)[0][3] == 255
+        assert (
+            ds.dtypes[0] == "uint8" and ds.nodata == 255 and ds.colormap(1)[0][3] == 255
+        )
         assert ds.overviews(1) == [] or ds.overviews(1)[0] == 2
     info = pyogrio.read_info(outputs["vectors"], layer="predictions")
-    assert info["features"] > 0 and "EPSG" in info["crs"] or info["crs"]
+    assert (info["features"] > 0 and "EPSG" in info["crs"]) or info["crs"]
     df = pyogrio.read_dataframe(outputs["vectors"], layer="predictions")
-    assert {"class_name", "mean_probability", "area_m2", "score", "status", "tile_id", "model_id"} <= set(df.columns)
+    assert {
+        "class_name",
+        "mean_probability",
+        "area_m2",
+        "score",
+        "status",
+        "tile_id",
+        "model_id",
+    } <= set(df.columns)
     with rasterio.open(outputs["mask"]) as ds:
         valid_px = int((ds.read(1) != 255).sum())
     assert df["pixels"].sum() == valid_px
     np.testing.assert_allclose(df["area_m2"].sum(), df.geometry.area.sum(), rtol=1e-9)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["model"]["weights_sha256"] is None or len(run["model"]["weights_sha256"]) == 64
+    assert (
+        run["model"]["weights_sha256"] is None
+        or len(run["model"]["weights_sha256"]) == 64
+    )
     roles = {o["role"] for o in run["outputs"]}
     assert roles >= {"mask", "probabilities", "vectors"}
     assert run["scenes"][0]["status"] == "done" and "versions" in run
 
 
-def test_gpkg_is_version_1_2(tmp_path: Path, scene_path: Path, toy_spec_path: Path) -> None:
-    _run("predict", str(scene_path), "-m", str(toy_spec_path), "-o", str(tmp_path / "run"))
+def test_gpkg_is_version_1_2(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path
+) -> None:
+    _run(
+        "predict",
+        str(scene_path),
+        "-m",
+        str(toy_spec_path),
+        "-o",
+        str(tmp_path / "run"),
+    )
     gpkg = next((tmp_path / "run").rglob("*.gpkg"))
     header = gpkg.read_bytes()[:100]
     assert header[68:72] == b"GPKG"
     assert int.from_bytes(header[60:64], "big") == 10200
 
 
-def test_landsat8_negative_northings_and_zero_fill(tmp_path: Path, toy_spec_path: Path) -> None:
+def test_landsat8_negative_northings_and_zero_fill(
+    tmp_path: Path, toy_spec_path: Path
+) -> None:
     # a small crop keeps this fast; the crop keeps the negative northing origin
     src = tmp_path / "l8.tif"
     with rasterio.open(LANDSAT8) as ds:
         win = rasterio.windows.Window(0, 0, 300, 260)
-        prof = ds.profile | {"width": 300, "height": 260, "transform": ds.window_transform(win)}
+        prof = ds.profile | {
+            "width": 300,
+            "height": 260,
+            "transform": ds.window_transform(win),
+        }
         with rasterio.open(src, "w", **prof) as out:
             out.write(ds.read(window=win))
-    code, out, err = _run("predict", str(src), "-m", str(toy_spec_path), "-o", str(tmp_path / "run"),
-                          "--nodata", "0", "--no-vectors")
+    code, out, err = _run(
+        "predict",
+        str(src),
+        "-m",
+        str(toy_spec_path),
+        "-o",
+        str(tmp_path / "run"),
+        "--nodata",
+        "0",
+        "--no-vectors",
+    )
     assert code == 0, err
     outputs = json.loads(out)["scenes"][0]["outputs"]
     with rasterio.open(src) as s, rasterio.open(outputs["mask"]) as m:
@@ -77,20 +127,38 @@ def test_landsat8_negative_northings_and_zero_fill(tmp_path: Path, toy_spec_path
         assert (m.read(1)[fill] == 255).all() and (m.read(1)[~fill] != 255).all()
 
 
-def test_bad_scene_fails_alone(tmp_path: Path, scene_path: Path, toy_spec_path: Path) -> None:
+def test_bad_scene_fails_alone(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path
+) -> None:
     bad = tmp_path / "bad.tif"
     bad.write_text("garbage")
     nocrs = make_scene(tmp_path / "nocrs.tif", crs=None)
     good2 = make_scene(tmp_path / "good2.tif", shape=(70, 90), seed=3)
-    code, out, err = _run("predict", str(scene_path), str(bad), str(nocrs), str(good2),
-                          "-m", str(toy_spec_path), "-o", str(tmp_path / "run"))
+    code, out, err = _run(
+        "predict",
+        str(scene_path),
+        str(bad),
+        str(nocrs),
+        str(good2),
+        "-m",
+        str(toy_spec_path),
+        "-o",
+        str(tmp_path / "run"),
+    )
     assert code == 1
     lines = [ln for ln in err.splitlines() if ln.startswith("geolabel: error:")]
     assert len(lines) == 2 and "bad.tif" in lines[0] and "no CRS" in lines[1]
     assert "Traceback" not in err
     status = {Path(s["scene"]).name: s["status"] for s in json.loads(out)["scenes"]}
-    assert status == {"scene.tif": "done", "bad.tif": "failed", "nocrs.tif": "failed", "good2.tif": "done"}
-    assert not (tmp_path / "run" / "bad").exists() and not list((tmp_path / "run").rglob("*.partial*"))
+    assert status == {
+        "scene.tif": "done",
+        "bad.tif": "failed",
+        "nocrs.tif": "failed",
+        "good2.tif": "done",
+    }
+    assert not (tmp_path / "run" / "bad").exists() and not list(
+        (tmp_path / "run").rglob("*.partial*")
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,28 +169,55 @@ def test_bad_scene_fails_alone(tmp_path: Path, scene_path: Path, toy_spec_path: 
         (["--bands", "x"], "not a comma-separated"),
     ],
 )
-def test_bad_options_give_one_line(tmp_path: Path, scene_path: Path, toy_spec_path: Path, args: list[str], needle: str) -> None:
-    code, _, err = _run("predict", str(scene_path), "-m", str(toy_spec_path), "-o", str(tmp_path / "run"), *args)
+def test_bad_options_give_one_line(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path, args: list[str], needle: str
+) -> None:
+    code, _, err = _run(
+        "predict",
+        str(scene_path),
+        "-m",
+        str(toy_spec_path),
+        "-o",
+        str(tmp_path / "run"),
+        *args,
+    )
     assert code != 0 and needle in err and "Traceback" not in err
 
 
 def test_bad_model_spec(tmp_path: Path, scene_path: Path) -> None:
     spec = tmp_path / "bad.yaml"
-    spec.write_text("name: x\ntask: segmentation\nbackend: torch\nweights: nope.pt\ninput: {bands: [a], tile_size: 64}\nclasses: []\n")
-    code, _, err = _run("predict", str(scene_path), "-m", str(spec), "-o", str(tmp_path / "run"))
+    spec.write_text(
+        "name: x\ntask: segmentation\nbackend: torch\nweights: nope.pt\ninput: {bands: [a], tile_size: 64}\nclasses: []\n"
+    )
+    code, _, err = _run(
+        "predict", str(scene_path), "-m", str(spec), "-o", str(tmp_path / "run")
+    )
     assert code == 2 and err.count("\n") == 1 and "bad.yaml" in err and "classes" in err
     assert not (tmp_path / "run").exists()
 
 
-def test_rerun_is_a_resume_and_changes_nothing(tmp_path: Path, scene_path: Path, toy_spec_path: Path) -> None:
-    args = ("predict", str(scene_path), "-m", str(toy_spec_path), "-o", str(tmp_path / "run"))
+def test_rerun_is_a_resume_and_changes_nothing(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path
+) -> None:
+    args = (
+        "predict",
+        str(scene_path),
+        "-m",
+        str(toy_spec_path),
+        "-o",
+        str(tmp_path / "run"),
+    )
     _run(*args)
-    first = {p.name: p.read_bytes() for p in (tmp_path / "run" / "scene").glob("scene_*")}
-    code, out, _ = _run(*args)
+    first = {
+        p.name: p.read_bytes() for p in (tmp_path / "run" / "scene").glob("scene_*")
+    }
+    code, _, _ = _run(*args)
     assert code == 0
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["scenes"][0]["tiles_run"] == 0
-    again = {p.name: p.read_bytes() for p in (tmp_path / "run" / "scene").glob("scene_*")}
+    again = {
+        p.name: p.read_bytes() for p in (tmp_path / "run" / "scene").glob("scene_*")
+    }
     assert again == first
 
 
@@ -130,7 +225,16 @@ def test_failed_tiles_are_listed_and_retried(tmp_path: Path, scene_path: Path) -
     from geolabel.testing import write_toy_spec
 
     spec = write_toy_spec(tmp_path / "f.yaml", tile_size=64, fail_on=["r00001c00001"])
-    args = ["predict", str(scene_path), "-m", str(spec), "-o", str(tmp_path / "run"), "--batch-size", "1"]
+    args = [
+        "predict",
+        str(scene_path),
+        "-m",
+        str(spec),
+        "-o",
+        str(tmp_path / "run"),
+        "--batch-size",
+        "1",
+    ]
     code, _, err = _run(*args)
     assert code == 1 and "1 failed" in err and "retry-failed" in err
     assert not list((tmp_path / "run").rglob("*_mask.tif"))

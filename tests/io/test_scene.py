@@ -17,7 +17,9 @@ from ..conftest import LANDSAT8
 
 
 def test_nodata_from_metadata(tmp_path: Path) -> None:
-    p = make_scene(tmp_path / "a.tif", nodata=-1.0, nodata_region=(slice(0, 5), slice(0, 5)))
+    p = make_scene(
+        tmp_path / "a.tif", nodata=-1.0, nodata_region=(slice(0, 5), slice(0, 5))
+    )
     s = open_scene(p)
     assert s.nodata == -1.0 and s.nodata_source == "metadata"
     r = s.read(Window(-2, -2, 10, 10))
@@ -26,8 +28,13 @@ def test_nodata_from_metadata(tmp_path: Path) -> None:
 
 
 def test_nodata_from_alpha_band(tmp_path: Path) -> None:
-    p = make_scene(tmp_path / "a.tif", bands=3, dtype="uint8", alpha=True,
-                   nodata_region=(slice(0, 10), slice(0, 10)))
+    p = make_scene(
+        tmp_path / "a.tif",
+        bands=3,
+        dtype="uint8",
+        alpha=True,
+        nodata_region=(slice(0, 10), slice(0, 10)),
+    )
     s = open_scene(p, bands=[1, 2, 3])
     assert s.nodata_source == "mask"
     r = s.read(s.grid.window)
@@ -72,14 +79,16 @@ def test_refuses_vrt_unless_allowed(tmp_path: Path) -> None:
 def test_refuses_non_rasters_and_bad_bands(tmp_path: Path) -> None:
     junk = tmp_path / "junk.tif"
     junk.write_bytes(b"not a tiff")
-    with pytest.raises(SceneReadError, match="junk.tif"):
+    with pytest.raises(SceneReadError, match=r"junk\.tif"):
         open_scene(junk)
     with pytest.raises(SceneReadError, match="no such file"):
         open_scene(tmp_path / "missing.tif")
     png = tmp_path / "a.png"
     import rasterio
 
-    with rasterio.open(png, "w", driver="PNG", width=4, height=4, count=1, dtype="uint8") as ds:
+    with rasterio.open(
+        png, "w", driver="PNG", width=4, height=4, count=1, dtype="uint8"
+    ) as ds:
         ds.write(np.zeros((1, 4, 4), np.uint8))
     with pytest.raises(SceneReadError):
         open_scene(png)

@@ -7,4 +7,12 @@ from geolabel.grid.geobox import SceneGrid
 from geolabel.grid.tiles import EdgePolicy, Tile, TileGrid
 from geolabel.grid.weights import axis_weights, tile_weights
 
-__all__ = ["EdgePolicy", "SceneGrid", "Tile", "TileGrid", "Window", "axis_weights", "tile_weights"]
+__all__ = [
+    "EdgePolicy",
+    "SceneGrid",
+    "Tile",
+    "TileGrid",
+    "Window",
+    "axis_weights",
+    "tile_weights",
+]

@@ -71,8 +71,8 @@ class SceneGrid:
     @property
     def bounds(self) -> BBox:
         """``(left, bottom, right, top)`` in CRS units (works for south-up grids)."""
-        x0, y0 = self.transform * (0, 0)
-        x1, y1 = self.transform * (self.width, self.height)
+        x0, y0 = self.transform @ (0, 0)
+        x1, y1 = self.transform @ (self.width, self.height)
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     @property
@@ -82,7 +82,7 @@ class SceneGrid:
 
     def window_transform(self, window: Window) -> Affine:
         """Affine of a window's top-left pixel corner."""
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def crop(self, window: Window) -> SceneGrid:
         """The sub-grid covered by ``window`` (may reach outside the scene)."""
@@ -99,12 +99,12 @@ class SceneGrid:
 
     def xy(self, row: float, col: float) -> tuple[float, float]:
         """CRS ``(x, y)`` of a pixel position (``row + 0.5`` is a pixel centre)."""
-        x, y = self.transform * (col, row)
+        x, y = self.transform @ (col, row)
         return (float(x), float(y))
 
     def rowcol(self, x: float, y: float) -> tuple[float, float]:
         """Fractional ``(row, col)`` of a CRS coordinate."""
-        col, row = ~self.transform * (x, y)
+        col, row = ~self.transform @ (x, y)
         return (float(row), float(col))
 
     def __dask_tokenize__(self) -> Any:

@@ -58,7 +58,9 @@ class Tile:
     """``(top, bottom, left, right)``: which sides of the context touch the scene edge."""
 
 
-def _axis(length: int, tile: int, overlap: int, edge: EdgePolicy) -> list[tuple[int, int, int, int]]:
+def _axis(
+    length: int, tile: int, overlap: int, edge: EdgePolicy
+) -> list[tuple[int, int, int, int]]:
     """Per-axis ``(core0, core1, read0, read1)`` for a scene axis of ``length``."""
     core = tile - 2 * overlap
     out = []
@@ -86,11 +88,11 @@ class TileGrid:
     Args:
         scene: the grid to cut.
         tile_shape: ``(rows, cols)`` a model sees, or one int for square tiles.
-        overlap: pixels of context on each side of a core (``3 * overlap <= tile``).
+        overlap: pixels of context on each side of a core (``4 * overlap <= tile``, so only neighbours overlap).
         edge: what read windows do at the scene edge.
 
     Raises:
-        GridError: the tile is smaller than three times the overlap.
+        GridError: the tile is smaller than four times the overlap.
 
     .. versionadded:: 0.1
     """
@@ -99,8 +101,12 @@ class TileGrid:
     tile_shape: Shape2d | int
     overlap: int = 0
     edge: EdgePolicy = EdgePolicy.SHIFT_INSIDE
-    _rows: tuple[tuple[int, int, int, int], ...] = field(init=False, repr=False, compare=False)
-    _cols: tuple[tuple[int, int, int, int], ...] = field(init=False, repr=False, compare=False)
+    _rows: tuple[tuple[int, int, int, int], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    _cols: tuple[tuple[int, int, int, int], ...] = field(
+        init=False, repr=False, compare=False
+    )
     token: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -110,15 +116,19 @@ class TileGrid:
         object.__setattr__(self, "tile_shape", shape)
         if self.overlap < 0:
             raise GridError(f"overlap must be >= 0, got {self.overlap!r}")
-        if min(shape) < max(3 * self.overlap, 1):
+        if min(shape) < max(4 * self.overlap, 1):
             raise GridError(
-                f"tile size {shape!r} must be at least three times the overlap "
+                f"tile size {shape!r} must be at least four times the overlap "
                 f"({self.overlap}); use a larger --tile-size or a smaller --overlap"
             )
         edge = EdgePolicy(self.edge)
         object.__setattr__(self, "edge", edge)
-        object.__setattr__(self, "_rows", tuple(_axis(self.scene.height, shape[0], self.overlap, edge)))
-        object.__setattr__(self, "_cols", tuple(_axis(self.scene.width, shape[1], self.overlap, edge)))
+        object.__setattr__(
+            self, "_rows", tuple(_axis(self.scene.height, shape[0], self.overlap, edge))
+        )
+        object.__setattr__(
+            self, "_cols", tuple(_axis(self.scene.width, shape[1], self.overlap, edge))
+        )
         key = repr(self.__dask_tokenize__()).encode()
         object.__setattr__(self, "token", hashlib.sha256(key).hexdigest()[:12])
 
@@ -192,11 +202,23 @@ class TileGrid:
 
     def tiles_intersecting(self, window: Window) -> list[Tile]:
         """Tiles whose core overlaps a pixel window."""
-        return [t for t in self if t.core_window.intersection(window).height * t.core_window.intersection(window).width > 0]
+        return [
+            t
+            for t in self
+            if t.core_window.intersection(window).height
+            * t.core_window.intersection(window).width
+            > 0
+        ]
 
     def __dask_tokenize__(self) -> Any:
         """Stable dask token (value semantics)."""
-        return ("TileGrid", self.scene.__dask_tokenize__(), self.tile_shape, self.overlap, self.edge.value)
+        return (
+            "TileGrid",
+            self.scene.__dask_tokenize__(),
+            self.tile_shape,
+            self.overlap,
+            self.edge.value,
+        )
 
     def to_records(self) -> Sequence[dict[str, Any]]:
         """One plain dict per tile (id, index, windows), for manifests and layers."""
@@ -205,8 +227,16 @@ class TileGrid:
                 "tile_id": t.id,
                 "row": t.index[0],
                 "col": t.index[1],
-                "core": [t.core_window.row_off, t.core_window.col_off, *t.core_window.shape],
-                "read": [t.read_window.row_off, t.read_window.col_off, *t.read_window.shape],
+                "core": [
+                    t.core_window.row_off,
+                    t.core_window.col_off,
+                    *t.core_window.shape,
+                ],
+                "read": [
+                    t.read_window.row_off,
+                    t.read_window.col_off,
+                    *t.read_window.shape,
+                ],
             }
             for t in self
         ]

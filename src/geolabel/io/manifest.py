@@ -66,6 +66,10 @@ def read_manifest(folder: Path) -> dict[str, dict[str, Any]]:
                 except json.JSONDecodeError:
                     continue
                 prev = state.get(row["tile_id"])
-                if prev is None or prev.get("status") != "done" or row.get("status") == "done":
+                if (
+                    prev is None
+                    or prev.get("status") != "done"
+                    or row.get("status") == "done"
+                ):
                     state[row["tile_id"]] = row
     return state

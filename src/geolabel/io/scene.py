@@ -109,7 +109,9 @@ class Scene:
             if raw.dtype.kind == "f":
                 ok &= np.isfinite(raw).all(axis=0)
         except RasterioIOError as err:
-            raise SceneReadError(f"{self.path}: cannot read window {inner}: {err}") from err
+            raise SceneReadError(
+                f"{self.path}: cannot read window {inner}: {err}"
+            ) from err
         finally:
             if dataset is None:
                 ds.close()
@@ -127,14 +129,25 @@ class Scene:
         if tiles is not None:
             chunks = {"band": -1, "y": tiles.chunks[0], "x": tiles.chunks[1]}
         da = rioxarray.open_rasterio(self.path, chunks=chunks, masked=False, lock=False)
-        return da.sel(band=list(self.bands))  # type: ignore[union-attr,no-any-return]
+        out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr]
+        return out
 
 
 def _looks_zero_filled(ds: Any, bands: list[int]) -> bool:
+    """True when a tenth or more of the border pixels are 0 in every band."""
     h, w = ds.height, ds.width
-    corners = [(0, 0), (0, w - 1), (h - 1, 0), (h - 1, w - 1)]
-    vals = [ds.read(bands, window=RioWindow(c, r, 1, 1)) for r, c in corners]
-    return all(float(np.abs(v).max()) == 0.0 for v in vals)
+    edges = [
+        RioWindow(0, 0, w, 1),
+        RioWindow(0, h - 1, w, 1),
+        RioWindow(0, 0, 1, h),
+        RioWindow(w - 1, 0, 1, h),
+    ]
+    zero = total = 0
+    for win in edges:
+        px = ds.read(bands, window=win).reshape(len(bands), -1)
+        zero += int((px == 0).all(axis=0).sum())
+        total += px.shape[1]
+    return zero >= 0.1 * total
 
 
 def open_scene(
@@ -175,7 +188,11 @@ def open_scene(
         except RasterioIOError as err:
             errors.append(str(err).splitlines()[0])
     if ds is None:
-        hint = " (VRT files need --allow-vrt)" if p.suffix.lower() == ".vrt" and not allow_vrt else ""
+        hint = (
+            " (VRT files need --allow-vrt)"
+            if p.suffix.lower() == ".vrt" and not allow_vrt
+            else ""
+        )
         raise SceneReadError(f"{p}: not a readable GeoTIFF/COG{hint}: {errors[-1]}")
     with ds:
         return _validate(p, ds, bands, nodata, allow_pixel_space)
@@ -203,10 +220,14 @@ def _validate(
             f"{p}: is georeferenced only by GCPs; warp it to a grid first (gdalwarp)"
         )
     try:
-        grid = SceneGrid((ds.height, ds.width), ds.transform, ds.crs.to_wkt() if ds.crs else None)
+        grid = SceneGrid(
+            (ds.height, ds.width), ds.transform, ds.crs.to_wkt() if ds.crs else None
+        )
     except GridError as err:
         raise SceneReadError(f"{p}: {err}") from err
-    sel = tuple(range(1, ds.count + 1)) if bands is None else tuple(int(b) for b in bands)
+    sel = (
+        tuple(range(1, ds.count + 1)) if bands is None else tuple(int(b) for b in bands)
+    )
     if not sel or any(b < 1 or b > ds.count for b in sel):
         raise SceneReadError(f"{p}: band indexes {list(sel)!r} outside 1..{ds.count}")
     source: NodataSource
@@ -222,13 +243,15 @@ def _validate(
         source, nd = "none", None
         if _looks_zero_filled(ds, list(sel)):
             warnings.warn(
-                f"{p}: declares no nodata but its corners are 0 in every band; pass "
+                f"{p}: declares no nodata but much of its border is 0 in every band; pass "
                 "--nodata 0 if that is fill",
                 NodataWarning,
                 stacklevel=3,
             )
     names = tuple(ds.descriptions[b - 1] for b in sel)
-    logger.debug("opened %s: %s, bands %s, nodata %s (%s)", p, grid.shape, sel, nd, source)
+    logger.debug(
+        "opened %s: %s, bands %s, nodata %s (%s)", p, grid.shape, sel, nd, source
+    )
     return Scene(
         path=p,
         grid=grid,

@@ -47,7 +47,9 @@ class RunStore:
         RunStateError: the store exists but belongs to another configuration.
     """
 
-    def __init__(self, path: Path, grid: TileGrid, channels: int, halo_len: int, token: str) -> None:
+    def __init__(
+        self, path: Path, grid: TileGrid, channels: int, halo_len: int, token: str
+    ) -> None:
         """Open or create the store."""
         self.path = path
         self.grid = grid
@@ -65,13 +67,20 @@ class RunStore:
             ch, cw = grid.chunks[0][0], grid.chunks[1][0]
             h, w = grid.scene.shape
             root.create_array(
-                "core", shape=(channels + 1, h, w), chunks=(channels + 1, ch, cw),
-                dtype="float32", fill_value=0.0, **_codecs(),
+                "core",
+                shape=(channels + 1, h, w),
+                chunks=(channels + 1, ch, cw),
+                dtype="float32",
+                fill_value=0.0,
+                **_codecs(),
             )
             root.create_array(
-                "halo", shape=(len(grid), channels + 1, max(halo_len, 1)),
+                "halo",
+                shape=(len(grid), channels + 1, max(halo_len, 1)),
                 chunks=(1, channels + 1, max(halo_len, 1)),
-                dtype="float32", fill_value=0.0, **_codecs(),
+                dtype="float32",
+                fill_value=0.0,
+                **_codecs(),
             )
             root.attrs["token"] = token
         self.root = root

@@ -93,6 +93,12 @@ class Prediction:
                 raise ModelOutputError(f"{where}: boxes must be (n, 4), got {a.shape}")
             if self.scores is None or self.labels is None or len(self.scores) != n or len(self.labels) != n:
                 raise ModelOutputError(f"{where}: boxes need {n} scores and {n} labels")
+            if n and ((a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any()):
+                raise ModelOutputError(f"{where}: boxes need x1 >= x0 and y1 >= y0")
+            if n and not np.isfinite(self.scores).all():
+                raise ModelOutputError(f"{where}: box scores have NaN or infinite values")
+            if n and ((self.labels < 0).any() or (self.labels >= self.num_classes).any()):
+                raise ModelOutputError(f"{where}: box labels outside 0..{self.num_classes - 1}")
 
 
 @runtime_checkable
@@ -142,7 +148,8 @@ def normalize(
 def softmax(x: npt.NDArray[np.float32], axis: int = 1) -> npt.NDArray[np.float32]:
     """Numerically stable softmax along ``axis``."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    out: npt.NDArray[np.float32] = (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    return out
 
 
 def activate(raw: npt.NDArray[np.float32], spec: ModelSpec) -> npt.NDArray[np.float32]:

@@ -4,7 +4,8 @@ A spec names the task, the input bands in model order, how to normalise them
 (``(x * scale + offset - mean) / std``), the tile size and dtype, the classes (names,
 colours), an optional mapping from model classes to project labels, the receptive
 field, and the backend with its weights (a path relative to the YAML file, or
-``package:geolabel/<path>`` for files shipped inside geolabel) or endpoint.
+``package:<python-package>/<path>`` for files shipped inside an installed package, such
+as ``package:ukis_csmask/model_4b_l1c.onnx``) or endpoint.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class OutputSpec(_Frozen):
 
     activation: Literal["softmax", "sigmoid", "none"] = "softmax"
     tensor: str | None = None
+    #: detection decoding: lowest score kept and most boxes per tile.
+    score_threshold: float = Field(default=0.05, ge=0.0, le=1.0)
+    max_detections: int = Field(default=100, gt=0)
 
 
 class ArchitectureSpec(_Frozen):
@@ -159,8 +163,15 @@ class ModelSpec(_Frozen):
         if self.weights is None:
             return None
         if self.weights.startswith("package:"):
-            rel = self.weights.removeprefix("package:").removeprefix("geolabel/")
-            return Path(str(resources.files("geolabel").joinpath(rel)))
+            pkg, _, rel = self.weights.removeprefix("package:").partition("/")
+            try:
+                root = resources.files(pkg)
+            except ModuleNotFoundError as err:
+                raise ModelSpecError(
+                    f"{self.source or self.name}: weights {self.weights!r} live in the Python "
+                    f"package {pkg!r}, which is not installed"
+                ) from err
+            return Path(str(root.joinpath(rel)))
         w = Path(self.weights)
         if not w.is_absolute() and self.source:
             w = Path(self.source).parent / w

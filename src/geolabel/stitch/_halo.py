@@ -16,7 +16,14 @@ __all__ = ["DIRECTIONS", "halo_pieces", "halo_size", "slot_layout"]
 
 #: Neighbour directions ``(d_row, d_col)`` in slot order.
 DIRECTIONS: tuple[tuple[int, int], ...] = (
-    (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1),
+    (-1, -1),
+    (-1, 0),
+    (-1, 1),
+    (0, -1),
+    (0, 1),
+    (1, -1),
+    (1, 0),
+    (1, 1),
 )
 
 

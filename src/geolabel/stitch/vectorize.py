@@ -68,7 +68,9 @@ class _UnionFind:
             self.parent[hi] = lo
 
 
-def _label_block(mask: npt.NDArray[np.uint8], nodata: int, start: int) -> tuple[npt.NDArray[np.int64], int]:
+def _label_block(
+    mask: npt.NDArray[np.uint8], nodata: int, start: int
+) -> tuple[npt.NDArray[np.int64], int]:
     labels = np.zeros(mask.shape, dtype=np.int64)
     nxt = start
     for k in np.unique(mask):
@@ -112,22 +114,42 @@ def vectorize_blocks(
             if len(ids):
                 flat = labels.ravel()
                 counts = np.bincount(flat, minlength=nxt_new)[nxt:]
-                sums = np.bincount(flat, weights=prob.ravel().astype(np.float64), minlength=nxt_new)[nxt:]
-                first = ndimage.labeled_comprehension(mask, labels, ids, lambda v: v[0], np.int64, -1)
+                sums = np.bincount(
+                    flat, weights=prob.ravel().astype(np.float64), minlength=nxt_new
+                )[nxt:]
+                first = ndimage.labeled_comprehension(
+                    mask, labels, ids, lambda v: v[0], np.int64, -1
+                )
                 for i, n, s, k in zip(ids, counts, sums, first, strict=True):
                     comps[int(i)] = Component(int(k), int(n), float(s), tile.id)
                 transform = grid.scene.window_transform(win)
-                for geom, value in shapes(labels.astype(np.int32), mask=labels > 0, connectivity=4, transform=transform):
+                for geom, value in shapes(
+                    labels.astype(np.int32),
+                    mask=labels > 0,
+                    connectivity=4,
+                    transform=transform,
+                ):
                     comps[int(value)].geoms.append(shape(geom))
-            edge = set(labels[0]) | set(labels[-1]) | set(labels[:, 0]) | set(labels[:, -1])
+            edge = (
+                set(labels[0])
+                | set(labels[-1])
+                | set(labels[:, 0])
+                | set(labels[:, -1])
+            )
             # join with the block above and the block to the left
             cols = win.slices[1]
             top = above[cols]
-            for a, b in {(int(x), int(y)) for x, y in zip(top, labels[0], strict=True) if x and y}:
+            for a, b in {
+                (int(x), int(y)) for x, y in zip(top, labels[0], strict=True) if x and y
+            }:
                 if comps[a].class_id == comps[b].class_id:
                     uf.union(a, b)
             if left is not None:
-                for a, b in {(int(x), int(y)) for x, y in zip(left, labels[:, 0], strict=True) if x and y}:
+                for a, b in {
+                    (int(x), int(y))
+                    for x, y in zip(left, labels[:, 0], strict=True)
+                    if x and y
+                }:
                     if comps[a].class_id == comps[b].class_id:
                         uf.union(a, b)
             left = labels[:, -1].copy()
@@ -141,8 +163,8 @@ def vectorize_blocks(
         above = below
         yield done
     groups: dict[int, list[int]] = {}
-    for i in sorted(open_ids):
-        groups.setdefault(uf.find(i), []).append(i)
+    for cid in sorted(open_ids):
+        groups.setdefault(uf.find(cid), []).append(cid)
     merged = []
     for root in sorted(groups):
         members = [comps[i] for i in groups[root]]
@@ -157,4 +179,3 @@ def vectorize_blocks(
             )
         )
     yield merged
-

@@ -129,7 +129,7 @@ class Scene:
         if tiles is not None:
             chunks = {"band": -1, "y": tiles.chunks[0], "x": tiles.chunks[1]}
         da = rioxarray.open_rasterio(self.path, chunks=chunks, masked=False, lock=False)
-        out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr]
+        out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr,assignment]
         return out
 
 

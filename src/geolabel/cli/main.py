@@ -20,8 +20,7 @@ COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
-    "serve": "geolabel.cli.serve:serve",
-    "models": "geolabel.cli.models:models",
+    "prioritize": "geolabel.cli.prioritize:prioritize",
 }
 
 

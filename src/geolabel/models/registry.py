@@ -22,7 +22,7 @@ BUILTIN: dict[str, str] = {
     "torch": "geolabel.models.torch_:TorchBackend",
     "onnx": "geolabel.models.onnx_:OnnxBackend",
     "testing": "geolabel.testing.backends:ConvBackend",
-    "http": "geolabel.models.http_:HttpBackend",
+    "ensemble": "geolabel.models.ensemble:EnsembleBackend",
 }
 
 

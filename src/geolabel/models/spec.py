@@ -19,7 +19,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geolabel.errors import ModelSpecError
-from geolabel.models.endpoint import EndpointSpec
 
 __all__ = ["ClassInfo", "InputSpec", "ModelSpec", "OutputSpec", "load_spec"]
 
@@ -111,7 +110,7 @@ class ModelSpec(_Frozen):
     weights: str | None = None
     format: Literal["torchscript", "export", "state_dict", "onnx", "remote"] | None = None
     architecture: ArchitectureSpec | None = None
-    endpoint: EndpointSpec | None = None
+    endpoint: dict[str, Any] | None = None
     input: InputSpec
     output: OutputSpec = OutputSpec()
     classes: tuple[ClassInfo, ...] = Field(min_length=1)
@@ -119,6 +118,7 @@ class ModelSpec(_Frozen):
     receptive_field: int | None = Field(default=None, ge=1)
     recommended_overlap: int | None = Field(default=None, ge=0)
     metrics: dict[str, Any] | None = None
+    members: tuple[str, ...] | None = None  # backend 'ensemble': member spec paths
     source: str | None = Field(default=None, exclude=True)
 
     def __hash__(self) -> int:
@@ -137,12 +137,12 @@ class ModelSpec(_Frozen):
             unknown = sorted(set(self.label_map) - set(names))
             if unknown:
                 raise ValueError(f"label_map names unknown classes {unknown}; classes are {names}")
-        if self.backend == "http" and self.endpoint is None:
-            raise ValueError("backend 'http' needs an 'endpoint' (url, protocol, ...)")
         if self.backend in ("torch", "onnx") and not self.weights:
             raise ValueError(f"backend {self.backend!r} needs 'weights'")
         if self.format == "state_dict" and self.architecture is None:
             raise ValueError("format 'state_dict' needs an 'architecture'")
+        if self.backend == "ensemble" and len(self.members or ()) < 2:
+            raise ValueError("backend 'ensemble' needs at least two 'members' (spec paths)")
         return self
 
     @property

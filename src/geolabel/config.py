@@ -28,7 +28,8 @@ class RunConfig:
         allow_vrt: accept VRT inputs.
         allow_pixel_space: accept inputs without a CRS.
         device: ``auto``, ``cpu``, ``cuda``.
-        precision: ``fp32``, ``bf16``, ``fp16``.
+        precision: ``fp32``, ``bf16``, ``fp16``, or ``auto`` (the fast mode if its
+            argmax agrees with fp32 on the first batch, see models/precision.py).
         probabilities: also write the per-class probability COG.
         vectors: also write the polygon GeoPackage.
         retry_failed: re-run tiles that failed before.
@@ -53,7 +54,7 @@ class RunConfig:
     allow_vrt: bool = False
     allow_pixel_space: bool = False
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     probabilities: bool = True
     vectors: bool = True
     retry_failed: bool = False

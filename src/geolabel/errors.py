@@ -11,6 +11,7 @@ __all__ = [
     "BackendLoadWarning",
     "BackendNotFoundError",
     "CRSMismatchError",
+    "CircuitOpenError",
     "ConfigError",
     "ExperimentalWarning",
     "GeolabelError",
@@ -72,6 +73,15 @@ class BackendNotFoundError(BackendError, LookupError):
 
 class RemoteModelError(BackendError, OSError):
     """A remote model endpoint failed or answered badly."""
+
+
+class CircuitOpenError(RemoteModelError):
+    """A remote model failed too many batches in a row; the run stops (and can resume).
+
+    ``stops_run`` tells the pipeline to stop the scene after recording the batch.
+    """
+
+    stops_run = True
 
 
 class ModelOutputError(BackendError, ValueError):

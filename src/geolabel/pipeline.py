@@ -169,6 +169,9 @@ def run_tiles(
                 preds = model.predict(batch)
             except GeolabelError as err:
                 manifest.record(_failed(tiles, err))
+                if getattr(err, "stops_run", False):  # e.g. CircuitOpenError: stop, resume later
+                    logger.error("%s: stopping the scene: %s", scene.path, err)
+                    break
                 continue
             t1 = time.perf_counter()
             rows = []

@@ -21,6 +21,8 @@ COMMANDS = {
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
     "prioritize": "geolabel.cli.prioritize:prioritize",
+    "serve": "geolabel.cli.serve:serve",
+    "models": "geolabel.cli.models:models",
 }
 
 

@@ -46,7 +46,7 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--allow-vrt", is_flag=True, help="Accept VRT inputs (they can reference any file)."),
         click.option("--allow-pixel-space", is_flag=True, help="Accept inputs without a CRS."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True, help="Model precision."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True, help="Model precision; auto: bf16 (CPU) or fp16 (CUDA) if its argmax agrees with fp32 on >= 99.9 % of the first batch's pixels."),
         click.option("--threads", type=click.IntRange(1), help="Model threads [default: all cores]."),
         click.option("--probabilities/--no-probabilities", default=True, show_default=True, help="Write the per-class probability COG."),
         click.option("--vectors/--no-vectors", default=True, show_default=True, help="Write the polygon GeoPackage."),

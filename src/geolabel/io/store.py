@@ -15,6 +15,8 @@ to the fill value, so a chunk's presence proves nothing: the manifest records "d
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,14 @@ class RunStore:
                     f"(token {found!r} != {token!r}); use a new --out or --overwrite"
                 )
         else:
-            root = zarr.open_group(str(path), mode="w")
+            # Built under a temporary name and renamed, so a run killed while creating
+            # the store never leaves one without its token.
+            # The temporary name is per process: shards starting together must not
+            # build in (or delete) the same folder.
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            root = zarr.open_group(str(tmp), mode="w")
             ch, cw = grid.chunks[0][0], grid.chunks[1][0]
             h, w = grid.scene.shape
             root.create_array(
@@ -83,6 +92,13 @@ class RunStore:
                 **_codecs(),
             )
             root.attrs["token"] = token
+            try:
+                os.replace(tmp, path)
+            except OSError:  # another shard/worker created it first: use theirs
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not path.exists():
+                    raise
+            root = zarr.open_group(str(path), mode="r+")
         self.root = root
         self.core: Any = root["core"]
         self.halo: Any = root["halo"]

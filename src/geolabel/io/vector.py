@@ -34,7 +34,7 @@ class GpkgWriter:
         """Start a fresh partial file."""
         self.path = path
         self.tmp = path.with_name(path.stem + ".partial.gpkg")
-        self.tmp.unlink(missing_ok=True)
+        self._drop()
         self.crs = crs
         self._layers: set[str] = set()
 
@@ -72,4 +72,10 @@ class GpkgWriter:
 
     def abort(self) -> None:
         """Drop the partial file."""
-        self.tmp.unlink(missing_ok=True)
+        self._drop()
+
+    def _drop(self) -> None:
+        # A run killed mid-transaction leaves SQLite's hot journal beside the partial
+        # file; left in place it would be rolled back into the next partial file.
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            self.tmp.with_name(self.tmp.name + suffix).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "onnx": "geolabel.models.onnx_:OnnxBackend",
     "testing": "geolabel.testing.backends:ConvBackend",
     "ensemble": "geolabel.models.ensemble:EnsembleBackend",
+    "http": "geolabel.models.http_:HttpBackend",
 }
 
 

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from geolabel.errors import ModelSpecError
+from geolabel.models.endpoint import EndpointSpec
 
 __all__ = ["ClassInfo", "InputSpec", "ModelSpec", "OutputSpec", "load_spec"]
 
@@ -110,7 +111,7 @@ class ModelSpec(_Frozen):
     weights: str | None = None
     format: Literal["torchscript", "export", "state_dict", "onnx", "remote"] | None = None
     architecture: ArchitectureSpec | None = None
-    endpoint: dict[str, Any] | None = None
+    endpoint: EndpointSpec | None = None
     input: InputSpec
     output: OutputSpec = OutputSpec()
     classes: tuple[ClassInfo, ...] = Field(min_length=1)
@@ -137,6 +138,8 @@ class ModelSpec(_Frozen):
             unknown = sorted(set(self.label_map) - set(names))
             if unknown:
                 raise ValueError(f"label_map names unknown classes {unknown}; classes are {names}")
+        if self.backend == "http" and self.endpoint is None:
+            raise ValueError("backend 'http' needs an 'endpoint' (url, protocol, ...)")
         if self.backend in ("torch", "onnx") and not self.weights:
             raise ValueError(f"backend {self.backend!r} needs 'weights'")
         if self.format == "state_dict" and self.architecture is None:

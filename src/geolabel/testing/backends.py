@@ -6,6 +6,7 @@ YAML spec at it (``backend: testing``, ``architecture: {name: conv, params: ...}
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,14 @@ __all__ = ["ConvBackend", "FailingBackend", "toy_spec", "write_toy_spec"]
 def toy_spec(
     *, bands: int = 3, classes: int = 3, tile_size: int = 64, kernel: int = 5, layers: int = 2,
     seed: int = 0, fail_on: list[str] | None = None, name: str = "toy-conv", mean: float = 100.0,
-    std: float = 20.0,
+    std: float = 20.0, sleep: float = 0.0,
 ) -> dict[str, Any]:
-    """A spec dict for :class:`ConvBackend` (receptive field ``layers*(kernel-1)+1``)."""
+    """A spec dict for :class:`ConvBackend` (receptive field ``layers*(kernel-1)+1``).
+
+    ``sleep`` (seconds per batch) slows the model down, so kill tests land mid-run.
+    """
     rf = layers * (kernel - 1) + 1
-    return {
+    spec: dict[str, Any] = {
         "name": name, "version": "1", "task": "segmentation", "backend": "testing",
         "architecture": {"name": "conv", "params": {"kernel": kernel, "layers": layers, "seed": seed,
                                                    "fail_on": fail_on or []}},
@@ -39,6 +43,9 @@ def toy_spec(
                     for i in range(classes)],
         "receptive_field": rf, "recommended_overlap": rf,
     }
+    if sleep:
+        spec["architecture"]["params"]["sleep"] = sleep
+    return spec
 
 
 def write_toy_spec(path: str | Path, **kwargs: Any) -> Path:
@@ -68,6 +75,7 @@ class ConvBackend:
             self.kernels.append(rng.normal(scale=0.5, size=(cout, cin, k, k)))
             cin = cout
         self.fail_on = set(p.get("fail_on", []))
+        self.sleep = float(p.get("sleep", 0.0))
         self._spec = spec
         self.calls = 0
 
@@ -91,6 +99,8 @@ class ConvBackend:
     def predict(self, batch: Batch) -> list[Prediction]:
         """Probabilities per tile; raises for tiles listed in ``fail_on``."""
         self.calls += 1
+        if self.sleep:
+            time.sleep(self.sleep)
         for t in batch.tiles:
             if t.id.split("/")[-1] in self.fail_on:
                 raise BackendError(f"toy model told to fail on tile {t.id}")

@@ -1,0 +1,150 @@
+"""``--precision auto``: use the fast execution mode only where it agrees with fp32.
+
+The candidate fast mode depends on the hardware: fp16 autocast on CUDA, bf16 autocast
+(with channels-last) on CPUs that compute bf16 natively (AVX512-BF16 or AMX). Before
+the run, the candidate and fp32 both run on the first batch of the run's first scene;
+the candidate is adopted only if their per-pixel argmax agrees on at least
+:data:`MIN_AGREEMENT` of the valid pixels. The decision is a pure function of the
+model, the data and the hardware, and it is kept in ``OUT/precision.json``, so a
+resumed run (which starts on another batch) keeps the mode the first run chose and the
+outputs stay byte-identical. Backends other than torch always run as they are (fp32).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from geolabel.config import RunConfig
+from geolabel.errors import GeolabelError
+from geolabel.models.base import Batch
+from geolabel.models.spec import ModelSpec
+
+__all__ = ["MIN_AGREEMENT", "argmax_agreement", "candidate_precision", "check_precision",
+           "precision_record", "resolve_precision"]
+
+logger = logging.getLogger(__name__)
+
+#: Least argmax agreement with fp32 (fraction of valid pixels) for a fast mode.
+MIN_AGREEMENT = 0.999
+
+RECORD = "precision.json"
+
+
+def candidate_precision(spec: ModelSpec, device: str) -> str | None:
+    """The fast mode worth checking for ``spec`` on ``device`` (``None``: none)."""
+    if spec.backend != "torch" or spec.task != "segmentation":
+        return None
+    import torch
+
+    if device.startswith("cuda"):
+        return "fp16"
+    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return "bf16"
+    return None
+
+
+def argmax_agreement(
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
+) -> float:
+    """Fraction of valid pixels where ``(n, C, h, w)`` outputs ``a`` and ``b`` agree."""
+    same = np.argmax(a, axis=1) == np.argmax(b, axis=1)
+    n = int(valid.sum())
+    return float(same[valid].sum() / n) if n else 1.0
+
+
+def check_precision(
+    spec: ModelSpec, batch: Batch, *, device: str, candidate: str, threads: int | None = None
+) -> dict[str, Any]:
+    """Run ``candidate`` and fp32 on ``batch``; the check's record (see module doc)."""
+    from geolabel.models.torch_ import TorchBackend
+
+    ref = TorchBackend(spec, device=device, precision="fp32", channels_last=False, threads=threads)
+    fast = TorchBackend(spec, device=device, precision=candidate, channels_last=True,  # type: ignore[arg-type]
+                        threads=threads)
+    try:
+        agreement = argmax_agreement(fast.forward(batch.data), ref.forward(batch.data), batch.valid)
+    finally:
+        ref.close()
+        fast.close()
+    chosen = candidate if agreement >= MIN_AGREEMENT else "fp32"
+    return {"requested": "auto", "precision": chosen, "candidate": candidate,
+            "agreement": round(agreement, 6), "min_agreement": MIN_AGREEMENT, "device": device,
+            "tiles": len(batch.tiles), "pixels": int(batch.valid.sum())}
+
+
+def _first_batch(spec: ModelSpec, config: RunConfig) -> Batch:
+    """The first batch of the first scene that opens (the same on every resume)."""
+    from geolabel.io.scene import open_scene
+    from geolabel.pipeline import _batches, _read_batch, plan_scene, resolve_bands
+
+    errors = []
+    for path in config.scenes:
+        try:
+            kw: dict[str, Any] = {"nodata": config.nodata, "allow_vrt": config.allow_vrt,
+                                  "allow_pixel_space": config.allow_pixel_space}
+            scene = open_scene(path, **kw)
+            scene = open_scene(path, bands=resolve_bands(scene, spec, config.bands), **kw)
+            grid, _ = plan_scene(scene, spec, config)
+            with scene.open() as ds:
+                return _read_batch(scene, _batches(grid, config.batch_size)[0], spec, ds)
+        except GeolabelError as err:
+            errors.append(str(err))
+    raise GeolabelError("; ".join(errors) or "no scenes")
+
+
+def resolve_precision(spec: ModelSpec, config: RunConfig) -> dict[str, Any]:
+    """The precision record of an ``auto`` run: reused from ``OUT/precision.json`` or made.
+
+    Returns:
+        A dict with at least ``precision`` (the mode to use) and ``requested``.
+    """
+    device = config.device
+    if device == "auto" and spec.backend == "torch":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = Path(config.out) / RECORD
+    if path.exists() and not config.overwrite:
+        try:
+            rec: dict[str, Any] = json.loads(path.read_text())
+            if rec.get("model_id") == spec.model_id and rec.get("device") == device:
+                return rec
+        except (OSError, json.JSONDecodeError):
+            pass
+    candidate = candidate_precision(spec, device)
+    if candidate is None:
+        rec = {"requested": "auto", "precision": "fp32", "candidate": None, "device": device,
+               "reason": "no faster mode for this backend and hardware"}
+    else:
+        try:
+            batch = _first_batch(spec, config)
+        except GeolabelError as err:
+            rec = {"requested": "auto", "precision": "fp32", "candidate": candidate, "device": device,
+                   "reason": f"check not run: {err}"}
+        else:
+            rec = check_precision(spec, batch, device=device, candidate=candidate, threads=config.threads)
+    rec["model_id"] = spec.model_id
+    logger.info("precision auto: %s (%s)", rec["precision"], rec.get("agreement", rec.get("reason")))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{RECORD}.{os.getpid()}.partial")
+    tmp.write_text(json.dumps(rec, indent=2) + "\n")
+    os.replace(tmp, path)
+    return rec
+
+
+def precision_record(config: RunConfig) -> dict[str, Any]:
+    """What run.json says about precision: the auto check's record, or the fixed mode."""
+    path = Path(config.out) / RECORD
+    if config.precision == "auto" and path.exists():
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            pass
+    return {"requested": config.precision, "precision": config.precision}

@@ -28,12 +28,18 @@ class RunConfig:
         allow_vrt: accept VRT inputs.
         allow_pixel_space: accept inputs without a CRS.
         device: ``auto``, ``cpu``, ``cuda``.
-        precision: ``fp32``, ``bf16``, ``fp16``.
+        precision: ``fp32``, ``bf16``, ``fp16``, or ``auto`` (the fast mode if its
+            argmax agrees with fp32 on the first batch, see models/precision.py).
         probabilities: also write the per-class probability COG.
         vectors: also write the polygon GeoPackage.
         retry_failed: re-run tiles that failed before.
         overwrite: discard an existing run folder made with other settings.
         threads: model threads (``None``: the backend's default).
+        uncertainty: per-pixel measure of the uncertainty COG (``entropy``, ``margin``,
+            ``least-confidence`` or ``none``).
+        model_uncertainty: ``none``, ``mc-dropout`` or ``tta`` (an extra stitched channel).
+        mc_passes: MC-dropout passes ``T``.
+        seed: seed of the MC-dropout passes.
     """
 
     scenes: tuple[str, ...]
@@ -48,12 +54,16 @@ class RunConfig:
     allow_vrt: bool = False
     allow_pixel_space: bool = False
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
     probabilities: bool = True
     vectors: bool = True
     retry_failed: bool = False
     overwrite: bool = False
     threads: int | None = None
+    uncertainty: str = "entropy"
+    model_uncertainty: str = "none"
+    mc_passes: int = 8
+    seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +76,9 @@ class RunConfig:
 
     def output_token(self, **resolved: Any) -> str:
         """Hash of everything that changes output bytes (not retry/overwrite/threads)."""
-        keys = ("dead_zone", "batch_size", "bands", "nodata", "precision", "device")
+        keys = ("dead_zone", "batch_size", "bands", "nodata", "precision", "device", "model_uncertainty")
         payload = {k: getattr(self, k) for k in keys} | resolved
+        if self.model_uncertainty == "mc-dropout":
+            payload |= {"mc_passes": self.mc_passes, "seed": self.seed}
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -165,14 +165,19 @@ def finalize_scene(scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStor
     ]
     if config.probabilities:
         sinks.append(_ProbSink(sdir / f"{name}_probabilities.tif", scene, spec, tags, role="probabilities"))
-    from geolabel.uncertainty_sinks import extra_sinks
+    from geolabel.uncertainty.sinks import extra_sinks
 
     sinks.extend(extra_sinks(scene, grid, spec, sdir, config, tags))
     outputs: dict[str, str] = {}
     try:
-        for tile, probs, valid in iter_blended(grid, store):
+        for tile, stacked, valid in iter_blended(grid, store):
+            # channels past the classes: model-based uncertainty (models/ensemble.py)
+            probs, extra = stacked[: spec.num_classes], stacked[spec.num_classes :]
             for sink in sinks:
-                sink.write(tile, probs, valid)
+                if getattr(sink, "takes_extra", False):
+                    sink.write(tile, probs, valid, extra)
+                else:
+                    sink.write(tile, probs, valid)
         for sink in sinks:
             outputs[sink.role] = str(sink.close())
     except BaseException:

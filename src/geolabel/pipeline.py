@@ -31,10 +31,12 @@ from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
 from geolabel.models.base import Batch, ModelBackend, normalize
+from geolabel.models.ensemble import extra_channels, stacked_channels, wrap_backend
 from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.stitch._halo import halo_size
 from geolabel.stitch.blend import split_contribution
+from geolabel.uncertainty.sinks import describe_output
 
 __all__ = ["Progress", "RunResult", "SceneResult", "plan_scene", "run_predict"]
 
@@ -175,7 +177,7 @@ def run_tiles(
             rows = []
             for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
                 h, w = tile.read_window.shape
-                core, halo = split_contribution(grid, tile, pred.array, valid[:h, :w], dead_zone)
+                core, halo = split_contribution(grid, tile, stacked_channels(pred, store.channels), valid[:h, :w], dead_zone)
                 store.write_core(tile.core_window, core)
                 store.write_halo(index[tile.id], halo)
                 rows.append(
@@ -241,7 +243,7 @@ def run_scene(
         if config.overwrite and sdir.exists():
             shutil.rmtree(sdir)
         sdir.mkdir(parents=True, exist_ok=True)
-        store = RunStore(sdir / "store.zarr", grid, spec.num_classes, halo_size(grid), token)
+        store = RunStore(sdir / "store.zarr", grid, spec.num_classes + len(extra_channels(spec, config)), halo_size(grid), token)
         res.tiles = len(grid)
         res.info = {"grid": grid.token, "tile_size": grid.tile_shape, "overlap": grid.overlap,
                     "dead_zone": dead, "bands": list(scene.bands), "nodata": scene.nodata,
@@ -332,11 +334,11 @@ def run_predict(
                 "choose another --out or pass --overwrite"
             )
     out.mkdir(parents=True, exist_ok=True)
-    loaded: list[ModelBackend] = [model] if model is not None else []
+    loaded: list[ModelBackend] = [wrap_backend(model, config)] if model is not None else []
 
     def factory() -> ModelBackend:
         if not loaded:
-            loaded.append(load_model(spec, device=config.device, precision=config.precision, threads=config.threads))
+            loaded.append(wrap_backend(load_model(spec, device=config.device, precision=config.precision, threads=config.threads), config))
         return loaded[0]
 
     t0 = time.perf_counter()
@@ -359,7 +361,8 @@ def run_predict(
             for r in results
         ],
         "outputs": [
-            {"scene": r.scene, "role": role, "path": p} for r in results for role, p in r.outputs.items()
+            {"scene": r.scene, "role": role, "path": p, **describe_output(role, p)}
+            for r in results for role, p in r.outputs.items()
         ],
     }
     tmp = run_json.with_suffix(".json.partial")

@@ -20,6 +20,7 @@ COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
+    "prioritize": "geolabel.cli.prioritize:prioritize",
     "serve": "geolabel.cli.serve:serve",
     "models": "geolabel.cli.models:models",
 }

@@ -119,6 +119,7 @@ class ModelSpec(_Frozen):
     receptive_field: int | None = Field(default=None, ge=1)
     recommended_overlap: int | None = Field(default=None, ge=0)
     metrics: dict[str, Any] | None = None
+    members: tuple[str, ...] | None = None  # backend 'ensemble': member spec paths
     source: str | None = Field(default=None, exclude=True)
 
     def __hash__(self) -> int:
@@ -143,6 +144,8 @@ class ModelSpec(_Frozen):
             raise ValueError(f"backend {self.backend!r} needs 'weights'")
         if self.format == "state_dict" and self.architecture is None:
             raise ValueError("format 'state_dict' needs an 'architecture'")
+        if self.backend == "ensemble" and len(self.members or ()) < 2:
+            raise ValueError("backend 'ensemble' needs at least two 'members' (spec paths)")
         return self
 
     @property

@@ -1,0 +1,206 @@
+"""``prioritize``: one global ranking of the next regions to label across a run's scenes.
+
+Writes ``RUN_DIR/next_to_label.gpkg`` (layer ``next_to_label``, in the CRS of the run's
+first scene) and ``RUN_DIR/next_to_label.csv``, both atomically, and records them in
+``run.json`` (roles ``next_to_label`` and ``next_to_label_csv``, rewritten atomically).
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pyogrio
+from pyproj import CRS, Transformer
+from shapely.ops import transform as shp_transform
+
+from geolabel.errors import ConfigError
+from geolabel.io.raster import atomic_replace
+from geolabel.io.vector import GpkgWriter
+from geolabel.priority.regions import Region, load_run, score_regions
+from geolabel.priority.select import Candidate, Spread, excluded_mask, select_regions
+
+__all__ = ["PriorityResult", "prioritize", "read_labelled"]
+
+logger = logging.getLogger(__name__)
+
+LAYER = "next_to_label"
+ROLES = ("next_to_label", "next_to_label_csv")
+
+
+@dataclass(slots=True)
+class PriorityResult:
+    """The written queue: paths and the ranked rows."""
+
+    gpkg: Path
+    csv: Path
+    rows: list[dict[str, Any]]
+
+
+def read_labelled(path: Path, crs: str | None) -> list[Any]:
+    """Every geometry of every layer of a vector file, reprojected to ``crs``.
+
+    Raises:
+        ConfigError: the file cannot be read or has no CRS while the scene has one.
+    """
+    try:
+        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
+        frames = [pyogrio.read_dataframe(path, layer=layer) for layer in layers]
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as err:
+        raise ConfigError(f"--exclude {path}: cannot read labelled footprints: {err}") from err
+    geoms: list[Any] = []
+    for df in frames:
+        if not isinstance(df, gpd.GeoDataFrame) or df.geometry is None or df.empty:
+            continue
+        if crs is not None:
+            if df.crs is None:
+                raise ConfigError(f"--exclude {path}: has no CRS; cannot reproject it to the scene CRS")
+            df = df.to_crs(crs)
+        geoms.extend(g for g in df.geometry if g is not None and not g.is_empty)
+    return geoms
+
+
+def _to_crs(geom: Any, src: str | None, dst: str | None) -> Any:
+    if src is None or dst is None or CRS.from_user_input(src) == CRS.from_user_input(dst):
+        return geom
+    tr = Transformer.from_crs(src, dst, always_xy=True)
+    return shp_transform(tr.transform, geom)
+
+
+def _update_run_json(run_dir: Path, entries: list[dict[str, Any]], options: dict[str, Any]) -> None:
+    rj = run_dir / "run.json"
+    doc = json.loads(rj.read_text())
+    doc["outputs"] = [o for o in doc.get("outputs", []) if o.get("role") not in ROLES] + entries
+    doc["priority"] = options
+    tmp = rj.with_suffix(".json.partial")
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    atomic_replace(tmp, rj)
+
+
+def _reason(r: Region, strategy: str, class_names: tuple[str, ...], why: str) -> str:
+    cls = class_names[r.dominant_class] if 0 <= r.dominant_class < len(class_names) else "?"
+    what = (f"random draw {r.score:.3f}" if strategy == "random"
+            else f"mean {r.extra['source']} {r.mean:.3f}, q90 {r.q90:.3f}")
+    return f"{what} over {r.valid_fraction:.0%} valid pixels, mostly {cls}; {why}"
+
+
+def prioritize(
+    run_dir: str | Path,
+    budget: int,
+    *,
+    strategy: str = "entropy",
+    region_size: int | None = None,
+    min_distance: float = 0.0,
+    spread: Spread = "none",
+    pool_factor: int = 4,
+    balance_classes: bool = False,
+    exclude: tuple[str | Path, ...] = (),
+    min_valid: float = 0.5,
+    seed: int = 0,
+) -> PriorityResult:
+    """Rank the regions of every finished scene of a run and write the queue.
+
+    Args:
+        run_dir: a run folder written by ``geolabel predict``.
+        budget: number of regions to pick (fewer if the constraints leave no more).
+        strategy: ``entropy``, ``margin``, ``least-confidence``, ``bald`` or ``random``.
+        region_size: square regions of this many pixels (``None``: tile cores).
+        min_distance: minimum footprint distance between picks, in units of the CRS
+            of the first scene (all footprints are compared in that CRS).
+        spread: ``none`` or ``k-center`` (see :mod:`geolabel.priority.select`).
+        pool_factor: k-center pool size as a multiple of ``budget``.
+        balance_classes: alternate between dominant predicted classes.
+        exclude: vector files of already-labelled footprints (any CRS).
+        min_valid: candidates need at least this share of valid pixels.
+        seed: seed of the ``random`` strategy.
+
+    Returns:
+        The paths written and the rows of the queue.
+
+    Raises:
+        ConfigError: bad options or exclusion files, or missing run outputs.
+        RunStateError: the folder holds no finished run.
+    """
+    if budget < 1:
+        raise ConfigError(f"--budget must be at least 1, got {budget}")
+    if region_size is not None and region_size < 1:
+        raise ConfigError(f"--region-size must be at least 1 pixel, got {region_size}")
+    if min_distance < 0:
+        raise ConfigError(f"--min-distance must be >= 0, got {min_distance}")
+    if not 0.0 <= min_valid <= 1.0:
+        raise ConfigError(f"--min-valid must be in [0, 1], got {min_valid}")
+    run_dir = Path(run_dir)
+    scenes = load_run(run_dir)
+    regions: list[Region] = []
+    excluded: list[bool] = []
+    for k, run in enumerate(scenes):
+        found = score_regions(run, strategy, region_size=region_size, min_valid=min_valid,
+                              seed=seed, scene_index=k)
+        crs = found[0].crs if found else None
+        labelled = [g for path in exclude for g in read_labelled(Path(path), crs)]
+        excluded.extend(excluded_mask([r.geometry for r in found], labelled).tolist())
+        regions.extend(found)
+    out_crs = next((r.crs for r in regions), None)
+    geoms = [_to_crs(r.geometry, r.crs, out_crs) for r in regions]
+    cands = [Candidate(r.score, g, r.dominant_class) for r, g in zip(regions, geoms, strict=True)]
+    picks = select_regions(cands, budget, min_distance=min_distance, spread=spread,
+                           pool_factor=pool_factor, balance_classes=balance_classes,
+                           excluded=np.asarray(excluded, dtype=bool))
+    classes = scenes[0].class_names
+    rows = []
+    for p in picks:
+        r, g = regions[p.index], geoms[p.index]
+        cls = classes[r.dominant_class] if 0 <= r.dominant_class < len(classes) else None
+        rows.append({"rank": p.rank, "score": round(r.score, 6), "strategy": strategy,
+                     "reason": _reason(r, strategy, classes, p.reason), "scene": r.scene,
+                     "region_id": r.region_id, "dominant_class": cls,
+                     "valid_fraction": round(r.valid_fraction, 4), "row_off": r.window.row_off,
+                     "col_off": r.window.col_off, "height": r.window.height, "width": r.window.width,
+                     "geometry": g})
+    gpkg_path, csv_path = run_dir / "next_to_label.gpkg", run_dir / "next_to_label.csv"
+    writer = GpkgWriter(gpkg_path, out_crs)
+    try:
+        writer.write(LAYER, [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
+                     [row["geometry"] for row in rows], geometry_type="Polygon")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    _write_csv(csv_path, rows, out_crs)
+    options = {"strategy": strategy, "budget": budget, "picked": len(rows), "candidates": len(regions),
+               "excluded": int(sum(excluded)), "region_size": region_size, "min_distance": min_distance,
+               "spread": spread, "pool_factor": pool_factor, "balance_classes": balance_classes,
+               "exclude": [str(Path(e).resolve()) for e in exclude], "min_valid": min_valid, "seed": seed}
+    _update_run_json(run_dir, [
+        {"scene": None, "role": "next_to_label", "path": str(gpkg_path), "layer": LAYER, "strategy": strategy},
+        {"scene": None, "role": "next_to_label_csv", "path": str(csv_path), "strategy": strategy},
+    ], options)
+    logger.info("picked %d of %d regions (%s)", len(rows), len(regions), strategy)
+    return PriorityResult(gpkg_path, csv_path, rows)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:
+    crs_name = CRS.from_user_input(crs).to_string() if crs else ""
+    buf = io.StringIO()
+    fields = ["rank", "score", "strategy", "reason", "scene", "region_id", "dominant_class",
+              "valid_fraction", "center_x", "center_y", "minx", "miny", "maxx", "maxy", "crs"]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    for row in rows:
+        g = row["geometry"]
+        c = g.centroid
+        minx, miny, maxx, maxy = g.bounds
+        w.writerow({**{k: row[k] for k in fields[:8]}, "center_x": round(c.x, 6), "center_y": round(c.y, 6),
+                    "minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy, "crs": crs_name})
+    tmp = path.with_name(path.stem + ".partial.csv")
+    tmp.write_text(buf.getvalue())
+    atomic_replace(tmp, path)

@@ -11,6 +11,7 @@ Each ``/infer`` request takes the next mode from ``script`` (then ``default``):
 ``nan``       HTTP 200 with NaN values
 ``shape``     HTTP 200 with the wrong output shape
 ``huge``      HTTP 200 declaring (and streaming) a 1 GiB body
+``stream``    HTTP 200 streaming 1 GiB without a Content-Length
 ``redirect``  HTTP 307 to ``redirect_to``
 ``reset``     close the connection without answering
 """
@@ -103,9 +104,12 @@ class FaultyServer:
             send(307, b"", {"Location": self.redirect_to})
         elif mode == "garbage":
             send(200, b"<html>not json</html>", {"Content-Type": "application/json"})
-        elif mode == "huge":
+        elif mode in ("huge", "stream"):
             h.send_response(200)
-            h.send_header("Content-Length", str(1 << 30))
+            if mode == "huge":
+                h.send_header("Content-Length", str(1 << 30))
+            else:  # no length: the body runs until the connection closes
+                h.send_header("Connection", "close")
             h.end_headers()
             try:
                 for _ in range(1 << 14):

@@ -98,8 +98,9 @@ def test_bad_answers_are_model_output_errors(
         be.close()
 
 
-def test_huge_body_is_refused(tmp_path: Path, toy: Path, local: ConvBackend) -> None:
-    with FaultyServer(local.forward, default="huge") as srv:
+@pytest.mark.parametrize("mode", ["huge", "stream"])
+def test_huge_body_is_refused(tmp_path: Path, toy: Path, local: ConvBackend, mode: str) -> None:
+    with FaultyServer(local.forward, default=mode) as srv:
         be = _backend(tmp_path, toy, srv.url, max_response_mb=1)
         t0 = time.monotonic()
         with pytest.raises(RemoteModelError, match="exceeds the limit"):

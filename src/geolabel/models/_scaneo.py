@@ -68,7 +68,8 @@ def decode_class_tiff(body: bytes, where: str) -> npt.NDArray[np.int64]:
         raise ModelOutputError(f"{where}: unreadable GeoTIFF answer: {err}") from None
     if not np.issubdtype(arr.dtype, np.integer):
         raise ModelOutputError(f"{where}: class GeoTIFF is {arr.dtype}, expected integer classes")
-    return arr.astype(np.int64)
+    out: npt.NDArray[np.int64] = np.asarray(arr, dtype=np.int64)
+    return out
 
 
 def _multipart(field: str, filename: str, content: bytes, ctype: str) -> tuple[bytes, str]:
@@ -113,7 +114,7 @@ class ScaneoProtocol:
                 f"{url}: class values {sorted(set(np.unique(classes[bad]).tolist()))[:5]} "
                 f"outside 0..{c - 1}"
             )
-        onehot = (classes[None] == np.arange(c)[:, None, None]).astype(np.float32)
+        onehot: npt.NDArray[np.float32] = (classes[None] == np.arange(c)[:, None, None]).astype(np.float32)
         return onehot[None]
 
     def _scores(self, body: bytes, url: str) -> npt.NDArray[np.float32]:

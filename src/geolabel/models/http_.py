@@ -136,6 +136,7 @@ class KServeProtocol:
         c = self.spec.num_classes
         if not np.issubdtype(y.dtype, np.floating):
             raise ModelOutputError(f"{url}: output {self.ep.output or 'tensor'} is {y.dtype}, not floating point")
+        want: tuple[int, ...] | None
         if self.spec.task == "segmentation":
             want = (k, rows, cols, c) if self.ep.layout == "NHWC" else (k, c, rows, cols)
         elif self.spec.task == "classification":

@@ -23,6 +23,10 @@ COMMANDS = {
     "prioritize": "geolabel.cli.prioritize:prioritize",
     "serve": "geolabel.cli.serve:serve",
     "models": "geolabel.cli.models:models",
+    "accept": "geolabel.cli.accept:accept",
+    "train": "geolabel.cli.train:train",
+    "evaluate": "geolabel.cli.evaluate:evaluate",
+    "simulate": "geolabel.cli.simulate:simulate",
 }
 
 

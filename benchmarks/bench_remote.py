@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -114,13 +115,14 @@ def main() -> None:
     best_of: dict[str, dict[str, float]] = {}
     try:
         for rep in range(args.repeats):  # interleaved repeats, best of each: less drift
-            for name, path, _ in specs:
-                r = _run(scene, path, work / f"run-{rep}-{len(best_of)}", args.batch_size)
+            for i, (name, path, _) in enumerate(specs):
+                r = _run(scene, path, work / f"run-{rep}-{i}", args.batch_size)
                 if name not in best_of or r["seconds"] < best_of[name]["seconds"]:
                     best_of[name] = r
     finally:
         proc.terminate()
         proc.wait(30)
+        shutil.rmtree(work, ignore_errors=True)
     local = best_of["local"]
     rows: list[dict[str, Any]] = [
         {"variant": name, **ep, **best_of[name], "mpix_per_s": mpix / best_of[name]["seconds"],

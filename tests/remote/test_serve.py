@@ -70,6 +70,7 @@ def test_token_is_required_and_not_retried(tmp_path: Path, toy: Path, served: di
     client = write_client_spec(tmp_path / "c.yaml", toy, served["url"])
     with HttpBackend(load_spec(client)) as remote, pytest.raises(RemoteModelError, match="HTTP 401"):
         remote.predict(synthetic_batch(remote.spec, 1))
+    assert served["url"].startswith("http://127.0.0.1:")  # loopback unless --host says otherwise
     c = HttpClient(served["url"])
     assert json.loads(c.request("GET", "/v2/health/ready").body) == {"ready": True}
     with pytest.raises(RemoteModelError, match="HTTP 401"):

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from geolabel.errors import (
     CircuitOpenError,
+    ConfigError,
     GeolabelError,
     ModelOutputError,
     ModelSpecError,
@@ -39,7 +40,7 @@ from geolabel.models.base import Batch, Prediction, activate, to_predictions
 from geolabel.models.endpoint import EndpointSpec
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["HttpBackend", "KServeProtocol", "make_client"]
+__all__ = ["HttpBackend", "KServeProtocol", "concurrency_limit", "make_client"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,20 @@ def make_client(ep: EndpointSpec, *, seed: int | None = None) -> HttpClient:
     )
     return HttpClient(ep.url, policy=policy, token=token,
                       max_body=int(ep.max_response_mb * (1 << 20)), seed=seed)
+
+
+def concurrency_limit() -> int:
+    """The ``GEOLABEL_HTTP_CONCURRENCY`` cap on requests in flight (64 when unset).
+
+    Raises:
+        ConfigError: the variable is set but not a positive integer.
+    """
+    raw = os.environ.get("GEOLABEL_HTTP_CONCURRENCY")
+    if raw is None or raw == "":
+        return 64
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"GEOLABEL_HTTP_CONCURRENCY must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
 class KServeProtocol:
@@ -197,7 +212,8 @@ class HttpBackend:
             self.protocol = ScaneoProtocol(spec, spec.endpoint, self.client)
         else:
             self.protocol = KServeProtocol(spec, spec.endpoint, self.client)
-        self._pool = ThreadPoolExecutor(spec.endpoint.concurrency, thread_name_prefix="geolabel-http")
+        self.concurrency = min(spec.endpoint.concurrency, concurrency_limit())
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="geolabel-http")
         self._lock = threading.Lock()
         self.failures = 0
         self.last_error: str | None = None

@@ -233,3 +233,22 @@ def test_connection_dropped_twice_on_a_kept_alive_socket_is_retried(
         be.predict(synthetic_batch(be.spec, 1))
         assert srv.requests == 6
         be.close()
+
+
+def test_open_circuit_stops_the_following_scenes_without_requests(
+    tmp_path: Path, toy: Path, small_scene: Path, local: ConvBackend
+) -> None:
+    import shutil
+
+    second = tmp_path / "second.tif"
+    shutil.copy(small_scene, second)
+    with FaultyServer(local.forward, default="500") as srv:
+        client = write_client_spec(tmp_path / "client.yaml", toy, srv.url, retries=1, backoff=0.01,
+                                   max_backoff=0.02, max_consecutive_failures=2, max_tiles_per_request=2)
+        r = CliRunner().invoke(cli, ["-q", "predict", str(small_scene), str(second), "-m", str(client),
+                                     "-o", str(tmp_path / "out"), "--batch-size", "2", "--no-vectors"])
+        assert r.exit_code == 1
+        assert srv.requests == 2 * 2  # two batches x two attempts, then nothing more
+    doc = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert [s["status"] for s in doc["scenes"]] == ["incomplete", "incomplete"]
+    assert [len(s["failed_tiles"]) for s in doc["scenes"]] == [4, 2]

@@ -151,7 +151,11 @@ class TorchBackend:
 
     def predict(self, batch: Batch) -> list[Prediction]:
         """Class probabilities for each tile of the batch."""
-        probs = activate(self.forward(batch.data), self._spec)
+        if self._spec.output.activation == "softmax":  # in torch: threaded, no numpy temporaries
+            torch = _torch()
+            probs = torch.softmax(torch.from_numpy(self.forward(batch.data)), dim=1).numpy()
+        else:
+            probs = activate(self.forward(batch.data), self._spec)
         return to_predictions(probs, batch, self._spec)
 
     def close(self) -> None:

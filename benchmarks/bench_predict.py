@@ -1,0 +1,274 @@
+"""Benchmark: geolabel predict vs the raw model forward vs a naive torchgeo pipeline.
+
+One command, one machine, the same weights (a seeded random-init U-Net saved as
+safetensors, loaded by all three):
+
+(a) ``raw``: the model's forward alone, in the mode ``--precision auto`` picks, on real
+    tiles held in memory; its time per tile times the number of tiles geolabel runs.
+(b) ``geolabel``: ``geolabel predict`` end to end (a subprocess: start-up, reads,
+    model, blending store, mask + confidence COGs) with the spec's blending overlap.
+(c) ``naive``: torchgeo RasterDataset + GridGeoSampler + DataLoader, fp32, no
+    overlap, argmax into a scene-sized array (benchmarks/naive_torchgeo.py, run in
+    .venv-torchgeo: see setup_torchgeo.sh).
+
+Scenes of N x N pixels are made by mirror-tiling the real Landsat-8 sample (4th band =
+mean of the three) into tiled GeoTIFFs in ``--workdir``. Peak RSS of each subprocess
+comes from ``os.wait4``. Results: ``benchmarks/results/bench-<time>.json`` and a table.
+
+Usage: .venv/bin/python benchmarks/bench_predict.py --sizes 5000,10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "tests/data/landsat8-foz/LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
+RESULTS = ROOT / "benchmarks/results"
+GEOLABEL = str(Path(sys.executable).with_name("geolabel"))
+TG_PYTHON = ROOT / ".venv-torchgeo/bin/python"
+MIB = 1024 * 1024
+
+
+def _mirror(n: int, length: int) -> np.ndarray:
+    """Indexes 0..n-1 mirrored into a source of ``length`` (…, L-1, L-1, …, 0, 0, …)."""
+    i = np.arange(n) % (2 * length)
+    return np.where(i < length, i, 2 * length - 1 - i)
+
+
+def make_scene(size: int, workdir: Path) -> Path:
+    """A ``size`` x ``size`` 4-band uint16 tiled GeoTIFF mirrored from the sample (cached)."""
+    path = workdir / f"landsat8-mirror-{size}.tif"
+    if path.exists():
+        with rasterio.open(path) as ds:
+            if ds.shape == (size, size) and ds.count == 4:
+                return path
+    with rasterio.open(SAMPLE) as src:
+        data = src.read()
+        profile = src.profile
+    four = np.concatenate([data, data.mean(axis=0, keepdims=True).astype(data.dtype)])
+    cols = _mirror(size, four.shape[2])
+    profile.update(width=size, height=size, count=4, tiled=True, blockxsize=512, blockysize=512,
+                   compress="deflate", predictor=2, BIGTIFF="IF_SAFER", interleave="pixel")
+    tmp = path.with_suffix(".partial.tif")
+    with rasterio.open(tmp, "w", **profile) as dst:
+        for r0 in range(0, size, 512):
+            rows = _mirror(size, four.shape[1])[r0 : r0 + 512]
+            dst.write(four[:, rows][:, :, cols], window=Window(0, r0, size, len(rows)))
+    os.replace(tmp, path)
+    return path
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd``; wall seconds, peak RSS (MiB, of the process tree it waited on), stdout."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # drain the pipes while waiting on the exact pid, so wait4 gives this child's rusage
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: Any) -> None:
+        chunks[name] = stream.read()
+
+    threads = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    for t in threads:
+        t.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    out, err = chunks.get("out", b""), chunks.get("err", b"")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    return {"seconds": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "stdout": out.decode()}
+
+
+def run_geolabel(scene: Path, spec: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``geolabel predict`` end to end in a subprocess."""
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [GEOLABEL, "-q", "predict", str(scene), "-m", str(spec), "-o", str(out),
+           "--precision", args.precision, "--batch-size", str(args.batch_size), "--device", "cpu",
+           "--no-vectors", "--no-probabilities"]
+    res = _run(cmd)
+    run = json.loads((out / "run.json").read_text())
+    s = run["scenes"][0]
+    res.pop("stdout")
+    res.update(tiles=s["tiles"], overlap=s["overlap"], timings=s["timings"], precision=run["precision"])
+    shutil.rmtree(out, ignore_errors=True)
+    return res
+
+
+def run_naive(scene: Path, weights: Path, args: argparse.Namespace, mean: float, std: float) -> dict[str, Any]:
+    """The torchgeo baseline in .venv-torchgeo."""
+    cmd = [str(TG_PYTHON), str(ROOT / "benchmarks/naive_torchgeo.py"), str(scene), str(weights),
+           "--base-channels", str(args.base_channels), "--depth", str(args.depth),
+           "--batch-size", str(args.batch_size), "--mean", str(mean), "--std", str(std)]
+    res = _run(cmd)
+    inner = json.loads(res.pop("stdout").strip().splitlines()[-1])
+    inner["seconds_in_script"] = inner.pop("seconds")
+    res.update(inner)  # res["seconds"] stays the subprocess's wall time
+    return res
+
+
+def _sample_batches(scene: Path, spec_path: Path, n_batches: int, batch: int) -> list[np.ndarray]:
+    """Normalised real tiles from the scene's top-left, as the engine reads them."""
+    from geolabel.models.spec import load_spec
+
+    spec = load_spec(spec_path)
+    t = spec.input.tile_size
+    mean = np.asarray(spec.input.mean, np.float32)[:, None, None]
+    std = np.asarray(spec.input.std, np.float32)[:, None, None]
+    out = []
+    with rasterio.open(scene) as ds:
+        per_row = max(ds.width // t, 1)
+        for b in range(n_batches):
+            tiles = []
+            for k in range(batch):
+                i = b * batch + k
+                r, c = divmod(i, per_row)
+                x = ds.read(window=Window(c * t, r * t, t, t), boundless=True).astype(np.float32)
+                tiles.append((x - mean) / std)
+            out.append(np.stack(tiles))
+    return out
+
+
+def run_raw(scene: Path, spec_path: Path, precision: str, args: argparse.Namespace,
+            reference: bool) -> dict[str, Any]:
+    """Forward time per tile in ``precision`` (+ argmax agreement with fp32 if ``reference``)."""
+    from geolabel.models.precision import argmax_agreement
+    from geolabel.models.spec import load_spec
+    from geolabel.models.torch_ import TorchBackend
+
+    spec = load_spec(spec_path)
+    batches = _sample_batches(scene, spec_path, args.raw_batches + 1, args.batch_size)
+    fast = TorchBackend(spec, device="cpu", precision=precision, channels_last=True)  # type: ignore[arg-type]
+    outs = [fast.forward(batches[0])]  # warm-up
+    t0 = time.perf_counter()
+    outs += [fast.forward(b) for b in batches[1:]]
+    per_tile = (time.perf_counter() - t0) / (args.raw_batches * args.batch_size)
+    res: dict[str, Any] = {"precision": precision, "seconds_per_tile": per_tile,
+                           "tiles_timed": args.raw_batches * args.batch_size}
+    if reference and precision != "fp32":
+        ref = TorchBackend(spec, device="cpu", precision="fp32", channels_last=False)
+        t0 = time.perf_counter()
+        refs = [ref.forward(b) for b in batches[1:]]
+        res["fp32_seconds_per_tile"] = (time.perf_counter() - t0) / (args.raw_batches * args.batch_size)
+        a = np.concatenate(outs[1:])
+        f = np.concatenate(refs)
+        res["argmax_agreement_vs_fp32"] = argmax_agreement(a, f, np.ones((a.shape[0], *a.shape[2:]), bool))
+    return res
+
+
+def _stats() -> tuple[float, float]:
+    with rasterio.open(SAMPLE) as ds:
+        x = ds.read().astype(np.float64)
+    four = np.concatenate([x, x.mean(axis=0, keepdims=True)])
+    return float(four.mean()), float(four.std())
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The printed summary."""
+    head = ("| scene | raw Mpix/s | geolabel Mpix/s | naive Mpix/s | geolabel/naive | geolabel/raw "
+            "| RSS geolabel MiB | RSS naive MiB |\n|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        g, n, w = r.get("geolabel", {}), r.get("naive", {}), r.get("raw", {})
+
+        def f(v: Any, p: int = 3) -> str:
+            return "–" if v is None else f"{v:.{p}f}"
+
+        lines.append(
+            f"| {r['size']}² | {f(w.get('mpix_s'))} | {f(g.get('mpix_s'))} | {f(n.get('mpix_s'))} "
+            f"| {f(r.get('geolabel_over_naive'), 2)} | {f(r.get('geolabel_over_raw'), 2)} "
+            f"| {f(g.get('peak_rss_mib'), 0)} | {f(n.get('peak_rss_mib'), 0)} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Parse options, run the pipelines per scene size, write JSON, print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="5000,10000,20000", help="scene sizes (pixels a side)")
+    ap.add_argument("--pipelines", default="raw,geolabel,naive", help="subset of raw,geolabel,naive")
+    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "geolabel-bench")
+    ap.add_argument("--base-channels", type=int, default=32)
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--overlap", type=int, default=64, help="geolabel blending overlap per side")
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--raw-batches", type=int, default=3, help="batches timed for the raw forward")
+    ap.add_argument("--precision", default="auto")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    pipes = set(args.pipelines.split(","))
+    if "naive" in pipes and not TG_PYTHON.exists():
+        sys.exit(f"{TG_PYTHON} missing: run benchmarks/setup_torchgeo.sh (or --pipelines raw,geolabel)")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    from geolabel.testing.unet import write_unet_spec
+
+    mean, std = _stats()
+    spec = write_unet_spec(args.workdir / "model", name="bench-unet", bands=4, classes=5,
+                           base_channels=args.base_channels, depth=args.depth, tile_size=args.tile,
+                           seed=0, mean=mean, std=std, overlap=args.overlap)
+    weights = spec.with_suffix(".safetensors")
+    rows: list[dict[str, Any]] = []
+    mode = None
+    for k, size in enumerate(sizes):
+        scene = make_scene(size, args.workdir)
+        mpix = size * size / 1e6
+        row: dict[str, Any] = {"size": size, "mpix": mpix}
+        if "geolabel" in pipes:
+            g = run_geolabel(scene, spec, args.workdir / "out", args)
+            g["mpix_s"] = mpix / g["seconds"]
+            mode = g["precision"]["precision"]
+            row["geolabel"] = g
+        if "raw" in pipes:
+            w = run_raw(scene, spec, mode or "fp32", args, reference=k == 0)
+            tiles = row.get("geolabel", {}).get("tiles")
+            if tiles:
+                w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles
+                w["mpix_s"] = mpix / w["seconds_for_geolabel_tiles"]
+            w["tile_mpix_s"] = args.tile**2 / 1e6 / w["seconds_per_tile"]
+            row["raw"] = w
+        if "naive" in pipes:
+            n = run_naive(scene, weights, args, mean, std)
+            n["mpix_s"] = mpix / n["seconds"]
+            row["naive"] = n
+        if "geolabel" in row and "naive" in row:
+            row["geolabel_over_naive"] = row["geolabel"]["mpix_s"] / row["naive"]["mpix_s"]
+        if "geolabel" in row and "mpix_s" in row.get("raw", {}):
+            row["geolabel_over_raw"] = row["geolabel"]["mpix_s"] / row["raw"]["mpix_s"]
+        rows.append(row)
+        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+    g_rss = {r["size"]: r["geolabel"]["peak_rss_mib"] for r in rows if "geolabel" in r}
+    doc = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                       "load_average_at_end": os.getloadavg()},
+           "model": {"arch": "geolabel.unet", "base_channels": args.base_channels, "depth": args.depth,
+                     "bands": 4, "classes": 5, "tile": args.tile, "weights": str(weights)},
+           "settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+           "rss_largest_over_smallest": (g_rss[max(g_rss)] / g_rss[min(g_rss)]) if len(g_rss) > 1 else None}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    print(table(rows))
+    if doc["rss_largest_over_smallest"] is not None:
+        print(f"geolabel peak RSS {max(g_rss)}² / {min(g_rss)}²: {doc['rss_largest_over_smallest']:.2f}")
+    print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

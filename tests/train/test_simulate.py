@@ -30,6 +30,7 @@ def test_simulate_records_rounds_and_plots(setup: dict[str, Path], tmp_path: Pat
         "--miou-target", "0.0", "--miou-target", "1.01", "-o", str(out)])
     assert r.exit_code == 0, r.stderr
     rec = json.loads(out.read_text())
+    assert rec["complete"] is True
     assert json.loads(r.stdout)["png"] == str(out.with_suffix(".png"))
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     split = rec["holdout_columns"][0]

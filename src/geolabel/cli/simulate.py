@@ -56,6 +56,7 @@ def simulate(ctx: click.Context, scene: Path, oracle: Path, oracle_offset: int,
 
     Writes OUT (JSON: every round of every strategy and seed, and a summary of the
     labelled pixels needed to reach each --miou-target) and OUT with .png (the curves).
+    OUT is rewritten after every finished run ("complete": false until the end).
 
     \b
     Example:
@@ -96,8 +97,12 @@ def simulate(ctx: click.Context, scene: Path, oracle: Path, oracle_offset: int,
             bar.set_description(desc)
             bar.update(done - bar.n)
 
+    def checkpoint(partial: dict[str, Any]) -> None:
+        write_json(partial, out)
+
     try:
-        record = run_simulation(scene, oracle, sources, spec, config, progress=progress)
+        record = run_simulation(scene, oracle, sources, spec, config, progress=progress,
+                                checkpoint=checkpoint)
     finally:
         if bar is not None:
             bar.close()

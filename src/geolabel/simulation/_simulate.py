@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 #: ``progress(done_fits, total_fits, description)``
 SimProgress = Callable[[int, int, str], None]
 
+#: ``checkpoint(record)``: the record so far (``complete`` false) after each finished run.
+SimCheckpoint = Callable[[dict[str, Any]], None]
+
 
 @dataclass(frozen=True, slots=True)
 class LabelSource:
@@ -174,8 +177,12 @@ def run_simulation(
     config: SimulationConfig,
     *,
     progress: SimProgress | None = None,
+    checkpoint: SimCheckpoint | None = None,
 ) -> dict[str, Any]:
     """Run the experiment; returns the JSON-able record (config, runs, summary).
+
+    ``checkpoint`` receives the partial record after each (seed, strategy) run, so a
+    long experiment that is stopped early still leaves its finished runs behind.
 
     Raises:
         ConfigError: bad settings, unreadable labels, no first labels left.
@@ -211,6 +218,17 @@ def run_simulation(
     done = 0
     runs: list[dict[str, Any]] = []
     t_all = time.perf_counter()
+
+    def record(*, complete: bool) -> dict[str, Any]:
+        return {
+            "scene": str(scene_path), "oracle": str(oracle_path),
+            "first_labels": [asdict(s) for s in sources], "model": spec.model_id,
+            "config": {**{k: v for k, v in asdict(config).items() if k != "fit"},
+                       "fit": {k: v for k, v in asdict(config.fit).items() if k != "seed"}},
+            "holdout_columns": [split, w - 1], "candidate_regions": len(regions),
+            "seconds": round(time.perf_counter() - t_all, 1), "complete": complete,
+            "runs": list(runs), "summary": summarize(runs, config.miou_targets),
+        }
     for seed in config.seeds:
         model = build_module(spec, from_scratch=True, seed=seed)
         fit(model, image, first, replace(config.fit, steps=config.initial_steps, seed=seed))
@@ -250,17 +268,11 @@ def run_simulation(
                     progress(done, total, f"seed {seed} {strat.name} round {rnd}: "
                              f"mIoU {rounds[-1]['miou']:.3f}")
             runs.append({"strategy": strat.name, "seed": seed, "rounds": rounds})
+            if checkpoint is not None:
+                checkpoint(record(complete=False))
             logger.info("seed %d %s: mIoU %.3f -> %.3f", seed, strat.name,
                         rounds[0]["miou"], rounds[-1]["miou"])
-    return {
-        "scene": str(scene_path), "oracle": str(oracle_path),
-        "first_labels": [asdict(s) for s in sources], "model": spec.model_id,
-        "config": {**{k: v for k, v in asdict(config).items() if k != "fit"},
-                   "fit": {k: v for k, v in asdict(config.fit).items() if k != "seed"}},
-        "holdout_columns": [split, w - 1], "candidate_regions": len(regions),
-        "seconds": round(time.perf_counter() - t_all, 1),
-        "runs": runs, "summary": summarize(runs, config.miou_targets),
-    }
+    return record(complete=True)
 
 
 def summarize(runs: list[dict[str, Any]], targets: Sequence[float]) -> dict[str, Any]:

@@ -188,4 +188,7 @@ def finalize_scene(scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStor
         path = _vectorize(grid, Path(outputs["mask"]), Path(outputs["confidence"]),
                           sdir / f"{name}_predictions.gpkg", scene, spec, run_id)
         outputs["vectors"] = str(path)
+    from geolabel.qgis import style_scene_outputs  # QGIS sidecars, category names, layer_styles
+
+    outputs.update(style_scene_outputs(outputs, spec))
     return outputs

@@ -347,6 +347,9 @@ def run_predict(
     with rasterio.Env(**GDAL_ENV):
         for path in config.scenes:
             results.append(run_scene(path, spec, factory, config, out, names, progress))
+    from geolabel.qgis import project_entries  # RUN_DIR/run.qgs over the finished scenes
+
+    qgis_outputs = project_entries(out, results, spec)
     doc = {
         "geolabel": __version__,
         "config": config.to_dict(),
@@ -363,7 +366,7 @@ def run_predict(
         "outputs": [
             {"scene": r.scene, "role": role, "path": p, **describe_output(role, p)}
             for r in results for role, p in r.outputs.items()
-        ],
+        ] + qgis_outputs,
     }
     tmp = run_json.with_suffix(".json.partial")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")

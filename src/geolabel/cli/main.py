@@ -21,6 +21,7 @@ COMMANDS = {
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
     "prioritize": "geolabel.cli.prioritize:prioritize",
+    "qgis": "geolabel.cli.qgis:qgis",
     "serve": "geolabel.cli.serve:serve",
     "models": "geolabel.cli.models:models",
     "accept": "geolabel.cli.accept:accept",

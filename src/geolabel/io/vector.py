@@ -18,8 +18,9 @@ from geolabel.io.raster import atomic_replace
 
 __all__ = ["GpkgWriter", "FIXED_DATE"]
 
-#: Timestamp written into gpkg_contents so outputs are byte-reproducible.
-FIXED_DATE = "2000-01-01T00:00:00Z"
+#: Timestamp written into gpkg_contents so outputs are byte-reproducible (with the
+#: milliseconds GeoPackage requires: GDAL 3.6's validate_gpkg.py rejects it without).
+FIXED_DATE = "2000-01-01T00:00:00.000Z"
 
 
 class GpkgWriter:

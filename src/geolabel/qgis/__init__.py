@@ -1,0 +1,43 @@
+"""QGIS-ready outputs: styles QGIS loads by default and a project per run (no PyQGIS).
+
+* class masks: GDAL category names in ``NAME_mask.tif.aux.xml`` and a paletted
+  ``NAME_mask.qml`` with class names (nodata is transparent);
+* continuous rasters (confidence, probabilities, uncertainty): ``.qml`` colour ramps
+  over their recorded scale (0–1);
+* GeoPackages: a default style per layer in ``layer_styles`` (categorised by class with
+  score labels, graduated by rank for ``next_to_label``, graduated by uncertainty for
+  ``tiles``), written through GDAL so the file stays a valid GeoPackage 1.2;
+* ``RUN_DIR/run.qgs``: every scene as a group of its styled outputs over the image.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from geolabel.qgis._gpkg import STYLE_NAME, LayerStyle, embed_styles, layer_styles
+from geolabel.qgis._project import build_groups, write_project
+from geolabel.qgis._raster import raster_style, write_category_names, write_raster_qml
+from geolabel.qgis._run import (
+    PROJECT_NAME,
+    project_entries,
+    style_run,
+    style_scene_outputs,
+    write_run_project,
+)
+
+__all__ = [
+    "style_scene_outputs",
+    "write_run_project",
+    "project_entries",
+    "style_run",
+    "PROJECT_NAME",
+    "STYLE_NAME",
+    "LayerStyle",
+    "layer_styles",
+    "embed_styles",
+    "raster_style",
+    "write_raster_qml",
+    "write_category_names",
+    "build_groups",
+    "write_project",
+]

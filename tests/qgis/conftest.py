@@ -1,0 +1,50 @@
+"""A demo-like run over the shipped nc-landsat7 scene, prioritised and styled, shared by
+the QGIS-output tests (made once per session: about 20 s)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from geolabel.cli.main import COMMANDS, cli
+from geolabel.samples import sample_path
+from geolabel.testing import write_toy_spec
+
+#: the shipped demo model, once it is trained (scripts/train_demo_model.py)
+DEMO_SPEC = Path(__file__).parents[2] / "src" / "geolabel" / "_data" / "models" / "nc_landcover_unet.yaml"
+
+
+def _invoke(*args: str) -> str:
+    r = CliRunner().invoke(cli, ["-q", *args])
+    assert r.exit_code == 0, (args, r.output, r.exception)
+    return r.stdout
+
+
+@pytest.fixture(scope="session")
+def qgis_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``geolabel demo`` (or the toy model on the same scene), then ``prioritize``."""
+    base = tmp_path_factory.mktemp("qgis")
+    run = base / "run"
+    if DEMO_SPEC.exists():
+        _invoke("demo", "--out", str(run))
+    else:
+        spec = write_toy_spec(base / "toy.yaml", bands=5, classes=4, tile_size=128)
+        scene = sample_path("nc-landsat7/nc_landsat7_2000.tif")
+        _invoke("predict", str(scene), "-m", str(spec), "-o", str(run))
+    if "prioritize" in COMMANDS:
+        _invoke("prioritize", str(run), "--budget", "5")
+        _invoke("qgis", str(run))  # the project then holds next_to_label too
+    return run
+
+
+def run_doc(run: Path) -> dict:
+    """The run's run.json."""
+    return json.loads((run / "run.json").read_text())
+
+
+def outputs_of(run: Path) -> dict[str, Path]:
+    """``role -> path`` of the run's outputs (one scene)."""
+    return {o["role"]: Path(o["path"]) for o in run_doc(run)["outputs"]}

@@ -1,5 +1,6 @@
 """A demo-like run over the shipped nc-landsat7 scene, prioritised and styled, shared by
-the QGIS-output tests (made once per session: about 20 s)."""
+the QGIS-output tests (made once per session: about 20 s). The shipped demo model is used
+once it exists, else the toy ``testing`` backend on the same scene."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 
 from geolabel.cli.main import COMMANDS, cli
 from geolabel.samples import sample_path
-from geolabel.testing import write_toy_spec
+from geolabel.testing import make_scene, write_toy_spec
 
 #: the shipped demo model, once it is trained (scripts/train_demo_model.py)
 DEMO_SPEC = Path(__file__).parents[2] / "src" / "geolabel" / "_data" / "models" / "nc_landcover_unet.yaml"
@@ -32,7 +33,11 @@ def qgis_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _invoke("demo", "--out", str(run))
     else:
         spec = write_toy_spec(base / "toy.yaml", bands=5, classes=4, tile_size=128)
-        scene = sample_path("nc-landsat7/nc_landsat7_2000.tif")
+        try:
+            scene = sample_path("nc-landsat7/nc_landsat7_2000.tif")
+        except FileNotFoundError:  # a checkout without the sample data: a synthetic scene
+            scene = make_scene(base / "synthetic.tif", shape=(301, 347), bands=5, nodata=-1.0,
+                               nodata_region=(slice(0, 40), slice(0, 60)))
         _invoke("predict", str(scene), "-m", str(spec), "-o", str(run))
     if "prioritize" in COMMANDS:
         _invoke("prioritize", str(run), "--budget", "5")

@@ -11,7 +11,7 @@ stamp=.venv/.geolabel-installed
 want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch is pinned (==) in the [torch] extra so pip takes the local CPU wheel.
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[torch,csmask,viz,dev]" 2>&1 \
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[torch,csmask,viz,dev,cluster]" 2>&1 \
     | grep -v "^WARNING: Location" || true
   .venv/bin/python -c "import geolabel, torch, onnxruntime, ukis_csmask" 
   echo "$want" > "$stamp"

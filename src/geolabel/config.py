@@ -35,6 +35,9 @@ class RunConfig:
         retry_failed: re-run tiles that failed before.
         overwrite: discard an existing run folder made with other settings.
         threads: model threads (``None``: the backend's default).
+        cluster: where batches run: ``local``, ``local:N``, ``tcp://HOST:PORT``,
+            ``slurm:FILE.yaml`` or ``pbs:FILE.yaml`` (see geolabel.execution).
+        shard: ``I/N`` to run only shard I's share of the batches (no finalize).
         uncertainty: per-pixel measure of the uncertainty COG (``entropy``, ``margin``,
             ``least-confidence`` or ``none``).
         model_uncertainty: ``none``, ``mc-dropout`` or ``tta`` (an extra stitched channel).
@@ -64,6 +67,8 @@ class RunConfig:
     model_uncertainty: str = "none"
     mc_passes: int = 8
     seed: int = 0
+    cluster: str = "local"
+    shard: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:

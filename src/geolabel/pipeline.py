@@ -239,6 +239,10 @@ def run_scene(
         )
         grid, dead = plan_scene(scene, spec, config)
         sdir = _scene_dir(out, scene, names)
+        if spec.task != "segmentation":  # detection / classification: geolabel.detect_pipeline
+            from geolabel.detect_pipeline import run_object_scene
+
+            return run_object_scene(scene, grid, spec, model_factory, config, sdir, progress, res)
         token = config.output_token(grid=grid.token, model=spec.model_id, weights=spec.weights_sha256(), bands=scene.bands, dead=dead)
         if config.overwrite and sdir.exists():
             shutil.rmtree(sdir)

@@ -86,6 +86,9 @@ class CogWriter:
             "blockxsize": 512,
             "blockysize": 512,
             "compress": "ZSTD",
+            # the temporary file is rewritten block by block (core windows straddle its
+            # blocks) and compressed again into the COG: the fastest level is enough
+            "zstd_level": 1,
             "BIGTIFF": "IF_SAFER",
         }
         self.ds = rasterio.open(self.tmp, "w", **profile)
@@ -109,6 +112,7 @@ class CogWriter:
         opts: dict[str, Any] = {
             "driver": "COG",
             "COMPRESS": "DEFLATE",
+            "NUM_THREADS": "ALL_CPUS",  # compression threads; the bytes do not depend on them
             "BLOCKSIZE": 512,
             "OVERVIEW_RESAMPLING": self.resampling.upper(),
             "BIGTIFF": "IF_SAFER",

@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "torch": "geolabel.models.torch_:TorchBackend",
     "onnx": "geolabel.models.onnx_:OnnxBackend",
     "testing": "geolabel.testing.backends:ConvBackend",
+    "testing-squares": "geolabel.testing.detectors:SquareDetector",
     "ensemble": "geolabel.models.ensemble:EnsembleBackend",
     "http": "geolabel.models.http_:HttpBackend",
 }

@@ -150,7 +150,11 @@ class TorchBackend:
         return np.asarray(y.float().cpu().numpy(), dtype=np.float32)
 
     def predict(self, batch: Batch) -> list[Prediction]:
-        """Class probabilities for each tile of the batch."""
+        """Class probabilities (boxes, tile scores for other tasks) for each tile."""
+        if self._spec.task != "segmentation":
+            from geolabel.models.detectors import task_predictions
+
+            return task_predictions(self.forward(batch.data), batch, self._spec)
         if self._spec.output.activation == "softmax":  # in torch: threaded, no numpy temporaries
             torch = _torch()
             probs = torch.softmax(torch.from_numpy(self.forward(batch.data)), dim=1).numpy()

@@ -1,0 +1,178 @@
+"""What a dask worker runs: one batch of tiles, with the model cached per worker process.
+
+A task is one batch of the scene's fixed batch partition. The worker reads the batch,
+runs the model, writes each tile's core chunk and halo record into the shared Zarr run
+store (one writer per chunk, written whole) and returns the manifest rows; the driver
+records them only when the result has come back, so a worker lost mid-batch leaves
+nothing recorded and the scheduler simply runs the batch again elsewhere.
+
+The model is loaded once per worker process and kept in a module-level cache keyed by
+the spec's content and the run's settings (device, precision, threads, wrappers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rasterio
+
+from geolabel.config import RunConfig
+from geolabel.grid import Tile, TileGrid
+from geolabel.io.scene import Scene
+from geolabel.io.store import RunStore
+from geolabel.models.base import ModelBackend
+from geolabel.models.spec import ModelSpec
+
+__all__ = ["BatchJob", "BatchOutcome", "cached_models", "model_loads", "run_batch"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchJob:
+    """Everything a worker needs for the batches of one scene (small, picklable).
+
+    Attributes:
+        scene: the opened scene (path, bands, nodata).
+        grid: the scene's tile grid.
+        spec: the model spec.
+        config: the run's settings (device, precision, threads, model wrappers).
+        store_path: the scene's ``store.zarr`` (on a file system the workers share).
+        channels: channels of the store (classes plus extra stitched channels).
+        halo_len: halo record length.
+        token: the run token of the store.
+        dead_zone: zero-weight pixels at blended tile edges.
+    """
+
+    scene: Scene
+    grid: TileGrid
+    spec: ModelSpec
+    config: RunConfig
+    store_path: str
+    channels: int
+    halo_len: int
+    token: str
+    dead_zone: float
+
+    @property
+    def model_key(self) -> str:
+        """Cache key of the model: the spec's content and the run's settings."""
+        text = json.dumps([self.spec.model_dump_json(), self.spec.source, self.config.to_dict()],
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What a batch task returns: the manifest rows and where the time went."""
+
+    rows: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+    worker_pid: int = 0
+
+
+class _Rows:
+    """Collects the rows ``run_tiles`` would record (the driver records them)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def record(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows.extend(rows)
+
+
+class _Serialized:
+    """A cached model shared by a worker's threads: one ``predict`` at a time."""
+
+    def __init__(self, model: ModelBackend) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+    def predict(self, batch: Any) -> Any:
+        with self.lock:
+            return self.model.predict(batch)
+
+    def close(self) -> None:
+        self.model.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
+_LOCK = threading.Lock()
+_MODELS: dict[str, _Serialized] = {}
+_STORES: dict[tuple[str, str], RunStore] = {}
+_LOADS: dict[str, int] = {}
+
+
+def _model(job: BatchJob) -> _Serialized:
+    from geolabel.pipeline import load_run_model
+
+    key = job.model_key
+    with _LOCK:
+        hit = _MODELS.get(key)
+        if hit is None:
+            logger.info("worker %d: loading model %s", os.getpid(), job.spec.model_id)
+            hit = _Serialized(load_run_model(job.spec, job.config))
+            _MODELS[key] = hit
+            _LOADS[key] = _LOADS.get(key, 0) + 1
+        return hit
+
+
+def _store(job: BatchJob) -> RunStore:
+    key = (job.store_path, job.token)
+    with _LOCK:
+        store = _STORES.get(key)
+        if store is None:
+            store = RunStore(Path(job.store_path), job.grid, job.channels, job.halo_len, job.token)
+            _STORES[key] = store
+        return store
+
+
+def model_loads() -> dict[str, int]:
+    """How many times this process loaded each model (run on workers via ``client.run``)."""
+    with _LOCK:
+        return dict(_LOADS)
+
+
+def cached_models() -> int:
+    """Number of models cached in this process."""
+    with _LOCK:
+        return len(_MODELS)
+
+
+def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
+    """Run one batch on a worker and write its tiles into the store.
+
+    The batch goes through ``pipeline.run_tiles``, the same code as the in-process
+    path, so the store bytes are the same wherever it runs.
+
+    Args:
+        job: the scene's batch job.
+        tiles: the batch's tiles, in batch order.
+
+    Returns:
+        The manifest rows (``done``, or ``failed`` when reading or the model raised a
+        ``GeolabelError``) for the driver to record.
+    """
+    from geolabel.pipeline import GDAL_ENV, run_tiles
+
+    model = _model(job)
+    store = _store(job)
+    rows = _Rows()
+    with rasterio.Env(**GDAL_ENV):
+        timings = run_tiles(job.scene, job.grid, job.spec, model, store, rows,  # type: ignore[arg-type]
+                            [tiles], job.dead_zone)
+    return BatchOutcome(rows.rows, timings, os.getpid())

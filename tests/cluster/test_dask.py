@@ -1,0 +1,105 @@
+"""dask.distributed execution: a LocalCluster, an existing scheduler, a lost worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geolabel.errors import ConfigError
+from geolabel.execution.executors import parse_cluster
+from geolabel.pipeline import run_predict
+
+from .conftest import Case, output_digests
+
+distributed = pytest.importorskip("distributed", reason="needs the [cluster] extra")
+
+
+def _done_rows(run: Path) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for p in run.rglob("manifest/*.jsonl"):
+        for line in p.read_text().splitlines():
+            row = json.loads(line)
+            if row["status"] == "done":
+                c[row["tile_id"]] += 1
+    return c
+
+
+def test_cluster_option_forms() -> None:
+    assert parse_cluster("local") == ("local", "")
+    assert parse_cluster("local:3") == ("localcluster", "3")
+    assert parse_cluster("tcp://10.0.0.1:8786") == ("scheduler", "tcp://10.0.0.1:8786")
+    assert parse_cluster("slurm:configs/cluster/slurm.yaml") == ("slurm", "configs/cluster/slurm.yaml")
+    for bad in ("local:0", "slurm:", "kubernetes", "10.0.0.1:8786"):
+        with pytest.raises(ConfigError, match="--cluster"):
+            parse_cluster(bad)
+
+
+def test_unreachable_scheduler_is_one_clear_error(tmp_path: Path, small_case: Case) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            pytest.raises(ConfigError, match=f"tcp://127.0.0.1:{port}: cannot reach"):
+        run_predict(small_case.config(tmp_path / "r", cluster=f"tcp://127.0.0.1:{port}"))
+
+
+def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(tmp_path: Path, small_case: Case) -> None:
+    from distributed import Client, LocalCluster
+
+    from geolabel.execution.worker import model_loads
+
+    run = tmp_path / "run"
+    killed: dict[str, Any] = {}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            Client(lc) as client:
+        pids = client.run(os.getpid)
+        stop = threading.Event()
+
+        def killer() -> None:
+            deadline = time.monotonic() + 60
+            while not stop.is_set() and time.monotonic() < deadline:
+                busy = {w: keys for w, keys in client.processing().items() if keys}
+                if sum(_done_rows(run).values()) >= 2 and busy:
+                    addr, keys = sorted(busy.items())[0]
+                    killed.update(addr=addr, keys=list(keys), done_at_kill=sum(_done_rows(run).values()))
+                    os.kill(pids[addr], signal.SIGKILL)
+                    return
+                time.sleep(0.02)
+
+        t = threading.Thread(target=killer, daemon=True)
+        t.start()
+        try:
+            result = run_predict(small_case.config(run, cluster=lc.scheduler_address))
+        finally:
+            stop.set()
+            t.join(5)
+        loads = client.run(model_loads)
+    assert killed, "no worker was killed while batches ran"
+    assert killed["keys"] and killed["done_at_kill"] < 20
+    assert result.ok, [s.error for s in result.scenes]
+    rows = _done_rows(run)
+    assert len(rows) == 20 and set(rows.values()) == {1}, "every tile recorded done exactly once"
+    assert output_digests(run) == output_digests(small_case.reference)
+    # at most one model load per worker process, for 10 batches (the restarted worker,
+    # if it got a batch, loaded it anew)
+    assert loads and all(n == 1 for v in loads.values() for n in v.values()), loads
+    assert sum(len(v) for v in loads.values()) >= 1
+
+
+@pytest.mark.slow  # ~20 s on 2 busy cores (process start-up); the kill test covers the executor
+def test_local_processes_target(tmp_path: Path, small_case: Case) -> None:
+    result = run_predict(small_case.config(tmp_path / "run", cluster="local:2"))
+    assert result.ok
+    assert output_digests(tmp_path / "run") == output_digests(small_case.reference)

@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--scene", help="scene folder name (default: the first)")
     ap.add_argument("--band", type=int, default=1, help="uncertainty band (1: the run's measure)")
+    ap.add_argument("--vmax", type=float, help="colour scale top [default: 1, or the 99.5th "
+                    "percentile for the small model-based bands]")
     args = ap.parse_args()
     doc = json.loads((args.run_dir / "run.json").read_text())
     outs: dict[str, dict[str, Path]] = {}
@@ -68,8 +70,10 @@ def main() -> None:
                    alpha=0.45, interpolation="nearest")
     axes[0].set_title("scene (RGB) + predicted classes: " + ", ".join(
         f"{n}" for n in classes), fontsize=9)
-    im = axes[1].imshow(unc, extent=extent, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-    fig.colorbar(im, ax=axes[1], shrink=0.8, label=f"{measure} (0-1)")
+    vmax = args.vmax or (1.0 if measure in ("entropy", "margin", "least-confidence")
+                         else float(np.nanpercentile(unc, 99.5)))
+    im = axes[1].imshow(unc, extent=extent, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+    fig.colorbar(im, ax=axes[1], shrink=0.8, label=f"{measure} (scale 0-1, shown 0-{vmax:.3g})")
     strategy = picks["strategy"].iloc[0] if len(picks) else "?"
     axes[1].set_title(f"{measure}; top {len(picks)} regions to label ({strategy})", fontsize=10)
     for ax in axes:

@@ -133,3 +133,15 @@ def test_shipped_unet_mc_dropout_reproducible() -> None:
     b = MCDropoutBackend(inner, passes=3, seed=5).predict(batch)[0]
     assert np.array_equal(a.array, b.array)
     assert np.array_equal(a.extra["uncertainty"], b.extra["uncertainty"])
+
+
+def test_a_tiles_result_does_not_depend_on_its_batch() -> None:
+    from geolabel.models.ensemble import MCDropoutBackend
+
+    backend = MCDropoutBackend(_unet_backend(), passes=3, seed=4)
+    both = _batch(2)
+    together = backend.predict(both)
+    for i in range(2):
+        alone = backend.predict(Batch(both.tiles[i : i + 1], both.data[i : i + 1], both.valid[i : i + 1]))[0]
+        assert np.array_equal(alone.array, together[i].array)
+        assert np.array_equal(alone.extra["uncertainty"], together[i].extra["uncertainty"])

@@ -11,6 +11,7 @@ from hypothesis.extra.numpy import arrays
 from geolabel.errors import ConfigError
 from geolabel.uncertainty import (
     AggregateOptions,
+    aggregate_boxes,
     aggregate_tile,
     compute_measure,
     entropy,
@@ -112,3 +113,14 @@ def test_aggregate_all_nodata_tile() -> None:
     rec = aggregate_tile({"entropy": np.ones((2, 2), np.float32)}, np.zeros((2, 2), bool),
                          np.zeros((2, 2), int), ("a", "b"))
     assert rec["valid_fraction"] == 0 and np.isnan(rec["mean"]) and rec["frac_0_a"] == 0
+
+
+def test_box_scores_in_the_ambiguous_band() -> None:
+    rec = aggregate_boxes(np.array([0.95, 0.5, 0.35, 0.1, 0.72]), band=(0.3, 0.7))
+    assert (rec["boxes"], rec["ambiguous"]) == (5, 2)
+    assert rec["frac_ambiguous"] == pytest.approx(0.4)
+    assert rec["mean_box_uncertainty"] == pytest.approx(np.mean([0.1, 1.0, 0.7, 0.2, 0.56]))
+    empty = aggregate_boxes(np.array([]))
+    assert empty["boxes"] == 0 and np.isnan(empty["mean_box_uncertainty"])
+    with pytest.raises(ValueError, match="band"):
+        aggregate_boxes(np.array([0.5]), band=(0.8, 0.2))

@@ -6,8 +6,9 @@ mutual information between the prediction and the sample (normalised by ``log C`
 which the pipeline stitches like the probabilities.
 
 * :class:`MCDropoutBackend`: ``T`` passes of a torch model with only its dropout layers
-  in train mode (BatchNorm stays in eval), seeded per batch from ``seed`` and the tile
-  ids, so reruns and resumed runs give the same bytes. Channel ``bald``.
+  in train mode (BatchNorm stays in eval), pass ``t`` seeded from ``seed`` and ``t`` for
+  every tile alike, so tiles agree at seams and reruns, resumed runs and other batch
+  sizes give the same bytes. Channel ``bald``.
 * :class:`TTABackend`: the dihedral group (flips and 90° rotations; flips only for
   non-square windows), each undone on the output. Channel ``tta_disagreement``.
 * :class:`EnsembleBackend`: the members of an ensemble spec (``backend: ensemble``,
@@ -133,7 +134,7 @@ class MCDropoutBackend(_Wrapper):
     Args:
         inner: a backend with a torch ``module`` (``TorchBackend``).
         passes: number of stochastic passes ``T`` (at least 2).
-        seed: base seed; each batch's seed also hashes its tile ids.
+        seed: base seed; pass ``t`` runs with a seed hashed from ``seed`` and ``t``.
 
     Raises:
         BackendError: the backend has no torch module or the module no dropout layer.
@@ -155,35 +156,44 @@ class MCDropoutBackend(_Wrapper):
                                "MC dropout needs one (use --model-uncertainty tta instead)")
         self.passes, self.seed = passes, seed
 
-    def batch_seed(self, batch: Batch) -> int:
-        """The seed of a batch: ``seed`` and its tile ids, hashed."""
-        key = f"{self.seed}|" + "|".join(t.id for t in batch.tiles)
+    def pass_seed(self, t: int) -> int:
+        """The seed of pass ``t``: ``seed`` and ``t``, hashed."""
+        key = f"{self.seed}|{t}"
         return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & (2**63 - 1)
 
     def predict(self, batch: Batch) -> list[Prediction]:
-        """Mean probabilities of ``T`` dropout passes, plus channel ``bald``."""
+        """Mean probabilities of ``T`` dropout passes, plus channel ``bald``.
+
+        Each tile runs alone with the RNG reset to :meth:`pass_seed` for every pass, so
+        every tile sees the same ``T`` sub-networks (``Dropout2d`` drops whole channels:
+        different draws per tile would show as level steps at tile seams) and a tile's
+        result does not depend on its batch.
+        """
         import torch
 
         device = str(getattr(self.inner, "device", "cpu"))
         devices = [torch.device(device)] if device.startswith("cuda") else []
-        samples = []
-        base: list[Prediction] | None = None
         module = self.inner.module  # type: ignore[attr-defined]
+        out: list[Prediction] = []
         try:
             module.eval()  # BatchNorm & co. in inference mode, then only dropout stochastic
             for m in self.dropouts:
                 m.train()
             with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(self.batch_seed(batch))
-                for _ in range(self.passes):
-                    preds = self.inner.predict(batch)
-                    base = base or preds
-                    samples.append(np.stack([p.array for p in preds]))
+                for i, tile in enumerate(batch.tiles):
+                    one = Batch((tile,), batch.data[i : i + 1], batch.valid[i : i + 1])
+                    samples, base = [], None
+                    for t in range(self.passes):
+                        torch.manual_seed(self.pass_seed(t))
+                        pred = self.inner.predict(one)
+                        base = base or pred
+                        samples.append(pred[0].array)
+                    assert base is not None
+                    out.extend(_combine(np.stack(samples)[:, None], base, self.spec))
         finally:
             for m in self.dropouts:
                 m.eval()
-        assert base is not None
-        return _combine(np.stack(samples), base, self.spec)
+        return out
 
 
 # (forward on data, undo on outputs) for arrays (..., rows, cols)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from geolabel.uncertainty.aggregate import (
     AggregateOptions,
+    aggregate_boxes,
     aggregate_tile,
     class_columns,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "MEASURES",
     "MODEL_MEASURES",
     "AggregateOptions",
+    "aggregate_boxes",
     "aggregate_tile",
     "class_columns",
     "compute_measure",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AggregateOptions", "aggregate_tile", "class_columns"]
+__all__ = ["AggregateOptions", "aggregate_boxes", "aggregate_tile", "class_columns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,3 +105,30 @@ def aggregate_tile(
         rec[unc_col] = float(sums[i] / counts[i]) if counts[i] else float("nan")
         rec[frac_col] = float(counts[i] / n_valid) if n_valid else 0.0
     return rec
+
+
+def aggregate_boxes(scores: npt.NDArray[np.floating], *, band: tuple[float, float] = (0.3, 0.7)) -> dict[str, float]:
+    """Per-tile score of a detection model from its box scores.
+
+    A box whose score sits inside ``band`` is ambiguous: the model can neither keep nor
+    drop it with confidence. The per-box uncertainty is ``1 - |2 s - 1|`` (1 at 0.5).
+
+    Args:
+        scores: ``(n,)`` box scores in [0, 1] of one tile.
+        band: ``(low, high)`` ambiguous score band.
+
+    Returns:
+        ``boxes``, ``ambiguous`` (count in the band), ``frac_ambiguous`` and
+        ``mean_box_uncertainty`` (``NaN`` without boxes).
+
+    Raises:
+        ValueError: a band outside [0, 1] or with ``low > high``.
+    """
+    low, high = band
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"band must satisfy 0 <= low <= high <= 1, got {band!r}")
+    s = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 0.0, 1.0)
+    n = int(s.size)
+    amb = int(((s >= low) & (s <= high)).sum())
+    return {"boxes": n, "ambiguous": amb, "frac_ambiguous": amb / n if n else 0.0,
+            "mean_box_uncertainty": float((1.0 - np.abs(2.0 * s - 1.0)).mean()) if n else float("nan")}

@@ -126,3 +126,30 @@ def test_export_onnx_rejects_a_non_torch_spec(tmp_path: Path) -> None:
     code, _, err = _run("export-onnx", str(spec), str(tmp_path / "x.onnx"))
     assert code == 2 and err.startswith("geolabel: error:") and "torch spec" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x.onnx").exists()
+
+
+@requires_torch
+def test_batchnorm_folding_keeps_the_outputs(tmp_path: Path) -> None:
+    import torch
+
+    from geolabel.models._fuse import fold_batchnorm
+    from geolabel.models.spec import load_spec
+    from geolabel.models.torch_ import TorchBackend, load_torch_module
+    from geolabel.testing.unet import write_unet_spec
+
+    spec = load_spec(write_unet_spec(tmp_path, base_channels=4, depth=2, tile_size=64))
+    module = load_torch_module(spec)
+    for bn in (m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)  # non-trivial statistics, so folding matters
+        bn.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 3 + 1, 64, 64)
+    with torch.inference_mode():
+        want = module(x)
+        n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+        assert fold_batchnorm(module) == n_bn > 0
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+        torch.testing.assert_close(module(x), want, rtol=1e-4, atol=1e-4)
+    fast = TorchBackend(spec, device="cpu", precision="bf16")  # the fast mode folds
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.module.modules())
+    plain = TorchBackend(spec, device="cpu", precision="fp32")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.module.modules())

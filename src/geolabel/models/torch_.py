@@ -124,6 +124,10 @@ class TorchBackend:
         self.precision: Precision = precision
         self.channels_last = channels_last
         self.module = module if module is not None else load_torch_module(spec, device)
+        if module is None and precision != "fp32":  # part of the fast mode --precision auto checks
+            from geolabel.models._fuse import fold_batchnorm
+
+            fold_batchnorm(self.module)
         if channels_last and hasattr(self.module, "to"):
             self.module = self.module.to(memory_format=torch.channels_last)
         logger.info("torch model %s on %s (%s)", spec.model_id, device, precision)

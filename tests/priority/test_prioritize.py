@@ -116,3 +116,16 @@ def test_cli_and_clean_errors(run_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--budget"):
         prioritize(run_dir, 0)
     assert np.isfinite(1.0)
+
+
+def test_scenes_in_other_crss_are_ranked_together_in_the_first_scenes_crs(tmp_path: Path) -> None:
+    calm = half_scene(tmp_path / "calm.tif", uncertain="none", crs="EPSG:32633")
+    wild = half_scene(tmp_path / "wild.tif", uncertain="all", crs="EPSG:32634")
+    run_ambiguity([calm, wild], tmp_path / "run")
+    res = prioritize(tmp_path / "run", 3, region_size=32, min_distance=10.0)
+    df = pyogrio.read_dataframe(res.gpkg, layer="next_to_label")
+    assert df.crs.to_epsg() == 32633
+    assert [Path(s).name for s in df["scene"]] == ["wild.tif"] * 3
+    # UTM 34 easting 500 km lies about 6 degrees east, far past UTM 33's 500 km
+    back = gpd.GeoSeries(list(df.geometry), crs="EPSG:32633").to_crs("EPSG:32634")
+    assert all(499_990 < g.bounds[0] < 501_700 for g in back)

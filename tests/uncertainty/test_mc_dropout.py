@@ -123,7 +123,7 @@ def test_shipped_unet_mc_dropout_reproducible() -> None:
 
     spec = load_spec(SHIPPED)
     t = spec.input.tile_size
-    inner = load_model(spec, device="cpu", threads=1)
+    inner = load_model(spec, device="cpu")
     from geolabel.grid import SceneGrid, TileGrid
 
     grid = TileGrid(SceneGrid((t, t), (1, 0, 0, 0, -1, t), "EPSG:32633"), t, 0)

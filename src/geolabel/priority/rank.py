@@ -20,8 +20,8 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pyogrio
+import shapely
 from pyproj import CRS, Transformer
-from shapely.ops import transform as shp_transform
 
 from geolabel.errors import ConfigError
 from geolabel.io.raster import atomic_replace
@@ -73,7 +73,7 @@ def _to_crs(geom: Any, src: str | None, dst: str | None) -> Any:
     if src is None or dst is None or CRS.from_user_input(src) == CRS.from_user_input(dst):
         return geom
     tr = Transformer.from_crs(src, dst, always_xy=True)
-    return shp_transform(tr.transform, geom)
+    return shapely.transform(geom, tr.transform, interleaved=False)
 
 
 def _update_run_json(run_dir: Path, entries: list[dict[str, Any]], options: dict[str, Any]) -> None:

@@ -129,3 +129,13 @@ def test_scenes_in_other_crss_are_ranked_together_in_the_first_scenes_crs(tmp_pa
     # UTM 34 easting 500 km lies about 6 degrees east, far past UTM 33's 500 km
     back = gpd.GeoSeries(list(df.geometry), crs="EPSG:32633").to_crs("EPSG:32634")
     assert all(499_990 < g.bounds[0] < 501_700 for g in back)
+
+
+def test_everything_labelled_gives_an_empty_queue_with_columns(run_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "all.gpkg"
+    gpd.GeoDataFrame(geometry=[box(0, 0, 1e7, 1e7)], crs="EPSG:32633").to_file(path, driver="GPKG")
+    res = prioritize(run_dir, 5, exclude=(path,))
+    info = pyogrio.read_info(res.gpkg, layer="next_to_label")
+    assert res.rows == [] and info["features"] == 0
+    assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(info["fields"])
+    assert res.csv.read_text().startswith("rank,score,strategy,reason")

@@ -169,8 +169,11 @@ def prioritize(
     gpkg_path, csv_path = run_dir / "next_to_label.gpkg", run_dir / "next_to_label.csv"
     writer = GpkgWriter(gpkg_path, out_crs)
     try:
-        writer.write(LAYER, [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
-                     [row["geometry"] for row in rows], geometry_type="Polygon")
+        if rows:
+            writer.write(LAYER, [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
+                         [row["geometry"] for row in rows], geometry_type="Polygon")
+        else:  # nothing left to label: an empty layer that still has the columns
+            _write_empty_layer(writer.tmp, out_crs)
         writer.close()
     except BaseException:
         writer.abort()
@@ -186,6 +189,21 @@ def prioritize(
     ], options)
     logger.info("picked %d of %d regions (%s)", len(rows), len(regions), strategy)
     return PriorityResult(gpkg_path, csv_path, rows)
+
+
+_SCHEMA = {"rank": "int64", "score": "float64", "strategy": "str", "reason": "str", "scene": "str",
+           "region_id": "str", "dominant_class": "str", "valid_fraction": "float64", "row_off": "int64",
+           "col_off": "int64", "height": "int64", "width": "int64"}
+
+
+def _write_empty_layer(path: Path, crs: str | None) -> None:
+    from geolabel.io.vector import FIXED_DATE
+
+    cols = {k: gpd.pd.Series([], dtype=object if t == "str" else t) for k, t in _SCHEMA.items()}
+    gdf = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+    pyogrio.write_dataframe(gdf, path, layer=LAYER, driver="GPKG", geometry_type="Polygon",
+                            dataset_options={"VERSION": "1.2"})
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:

@@ -111,5 +111,7 @@ def test_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
         evaluate(mask, other)
     with pytest.raises(ConfigError, match="class offset"):
         evaluate(mask, ref, options=EvalOptions(class_names=NAMES))  # codes 1..3 vs 0..2
+    with pytest.raises(ConfigError, match="only 3 classes"):
+        evaluate(mask, ref)  # no names: the class count comes from the mask (0..2)
     r = CliRunner().invoke(cli, ["evaluate", str(mask), str(tmp_path / "x.csv")])
     assert r.exit_code == 2 and "reference not found" in r.stderr

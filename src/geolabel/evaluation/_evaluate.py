@@ -103,22 +103,27 @@ def _score_strips(mask: Path, names: tuple[str, ...] | None, opts: EvalOptions,
     with rasterio.open(mask) as src:
         grid = SceneGrid(src.shape, src.transform, src.crs.to_wkt() if src.crs else None)
         nd = IGNORE_INDEX if src.nodata is None else int(src.nodata)
-        strips = []
-        for w in _strips(grid, opts.strip_rows):
+        strips = _strips(grid, opts.strip_rows)
+
+        def read(w: Window) -> npt.NDArray[np.int64]:
             pred = src.read(1, window=RioWindow(w.col_off, w.row_off, w.width, w.height))
-            pred = np.where(pred == nd, IGNORE_INDEX, pred).astype(np.int64)
-            strips.append((w, pred))
-    k = len(names) if names else 1 + max(
-        [int(p[p != IGNORE_INDEX].max(initial=0)) for _, p in strips] or [0])
-    cm = np.zeros((k, k), dtype=np.int64)
-    unpredicted = 0
-    for w, pred in strips:
-        ref = reference(grid, w).astype(np.int64)
-        if names is None and ref[ref != IGNORE_INDEX].size and ref[ref != IGNORE_INDEX].max() >= k:
-            raise ConfigError(f"{ref_path}: reference class {ref.max()} but the mask has only "
-                              f"{k} classes; pass the class names (--model)")
-        unpredicted += int(((ref != IGNORE_INDEX) & (pred == IGNORE_INDEX)).sum())
-        cm += confusion_matrix(pred, ref, k)
+            return np.where(pred == nd, IGNORE_INDEX, pred).astype(np.int64)
+
+        if names is not None:
+            k = len(names)
+        else:  # one extra pass for the class count, still one strip at a time
+            k = 1 + max(int(p[p != IGNORE_INDEX].max(initial=0)) for p in map(read, strips))
+        cm = np.zeros((k, k), dtype=np.int64)
+        unpredicted = 0
+        for w in strips:
+            pred = read(w)
+            ref = reference(grid, w).astype(np.int64)
+            labelled = ref != IGNORE_INDEX
+            if names is None and labelled.any() and ref[labelled].max() >= k:
+                raise ConfigError(f"{ref_path}: reference class {ref[labelled].max()} but the "
+                                  f"mask has only {k} classes; pass the class names (--model)")
+            unpredicted += int((labelled & (pred == IGNORE_INDEX)).sum())
+            cm += confusion_matrix(pred, ref, k)
     class_names = names or tuple(f"class_{i}" for i in range(k))
     return {"prediction": str(mask), "reference": str(ref_path), "reference_kind": kind,
             **segmentation_scores(cm, class_names), "unpredicted_reference_pixels": unpredicted}

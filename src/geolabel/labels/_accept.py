@@ -15,6 +15,9 @@ Labels are appended to a labels layer (GeoPackage 1.2). A suggestion already the
 changed since (an edit after an earlier accept), the stored label is replaced. A
 feature whose geometry and label equal an existing label's is not added either. The
 file is rewritten through a temporary copy and a rename; other layers are kept.
+
+In the labels layer, ``label`` is the authority (a reviewer may have changed it);
+``class_name``/``class_id`` record what the model suggested.
 """
 
 from __future__ import annotations

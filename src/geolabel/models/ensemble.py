@@ -25,7 +25,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -119,7 +119,7 @@ class _Wrapper:
         """Close the wrapped backend."""
         self.inner.close()
 
-    def __enter__(self) -> _Wrapper:
+    def __enter__(self) -> Self:
         """Context manager entry."""
         return self
 
@@ -197,11 +197,12 @@ class MCDropoutBackend(_Wrapper):
 
 
 # (forward on data, undo on outputs) for arrays (..., rows, cols)
-_Transform = tuple[Callable[[F32], F32], Callable[[F32], F32]]
+_Array = npt.NDArray[Any]
+_Transform = tuple[Callable[[_Array], _Array], Callable[[_Array], _Array]]
 
 
 def _dihedral(square: bool) -> list[_Transform]:
-    def ident(a: F32) -> F32:
+    def ident(a: _Array) -> _Array:
         return a
 
     flips: list[_Transform] = [
@@ -299,7 +300,7 @@ class EnsembleBackend:
                 m.close()
         self.members = []
 
-    def __enter__(self) -> EnsembleBackend:
+    def __enter__(self) -> Self:
         """Context manager entry."""
         return self
 

@@ -52,7 +52,8 @@ def _plogp_sum(p: npt.NDArray[np.floating], axis: int) -> npt.NDArray[np.float64
     p64 = np.clip(p.astype(np.float64), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p64 > 0, p64 * np.log(np.where(p64 > 0, p64, 1.0)), 0.0)
-    return -terms.sum(axis=axis)
+    out: npt.NDArray[np.float64] = -terms.sum(axis=axis)
+    return out
 
 
 def entropy(probs: npt.NDArray[np.floating]) -> F32:
@@ -61,7 +62,8 @@ def entropy(probs: npt.NDArray[np.floating]) -> F32:
     if c < 2:
         return np.zeros(probs.shape[1:], dtype=np.float32)
     h = _plogp_sum(probs, axis=0) / np.log(c)
-    return np.clip(h, 0.0, 1.0).astype(np.float32)
+    out: F32 = np.clip(h, 0.0, 1.0).astype(np.float32)
+    return out
 
 
 def margin(probs: npt.NDArray[np.floating]) -> F32:
@@ -70,7 +72,8 @@ def margin(probs: npt.NDArray[np.floating]) -> F32:
     if c < 2:
         return np.zeros(probs.shape[1:], dtype=np.float32)
     top2 = np.partition(probs.astype(np.float32), c - 2, axis=0)[c - 2 :]
-    return np.clip(1.0 - (top2[1] - top2[0]), 0.0, 1.0).astype(np.float32)
+    out: F32 = np.clip(1.0 - (top2[1] - top2[0]), 0.0, 1.0).astype(np.float32)
+    return out
 
 
 def least_confidence(probs: npt.NDArray[np.floating]) -> F32:
@@ -79,7 +82,8 @@ def least_confidence(probs: npt.NDArray[np.floating]) -> F32:
     if c < 2:
         return np.zeros(probs.shape[1:], dtype=np.float32)
     lc = (1.0 - probs.max(axis=0).astype(np.float64)) * c / (c - 1)
-    return np.clip(lc, 0.0, 1.0).astype(np.float32)
+    out: F32 = np.clip(lc, 0.0, 1.0).astype(np.float32)
+    return out
 
 
 def mutual_information(samples: npt.NDArray[np.floating]) -> F32:
@@ -91,7 +95,8 @@ def mutual_information(samples: npt.NDArray[np.floating]) -> F32:
         return np.zeros(samples.shape[2:], dtype=np.float32)
     total = _plogp_sum(samples.mean(axis=0), axis=0)
     expected = _plogp_sum(samples, axis=1).mean(axis=0)
-    return np.clip((total - expected) / np.log(c), 0.0, 1.0).astype(np.float32)
+    out: F32 = np.clip((total - expected) / np.log(c), 0.0, 1.0).astype(np.float32)
+    return out
 
 
 _FUNCS = {"entropy": entropy, "margin": margin, "least-confidence": least_confidence}

@@ -135,10 +135,12 @@ class TileLayerSink:
         bands = {name: data[i] for i, name in enumerate(self.source.bands)}
         rec = aggregate_tile(bands, vmask, classes, self.class_names, self.options)
         w = tile.core_window
-        rec = {"tile_id": tile.id, "row": tile.index[0], "col": tile.index[1], "row_off": w.row_off,
-               "col_off": w.col_off, "height": w.height, "width": w.width,
-               "measure": self.source.bands[0], **rec}
-        self.records.append(rec)
+        row: dict[str, Any] = {
+            "tile_id": tile.id, "row": tile.index[0], "col": tile.index[1], "row_off": w.row_off,
+            "col_off": w.col_off, "height": w.height, "width": w.width,
+            "measure": self.source.bands[0], **rec,
+        }
+        self.records.append(row)
         t = self.scene.grid.transform
         x0, y0 = t @ (w.col_off, w.row_off)
         x1, y1 = t @ (w.col_off + w.width, w.row_off + w.height)

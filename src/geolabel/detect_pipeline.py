@@ -123,6 +123,9 @@ def run_object_scene(scene: Scene, grid: TileGrid, spec: ModelSpec, model_factor
     from geolabel.pipeline import _batches
 
     method, iou, band = _options(config)
+    if getattr(config, "shard", None) is not None or getattr(config, "cluster", "local") != "local":
+        raise ConfigError(f"--shard/--cluster run segmentation models only; run the {spec.task} "
+                          f"model {spec.model_id} without them")
     token = config.output_token(grid=grid.token, model=spec.model_id, weights=spec.weights_sha256(),
                                 bands=scene.bands, task=spec.task)
     if config.overwrite and sdir.exists():

@@ -45,7 +45,8 @@ def test_detections_gpkg_has_each_object_once_in_map_coordinates(tmp_path: Path,
     assert res.ok, res.scenes[0].error
     gpkg = Path(res.scenes[0].outputs["detections"])
     assert gpkg.name == "squares_detections.gpkg"
-    assert list(pyogrio.list_layers(gpkg)[:, 0]) == ["detections"]
+    layers = set(pyogrio.list_layers(gpkg)[:, 0])
+    assert "detections" in layers and "tiles" not in layers  # (QGIS styles may sit beside)
     det = gpd.read_file(gpkg, layer="detections")
     assert len(det) == len(truth)
     want = boxes_to_map(transform, truth)
@@ -144,3 +145,11 @@ def test_evaluate_scores_boxes_from_a_csv(tmp_path: Path) -> None:
     assert scores["per_class"]["thing1"]["ap"] == pytest.approx(1 / 3 + 2 / 9)
     assert scores["ap50"] == pytest.approx((1 + 1 / 3 + 2 / 9) / 2)
     assert (scores["tp"], scores["fp"], scores["fn"]) == (4, 0, 2)  # at score 0.5
+
+
+def test_sharded_detection_runs_are_refused_clearly(tmp_path: Path) -> None:
+    scene, _, _ = _scene(tmp_path / "squares.tif", SOUTH_UP_NEG)
+    spec = write_square_detector_spec(tmp_path / "det.yaml", tile_size=TILE, overlap=OVERLAP)
+    res = run_predict(RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"), shard="0/2"))
+    assert res.scenes[0].status == "failed" and "segmentation models only" in (res.scenes[0].error or "")
+    assert not list((tmp_path / "run").glob("*/*.gpkg"))

@@ -153,3 +153,20 @@ def test_sharded_detection_runs_are_refused_clearly(tmp_path: Path) -> None:
     res = run_predict(RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"), shard="0/2"))
     assert res.scenes[0].status == "failed" and "segmentation models only" in (res.scenes[0].error or "")
     assert not list((tmp_path / "run").glob("*/*.gpkg"))
+
+
+def test_instance_masks_across_seams_give_one_polygon_in_the_gpkg(tmp_path: Path) -> None:
+    h, w = 90, 101
+    img = np.zeros((3, h, w), np.float32)
+    img[0, 25:31, 4:95] = 1.0  # a long bar across both vertical seams (cores of 28 px)
+    img[0, 25:80, 60:66] = 1.0  # and down across both horizontal seams
+    img[2] = 0.8
+    scene = make_scene(tmp_path / "bar.tif", data=img, transform=SOUTH_UP_NEG, crs="EPSG:32633", nodata=-1.0)
+    spec = write_square_detector_spec(tmp_path / "inst.yaml", tile_size=TILE, overlap=OVERLAP, instances=True)
+    res = run_predict(RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run")))
+    assert res.ok, res.scenes[0].error
+    det = gpd.read_file(res.scenes[0].outputs["detections"], layer="detections")
+    assert len(det) == 1 and det["kind"].iloc[0] == "instance"
+    assert det.geometry.iloc[0].area == pytest.approx(float(img[0].sum()) * 4.0)  # 2 m pixels
+    np.testing.assert_array_equal(det.geometry.iloc[0].bounds, boxes_to_map(SOUTH_UP_NEG, [[4, 25, 95, 80]])[0])
+    assert det["n_tiles"].iloc[0] >= 6

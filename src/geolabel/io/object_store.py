@@ -80,8 +80,8 @@ class ObjectStore:
             if masks is not None:
                 from geolabel.stitch.georef import mask_to_polygon
 
-                doc["polygons"] = [shapely.to_wkb(mask_to_polygon(np.asarray(m, bool)), hex=True)
-                                   for m in masks]
+                stack = np.asarray(masks, dtype=bool)
+                doc["polygons"] = [shapely.to_wkb(mask_to_polygon(m), hex=True) for m in stack]
         self._write(self.path / _name(pred.tile), doc)
 
     def read(self, tile: Tile) -> dict[str, Any]:

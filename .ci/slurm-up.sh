@@ -22,8 +22,17 @@ if [ ! -s /etc/munge/munge.key ]; then
 fi
 chown -R munge:munge /etc/munge /var/lib/munge /var/log/munge /run/munge
 chmod 0700 /etc/munge; chmod 0400 /etc/munge/munge.key
-if ! pgrep -x munged >/dev/null; then
+munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
+if ! munge_ok; then
+  # not running, or a stale/dying one: wait for it to go, then start afresh
+  if [ -f /run/munge/munged.pid ]; then  # ours from an earlier start: stop it by its pid
+    pid=$(cat /run/munge/munged.pid); kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  fi
+  rm -f /run/munge/munged.pid /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
   runuser -u munge -- /usr/sbin/munged
+  for _ in $(seq 1 20); do munge_ok && break; sleep 0.5; done
+  munge_ok || { echo "slurm-up: munged does not answer" >&2; exit 1; }
 fi
 
 # --- slurm.conf (one node: this machine as "localhost") ---
@@ -64,9 +73,9 @@ pgrep -x slurmd >/dev/null || slurmd -N localhost
 
 # --- wait until the node is idle (bounded) ---
 for _ in $(seq 1 60); do
-  state=$(sinfo -h -n localhost -o %t 2>/dev/null || true)
+  state=$(timeout 5 sinfo -h -n localhost -o %t 2>/dev/null || true)
   case "$state" in
-    idle*|mix*|alloc*) echo "slurm-up: node localhost is $state"; exit 0 ;;
+    idle|mix|alloc) echo "slurm-up: node localhost is $state"; exit 0 ;;  # "idle*": not responding yet
     down*|drain*|inval*) scontrol update nodename=localhost state=resume 2>/dev/null || true ;;
   esac
   sleep 1

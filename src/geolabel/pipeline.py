@@ -26,6 +26,8 @@ import rasterio
 from geolabel import __version__
 from geolabel.config import RunConfig
 from geolabel.errors import GeolabelError, OutputExistsError, SceneReadError
+from geolabel.execution.executors import BatchExecutor, LocalExecutor, open_executor
+from geolabel.execution.shards import begin_shard, shard_batches, write_shard_status, writer_name
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene import Scene, open_scene
@@ -220,8 +222,14 @@ def run_scene(
     out: Path,
     names: dict[str, int],
     progress: Progress | None,
+    *,
+    executor: BatchExecutor | None = None,
 ) -> SceneResult:
-    """Run one scene end to end; errors are captured in the result."""
+    """Run one scene end to end; errors are captured in the result.
+
+    ``executor`` runs the batches (default: in this process); with ``config.shard``
+    only the shard's share of the batches runs and the scene is not finalized.
+    """
     from geolabel.finalize import finalize_scene
 
     res = SceneResult(scene=str(path), status="failed")
@@ -255,7 +263,8 @@ def run_scene(
         state = read_manifest(sdir / "manifest")
         pending = {t.id for t in grid if state.get(t.id, {}).get("status") != "done"
                    and (config.retry_failed or state.get(t.id, {}).get("status") != "failed")}
-        batches = [b for b in _batches(grid, config.batch_size) if any(t.id in pending for t in b)]
+        own = shard_batches(_batches(grid, config.batch_size), config.shard)
+        batches = [b for b in own if any(t.id in pending for t in b)]
         done_before = len(grid) - len({t.id for t in grid if state.get(t.id, {}).get("status") != "done"})
         count = [done_before]
 
@@ -267,19 +276,22 @@ def run_scene(
         if progress is not None:
             progress(scene.name, done_before, len(grid))
         if batches:
-            model = model_factory()
-            with Manifest(sdir / "manifest") as manifest:
-                res.timings.update(run_tiles(scene, grid, spec, model, store, manifest, batches, dead, tick))
+            run = executor if executor is not None else LocalExecutor(model_factory)
+            with Manifest(sdir / "manifest", writer=writer_name(config.shard)) as manifest:
+                res.timings.update(run.run(scene, grid, spec, store, manifest, batches, dead, tick))
         res.tiles_run = sum(len(b) for b in batches)
         state = read_manifest(sdir / "manifest")
         res.failed_tiles = sorted(t.id for t in grid if state.get(t.id, {}).get("status") == "failed")
-        missing = [t.id for t in grid if state.get(t.id, {}).get("status") != "done"]
+        missing = [t.id for b in own for t in b if state.get(t.id, {}).get("status") != "done"]
         if missing:
             res.status = "incomplete"
             first = state.get(res.failed_tiles[0], {}).get("error") if res.failed_tiles else None
             res.error = (f"{len(missing)} of {len(grid)} tiles not done "
                          f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
                          "re-run with --retry-failed")
+            return res
+        if config.shard is not None:
+            res.status = "done"  # this shard's share; `geolabel finalize` writes the outputs
             return res
         t0 = time.perf_counter()
         res.outputs = finalize_scene(scene, grid, spec, store, sdir, config, run_id=token)
@@ -315,6 +327,11 @@ def _versions() -> dict[str, str]:
     return v
 
 
+def load_run_model(spec: ModelSpec, config: RunConfig) -> ModelBackend:
+    """The model of a run as the pipeline uses it (distributed workers load it so too)."""
+    return wrap_backend(load_model(spec, device=config.device, precision=config.precision, threads=config.threads), config)
+
+
 def run_predict(
     config: RunConfig,
     *,
@@ -338,22 +355,24 @@ def run_predict(
                 "choose another --out or pass --overwrite"
             )
     out.mkdir(parents=True, exist_ok=True)
+    if config.shard is not None:
+        begin_shard(out, config.shard, config.to_dict(), {"id": spec.model_id, "spec": spec.source})
     loaded: list[ModelBackend] = [wrap_backend(model, config)] if model is not None else []
 
     def factory() -> ModelBackend:
         if not loaded:
-            loaded.append(wrap_backend(load_model(spec, device=config.device, precision=config.precision, threads=config.threads), config))
+            loaded.append(load_run_model(spec, config))
         return loaded[0]
 
     t0 = time.perf_counter()
     results: list[SceneResult] = []
     names: dict[str, int] = {}
-    with rasterio.Env(**GDAL_ENV):
+    with rasterio.Env(**GDAL_ENV), open_executor(config, factory, in_process_model=model is not None, task=spec.task) as ex:
         for path in config.scenes:
-            results.append(run_scene(path, spec, factory, config, out, names, progress))
+            results.append(run_scene(path, spec, factory, config, out, names, progress, executor=ex))
     from geolabel.qgis import project_entries  # RUN_DIR/run.qgs over the finished scenes
 
-    qgis_outputs = project_entries(out, results, spec)
+    qgis_outputs = [] if config.shard is not None else project_entries(out, results, spec)
     doc = {
         "geolabel": __version__,
         "config": config.to_dict(),
@@ -372,9 +391,12 @@ def run_predict(
             for r in results for role, p in r.outputs.items()
         ] + qgis_outputs,
     }
-    tmp = run_json.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    tmp.replace(run_json)
+    if config.shard is not None:  # shards never race on run.json: `geolabel finalize` writes it
+        run_json = write_shard_status(out, config.shard, doc)
+    else:
+        tmp = run_json.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        tmp.replace(run_json)
     for m in loaded:
         m.close()
     return RunResult(out, results, run_json)

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from geolabel.errors import ConfigError
 from geolabel.execution.executors import parse_cluster
+from geolabel.execution.preempt import Preempted, preemption_guard
 from geolabel.pipeline import run_predict
 
 from .conftest import Case, output_digests
@@ -55,37 +57,46 @@ def test_unreachable_scheduler_is_one_clear_error(tmp_path: Path, small_case: Ca
         run_predict(small_case.config(tmp_path / "r", cluster=f"tcp://127.0.0.1:{port}"))
 
 
-def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(tmp_path: Path, small_case: Case) -> None:
+@pytest.fixture(scope="module")
+def local_cluster() -> Iterator[tuple[Any, Any]]:
+    """Two single-threaded worker processes (shared by the tests of this module)."""
     from distributed import Client, LocalCluster
 
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+            Client(lc) as client:
+        yield lc, client
+
+
+def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(
+    tmp_path: Path, small_case: Case, local_cluster: tuple[Any, Any]
+) -> None:
     from geolabel.execution.worker import model_loads
 
     run = tmp_path / "run"
     killed: dict[str, Any] = {}
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-            Client(lc) as client:
-        pids = client.run(os.getpid)
-        stop = threading.Event()
+    lc, client = local_cluster
+    pids = client.run(os.getpid)
+    stop = threading.Event()
 
-        def killer() -> None:
-            deadline = time.monotonic() + 60
-            while not stop.is_set() and time.monotonic() < deadline:
-                busy = {w: keys for w, keys in client.processing().items() if keys}
-                if sum(_done_rows(run).values()) >= 2 and busy:
-                    addr, keys = sorted(busy.items())[0]
-                    killed.update(addr=addr, keys=list(keys), done_at_kill=sum(_done_rows(run).values()))
-                    os.kill(pids[addr], signal.SIGKILL)
-                    return
-                time.sleep(0.02)
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < deadline:
+            busy = {w: keys for w, keys in client.processing().items() if keys}
+            if sum(_done_rows(run).values()) >= 2 and busy:
+                addr, keys = sorted(busy.items())[0]
+                killed.update(addr=addr, keys=list(keys), done_at_kill=sum(_done_rows(run).values()))
+                os.kill(pids[addr], signal.SIGKILL)
+                return
+            time.sleep(0.02)
 
-        t = threading.Thread(target=killer, daemon=True)
-        t.start()
-        try:
-            result = run_predict(small_case.config(run, cluster=lc.scheduler_address))
-        finally:
-            stop.set()
-            t.join(5)
-        loads = client.run(model_loads)
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    try:
+        result = run_predict(small_case.config(run, cluster=lc.scheduler_address))
+    finally:
+        stop.set()
+        t.join(5)
+    loads = client.run(model_loads)
     assert killed, "no worker was killed while batches ran"
     assert killed["keys"] and killed["done_at_kill"] < 20
     assert result.ok, [s.error for s in result.scenes]
@@ -96,6 +107,33 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(tmp_path: Path, s
     # if it got a batch, loaded it anew)
     assert loads and all(n == 1 for v in loads.values() for n in v.values()), loads
     assert sum(len(v) for v in loads.values()) >= 1
+
+
+def test_sigterm_stops_a_distributed_run_between_results_and_it_resumes(
+    tmp_path: Path, small_case: Case, local_cluster: tuple[Any, Any]
+) -> None:
+    run = tmp_path / "run"
+    lc, _ = local_cluster
+    config = small_case.config(run, cluster=lc.scheduler_address)
+
+    def term_after_first_results() -> None:
+        deadline = time.monotonic() + 60
+        while sum(_done_rows(run).values()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)  # a real signal to this (main-thread) handler
+
+    t = threading.Thread(target=term_after_first_results, daemon=True)
+    t.start()
+    with pytest.raises(Preempted), preemption_guard(grace_s=120):
+        run_predict(config)
+    t.join(5)
+    kept = _done_rows(run)
+    assert 0 < len(kept) < 20 and set(kept.values()) == {1}
+    assert not (run / "run.json").exists()
+    result = run_predict(config)
+    assert result.ok and result.scenes[0].tiles_run == 20 - len(kept)
+    assert set(_done_rows(run).values()) == {1}
+    assert output_digests(run) == output_digests(small_case.reference)
 
 
 @pytest.mark.slow  # ~20 s on 2 busy cores (process start-up); the kill test covers the executor

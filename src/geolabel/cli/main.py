@@ -20,6 +20,7 @@ COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
+    "finalize": "geolabel.cli.finalize:finalize",
     "prioritize": "geolabel.cli.prioritize:prioritize",
     "qgis": "geolabel.cli.qgis:qgis",
     "serve": "geolabel.cli.serve:serve",

@@ -172,13 +172,14 @@ def parse_cluster(value: str) -> tuple[str, str]:
 
 @contextmanager
 def open_executor(config: RunConfig, model_factory: Callable[[], ModelBackend], *,
-                  in_process_model: bool = False) -> Iterator[BatchExecutor]:
+                  in_process_model: bool = False, task: str = "segmentation") -> Iterator[BatchExecutor]:
     """The executor of ``config.cluster``; closes what it started on exit.
 
     Args:
         config: the run's settings.
         model_factory: the in-process model (local target only).
         in_process_model: a model object was passed in (it cannot go to workers).
+        task: the model's task; only segmentation runs sharded or distributed so far.
 
     Raises:
         ConfigError: a bad ``--cluster`` value, an unreachable scheduler, or a model
@@ -186,6 +187,9 @@ def open_executor(config: RunConfig, model_factory: Callable[[], ModelBackend], 
         MissingDependencyError: ``distributed``/``dask-jobqueue`` are not installed.
     """
     kind, target = parse_cluster(config.cluster)
+    if task != "segmentation" and (kind != "local" or config.shard is not None):
+        raise ConfigError(f"--cluster/--shard: {task} models run in one process for now "
+                          "(use --cluster local without --shard)")
     if kind == "local":
         yield LocalExecutor(model_factory)
         return

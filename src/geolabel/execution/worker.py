@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,17 @@ from geolabel.models.spec import ModelSpec
 __all__ = ["BatchJob", "BatchOutcome", "cached_models", "model_loads", "run_batch"]
 
 logger = logging.getLogger(__name__)
+
+
+#: RunConfig fields that never change the loaded model.
+_NOT_MODEL = frozenset({
+    "scenes", "out", "cluster", "shard", "overwrite", "retry_failed", "probabilities", "vectors",
+    "tile_size", "overlap", "dead_zone", "batch_size", "bands", "nodata", "allow_vrt",
+    "allow_pixel_space", "uncertainty",
+})
+
+#: models kept per worker process (least recently used ones are closed).
+MAX_CACHED_MODELS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +76,13 @@ class BatchJob:
 
     @property
     def model_key(self) -> str:
-        """Cache key of the model: the spec's content and the run's settings."""
-        text = json.dumps([self.spec.model_dump_json(), self.spec.source, self.config.to_dict()],
+        """Cache key of the model: the spec's content and the settings a model may read.
+
+        Paths, tiling and output options are left out, so runs of the same model on a
+        long-lived cluster share the loaded model.
+        """
+        settings = {k: v for k, v in self.config.to_dict().items() if k not in _NOT_MODEL}
+        text = json.dumps([self.spec.model_dump_json(), self.spec.source, settings],
                           sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -112,7 +129,7 @@ class _Serialized:
 
 
 _LOCK = threading.Lock()
-_MODELS: dict[str, _Serialized] = {}
+_MODELS: OrderedDict[str, _Serialized] = OrderedDict()
 _STORES: dict[tuple[str, str], RunStore] = {}
 _LOADS: dict[str, int] = {}
 
@@ -128,6 +145,10 @@ def _model(job: BatchJob) -> _Serialized:
             hit = _Serialized(load_run_model(job.spec, job.config))
             _MODELS[key] = hit
             _LOADS[key] = _LOADS.get(key, 0) + 1
+            while len(_MODELS) > MAX_CACHED_MODELS:
+                _, old = _MODELS.popitem(last=False)
+                old.close()
+        _MODELS.move_to_end(key)
         return hit
 
 

@@ -38,6 +38,7 @@ class GpkgWriter:
         self._drop()
         self.crs = crs
         self._layers: set[str] = set()
+        self._empty: dict[str, str] = {}
 
     def write(
         self,
@@ -49,9 +50,10 @@ class GpkgWriter:
     ) -> int:
         """Append features to ``layer`` (created on first write); returns the count."""
         recs = list(records)
-        gdf = gpd.GeoDataFrame(recs, geometry=geometries, crs=self.crs)
-        if not recs and layer in self._layers:
+        if not recs:  # an empty first write would create the layer without its fields
+            self._empty.setdefault(layer, geometry_type)
             return 0
+        gdf = gpd.GeoDataFrame(recs, geometry=geometries, crs=self.crs)
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
         pyogrio.write_dataframe(
             gdf,
@@ -68,6 +70,15 @@ class GpkgWriter:
 
     def close(self) -> Path:
         """Publish the file under its final name."""
+        for layer, gtype in sorted(self._empty.items()):  # layers that got no feature
+            if layer in self._layers:
+                continue
+            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+            pyogrio.write_dataframe(gpd.GeoDataFrame([], geometry=[], crs=self.crs), self.tmp,
+                                    layer=layer, driver="GPKG", append=bool(self._layers),
+                                    promote_to_multi=gtype.startswith("Multi"), geometry_type=gtype,
+                                    dataset_options={"VERSION": "1.2"})
+            self._layers.add(layer)
         atomic_replace(self.tmp, self.path)
         return self.path
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from geolabel.cli.main import cli
 from geolabel.config import RunConfig
+from geolabel.errors import ConfigError
 from geolabel.pipeline import run_predict
 from geolabel.stitch.georef import boxes_to_map
 from geolabel.testing import make_scene
@@ -150,8 +151,13 @@ def test_evaluate_scores_boxes_from_a_csv(tmp_path: Path) -> None:
 def test_sharded_detection_runs_are_refused_clearly(tmp_path: Path) -> None:
     scene, _, _ = _scene(tmp_path / "squares.tif", SOUTH_UP_NEG)
     spec = write_square_detector_spec(tmp_path / "det.yaml", tile_size=TILE, overlap=OVERLAP)
-    res = run_predict(RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"), shard="0/2"))
-    assert res.scenes[0].status == "failed" and "segmentation models only" in (res.scenes[0].error or "")
+    cfg = RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"), shard="0/2")
+    try:  # refused up front by the executors, or per scene by detect_pipeline
+        res = run_predict(cfg)
+    except ConfigError as err:
+        assert "shard" in str(err)
+    else:
+        assert res.scenes[0].status == "failed" and "segmentation models only" in (res.scenes[0].error or "")
     assert not list((tmp_path / "run").glob("*/*.gpkg"))
 
 

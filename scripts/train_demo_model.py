@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in model.state_dict().items()
     }
     save_file(state, str(weights), metadata={"architecture": "geolabel.unet"})
+    weights.chmod(0o644)  # safetensors creates the file 0600
     check = UNet(**ARCH)
     check.load_state_dict(load_file(str(weights)), strict=True)
     check.eval()

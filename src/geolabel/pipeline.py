@@ -34,6 +34,7 @@ from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
 from geolabel.models.base import Batch, ModelBackend, normalize
 from geolabel.models.ensemble import extra_channels, stacked_channels, wrap_backend
+from geolabel.models.precision import precision_record
 from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.stitch._halo import halo_size
@@ -312,24 +313,24 @@ def _versions() -> dict[str, str]:
 
     v = {"geolabel": __version__, "numpy": numpy.__version__, "rasterio": rasterio.__version__,
          "gdal": rasterio.__gdal_version__, "zarr": zarr.__version__, "dask": dask.__version__}
-    try:
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        v["torch"] = torch.__version__
-    except ImportError:
-        pass
-    try:
-        import onnxruntime
-
-        v["onnxruntime"] = onnxruntime.__version__
-    except ImportError:
-        pass
+    for dist in ("torch", "onnxruntime"):  # metadata only: importing torch takes seconds
+        try:
+            v[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
     return v
 
 
 def load_run_model(spec: ModelSpec, config: RunConfig) -> ModelBackend:
     """The model of a run as the pipeline uses it (distributed workers load it so too)."""
-    return wrap_backend(load_model(spec, device=config.device, precision=config.precision, threads=config.threads), config)
+    precision = config.precision
+    if precision == "auto":  # checked against fp32 once per run folder (models/precision.py)
+        from geolabel.models.precision import resolve_precision
+
+        precision = resolve_precision(spec, config)["precision"]
+    return wrap_backend(load_model(spec, device=config.device, precision=precision, threads=config.threads), config)
 
 
 def run_predict(
@@ -372,13 +373,15 @@ def run_predict(
             results.append(run_scene(path, spec, factory, config, out, names, progress, executor=ex))
     from geolabel.qgis import project_entries  # RUN_DIR/run.qgs over the finished scenes
 
-    qgis_outputs = [] if config.shard is not None else project_entries(out, results, spec)
+    with rasterio.Env(**GDAL_ENV):  # GDAL's default block cache (5 % of RAM) would grow with the scene
+        qgis_outputs = [] if config.shard is not None else project_entries(out, results, spec)
     doc = {
         "geolabel": __version__,
         "config": config.to_dict(),
         "model": {"id": spec.model_id, "spec": spec.source, "weights_sha256": spec.weights_sha256(),
                   "task": spec.task, "classes": list(spec.class_names), "labels": list(spec.labels())},
         "versions": _versions(),
+        "precision": precision_record(config),
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
         "scenes": [
             {"scene": r.scene, "status": r.status, "error": r.error, "tiles": r.tiles,

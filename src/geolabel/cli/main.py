@@ -20,15 +20,16 @@ COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
+    "export-onnx": "geolabel.cli.export:export_onnx_cmd",
     "finalize": "geolabel.cli.finalize:finalize",
-    "prioritize": "geolabel.cli.prioritize:prioritize",
-    "qgis": "geolabel.cli.qgis:qgis",
     "serve": "geolabel.cli.serve:serve",
     "models": "geolabel.cli.models:models",
     "accept": "geolabel.cli.accept:accept",
     "train": "geolabel.cli.train:train",
     "evaluate": "geolabel.cli.evaluate:evaluate",
     "simulate": "geolabel.cli.simulate:simulate",
+    "prioritize": "geolabel.cli.prioritize:prioritize",
+    "qgis": "geolabel.cli.qgis:qgis",
 }
 
 

@@ -23,8 +23,8 @@ BUILTIN: dict[str, str] = {
     "onnx": "geolabel.models.onnx_:OnnxBackend",
     "testing": "geolabel.testing.backends:ConvBackend",
     "testing-squares": "geolabel.testing.detectors:SquareDetector",
-    "ensemble": "geolabel.models.ensemble:EnsembleBackend",
     "http": "geolabel.models.http_:HttpBackend",
+    "ensemble": "geolabel.models.ensemble:EnsembleBackend",
 }
 
 

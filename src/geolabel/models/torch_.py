@@ -71,7 +71,7 @@ def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
             raise
         raise BackendError(f"{path}: cannot load torch model: {str(err).splitlines()[0]}") from err
     module = module.to(device)
-    if hasattr(module, "eval"):
+    if fmt != "export":  # exported programs are frozen in the mode they were exported in
         module.eval()
     return module
 
@@ -128,7 +128,7 @@ class TorchBackend:
             from geolabel.models._fuse import fold_batchnorm
 
             fold_batchnorm(self.module)
-        if channels_last and hasattr(self.module, "to"):
+        if channels_last and (spec.format or "") != "export" and hasattr(self.module, "to"):
             self.module = self.module.to(memory_format=torch.channels_last)
         logger.info("torch model %s on %s (%s)", spec.model_id, device, precision)
 

@@ -104,6 +104,8 @@ def run_geolabel(scene: Path, spec: Path, out: Path, args: argparse.Namespace) -
     cmd = [GEOLABEL, "-q", "predict", str(scene), "-m", str(spec), "-o", str(out),
            "--precision", args.precision, "--batch-size", str(args.batch_size), "--device", "cpu",
            "--no-vectors", "--no-probabilities"]
+    if args.geolabel_tile:
+        cmd += ["--tile-size", str(args.geolabel_tile)]
     res = _run(cmd)
     run = json.loads((out / "run.json").read_text())
     s = run["scenes"][0]
@@ -125,12 +127,13 @@ def run_naive(scene: Path, weights: Path, args: argparse.Namespace, mean: float,
     return res
 
 
-def _sample_batches(scene: Path, spec_path: Path, n_batches: int, batch: int) -> list[np.ndarray]:
+def _sample_batches(scene: Path, spec_path: Path, n_batches: int, batch: int,
+                    tile: int | None) -> list[np.ndarray]:
     """Normalised real tiles from the scene's top-left, as the engine reads them."""
     from geolabel.models.spec import load_spec
 
     spec = load_spec(spec_path)
-    t = spec.input.tile_size
+    t = tile or spec.input.tile_size
     mean = np.asarray(spec.input.mean, np.float32)[:, None, None]
     std = np.asarray(spec.input.std, np.float32)[:, None, None]
     out = []
@@ -155,7 +158,7 @@ def run_raw(scene: Path, spec_path: Path, precision: str, args: argparse.Namespa
     from geolabel.models.torch_ import TorchBackend
 
     spec = load_spec(spec_path)
-    batches = _sample_batches(scene, spec_path, args.raw_batches + 1, args.batch_size)
+    batches = _sample_batches(scene, spec_path, args.raw_batches + 1, args.batch_size, args.geolabel_tile)
     fast = TorchBackend(spec, device="cpu", precision=precision, channels_last=True)  # type: ignore[arg-type]
     outs = [fast.forward(batches[0])]  # warm-up
     t0 = time.perf_counter()
@@ -210,6 +213,8 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=512)
     ap.add_argument("--overlap", type=int, default=64, help="geolabel blending overlap per side")
     ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--geolabel-tile", type=int, default=None,
+                    help="geolabel's tile size (the U-Net is fully convolutional; default: the spec's 512)")
     ap.add_argument("--raw-batches", type=int, default=3, help="batches timed for the raw forward")
     ap.add_argument("--precision", default="auto")
     args = ap.parse_args()
@@ -227,6 +232,9 @@ def main() -> None:
     weights = spec.with_suffix(".safetensors")
     rows: list[dict[str, Any]] = []
     mode = None
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    doc: dict[str, Any] = {}
     for k, size in enumerate(sizes):
         scene = make_scene(size, args.workdir)
         mpix = size * size / 1e6
@@ -242,7 +250,7 @@ def main() -> None:
             if tiles:
                 w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles
                 w["mpix_s"] = mpix / w["seconds_for_geolabel_tiles"]
-            w["tile_mpix_s"] = args.tile**2 / 1e6 / w["seconds_per_tile"]
+            w["tile_mpix_s"] = (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
             row["raw"] = w
         if "naive" in pipes:
             n = run_naive(scene, weights, args, mean, std)
@@ -254,20 +262,23 @@ def main() -> None:
             row["geolabel_over_raw"] = row["geolabel"]["mpix_s"] / row["raw"]["mpix_s"]
         rows.append(row)
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-    g_rss = {r["size"]: r["geolabel"]["peak_rss_mib"] for r in rows if "geolabel" in r}
-    doc = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                       "load_average_at_end": os.getloadavg()},
-           "model": {"arch": "geolabel.unet", "base_channels": args.base_channels, "depth": args.depth,
-                     "bands": 4, "classes": 5, "tile": args.tile, "weights": str(weights)},
-           "settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-           "rss_largest_over_smallest": (g_rss[max(g_rss)] / g_rss[min(g_rss)]) if len(g_rss) > 1 else None}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        doc = _document(rows, args, weights)
+        path.write_text(json.dumps(doc, indent=2, default=str) + "\n")  # after every size
     print(table(rows))
     if doc["rss_largest_over_smallest"] is not None:
-        print(f"geolabel peak RSS {max(g_rss)}² / {min(g_rss)}²: {doc['rss_largest_over_smallest']:.2f}")
+        g = doc["rss_largest_over_smallest"]
+        print(f"geolabel peak RSS, largest / smallest scene: {g:.2f}")
     print(f"results: {path}")
+
+
+def _document(rows: list[dict[str, Any]], args: argparse.Namespace, weights: Path) -> dict[str, Any]:
+    g_rss = {r["size"]: r["geolabel"]["peak_rss_mib"] for r in rows if "geolabel" in r}
+    return {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                        "load_average": os.getloadavg()},
+            "model": {"arch": "geolabel.unet", "base_channels": args.base_channels, "depth": args.depth,
+                      "bands": 4, "classes": 5, "tile": args.tile, "weights": str(weights)},
+            "settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
+            "rss_largest_over_smallest": (g_rss[max(g_rss)] / g_rss[min(g_rss)]) if len(g_rss) > 1 else None}
 
 
 if __name__ == "__main__":

@@ -373,8 +373,10 @@ def run_predict(
             results.append(run_scene(path, spec, factory, config, out, names, progress, executor=ex))
     from geolabel.qgis import project_entries  # RUN_DIR/run.qgs over the finished scenes
 
-    with rasterio.Env(**GDAL_ENV):  # GDAL's default block cache (5 % of RAM) would grow with the scene
-        qgis_outputs = [] if config.shard is not None else project_entries(out, results, spec)
+    # Outside GDAL_ENV on purpose: its decimated reads of the input scene thrash a 64 MB block
+    # cache (minutes per band); GDAL's default cache (5 % of RAM) makes them fast but is what
+    # grows peak RSS with the scene (see benchmarks/README.md).
+    qgis_outputs = [] if config.shard is not None else project_entries(out, results, spec)
     doc = {
         "geolabel": __version__,
         "config": config.to_dict(),

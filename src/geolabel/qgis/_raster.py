@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 from rasterio.enums import Resampling
 
 from geolabel.errors import GeolabelError
@@ -127,9 +128,7 @@ def value_range(path: Path, band: int = 1) -> tuple[float, float]:
                     return vmin, vmax
             except ValueError:
                 logger.debug("%s: SCALE tag %r is not 'min-max'", path, scale)
-        f = max(1, max(ds.height, ds.width) // 512)
-        arr = ds.read(band, out_shape=(max(1, ds.height // f), max(1, ds.width // f)),
-                      resampling=Resampling.nearest, masked=True).astype("float64")
+        arr = sample_band(ds, band, 512)
     vals = arr.compressed()
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:
@@ -194,10 +193,34 @@ def scene_style(path: str, bands: Sequence[int] | None = None,
     return multiband_renderer((pick[0], pick[1], pick[2]), ranges)
 
 
+def sample_band(ds: rasterio.io.DatasetReader, band: int, size: int) -> np.ma.MaskedArray:
+    """Pixels of ``band`` for statistics, at a cost that does not grow with the scene.
+
+    Small rasters and rasters with overviews are read decimated to about ``size`` pixels
+    a side (overviews make that cheap); larger ones without overviews are sampled as a
+    16 x 16 grid of 32-pixel windows, so the I/O stays bounded.
+    """
+    if max(ds.height, ds.width) <= 2 * size or ds.overviews(band):
+        f = max(1, max(ds.height, ds.width) // size)
+        shape = (max(1, ds.height // f), max(1, ds.width // f))
+        out: np.ma.MaskedArray = ds.read(
+            band, out_shape=shape, resampling=Resampling.nearest, masked=True
+        ).astype("float64")
+        return out
+    n, w = 16, 32
+    rows = np.linspace(0, ds.height - w, n).astype(int)
+    cols = np.linspace(0, ds.width - w, n).astype(int)
+    parts = [
+        ds.read(band, window=Window(int(c), int(r), w, w), masked=True).astype("float64")
+        for r in rows
+        for c in cols
+    ]
+    stacked: np.ma.MaskedArray = np.ma.concatenate([p.ravel() for p in parts])
+    return stacked
+
+
 def _percentiles(ds: rasterio.io.DatasetReader, band: int) -> tuple[float, float]:
-    f = max(1, max(ds.height, ds.width) // 1024)
-    arr = ds.read(band, out_shape=(max(1, ds.height // f), max(1, ds.width // f)),
-                  resampling=Resampling.nearest, masked=True).astype("float64")
+    arr = sample_band(ds, band, 1024)
     vals = arr.compressed()
     vals = vals[np.isfinite(vals)]
     if vals.size == 0:

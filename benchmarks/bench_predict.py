@@ -61,8 +61,18 @@ def make_scene(size: int, workdir: Path) -> Path:
         profile = src.profile
     four = np.concatenate([data, data.mean(axis=0, keepdims=True).astype(data.dtype)])
     cols = _mirror(size, four.shape[2])
-    profile.update(width=size, height=size, count=4, tiled=True, blockxsize=512, blockysize=512,
-                   compress="deflate", predictor=2, BIGTIFF="IF_SAFER", interleave="pixel")
+    profile.update(
+        width=size,
+        height=size,
+        count=4,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        compress="deflate",
+        predictor=2,
+        BIGTIFF="IF_SAFER",
+        interleave="pixel",
+    )
     tmp = path.with_suffix(".partial.tif")
     with rasterio.open(tmp, "w", **profile) as dst:
         for r0 in range(0, size, 512):
@@ -75,14 +85,19 @@ def make_scene(size: int, workdir: Path) -> Path:
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run ``cmd``; wall seconds, peak RSS (MiB, of the process tree it waited on), stdout."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     # drain the pipes while waiting on the exact pid, so wait4 gives this child's rusage
     chunks: dict[str, bytes] = {}
 
     def drain(name: str, stream: Any) -> None:
         chunks[name] = stream.read()
 
-    threads = [threading.Thread(target=drain, args=(n, s)) for n, s in (("out", proc.stdout), ("err", proc.stderr))]
+    threads = [
+        threading.Thread(target=drain, args=(n, s))
+        for n, s in (("out", proc.stdout), ("err", proc.stderr))
+    ]
     for t in threads:
         t.start()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -92,34 +107,77 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     out, err = chunks.get("out", b""), chunks.get("err", b"")
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
-    return {"seconds": wall, "peak_rss_mib": usage.ru_maxrss / 1024, "stdout": out.decode()}
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-3000:]}"
+        )
+    return {
+        "seconds": wall,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "stdout": out.decode(),
+    }
 
 
-def run_geolabel(scene: Path, spec: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+def run_geolabel(
+    scene: Path, spec: Path, out: Path, args: argparse.Namespace
+) -> dict[str, Any]:
     """``geolabel predict`` end to end in a subprocess."""
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [GEOLABEL, "-q", "predict", str(scene), "-m", str(spec), "-o", str(out),
-           "--precision", args.precision, "--batch-size", str(args.batch_size), "--device", "cpu",
-           "--no-vectors", "--no-probabilities"]
+    cmd = [
+        GEOLABEL,
+        "-q",
+        "predict",
+        str(scene),
+        "-m",
+        str(spec),
+        "-o",
+        str(out),
+        "--precision",
+        args.precision,
+        "--batch-size",
+        str(args.batch_size),
+        "--device",
+        "cpu",
+        "--no-vectors",
+        "--no-probabilities",
+    ]
     if args.geolabel_tile:
         cmd += ["--tile-size", str(args.geolabel_tile)]
     res = _run(cmd)
     run = json.loads((out / "run.json").read_text())
     s = run["scenes"][0]
     res.pop("stdout")
-    res.update(tiles=s["tiles"], overlap=s["overlap"], timings=s["timings"], precision=run["precision"])
+    res.update(
+        tiles=s["tiles"],
+        overlap=s["overlap"],
+        timings=s["timings"],
+        precision=run["precision"],
+    )
     shutil.rmtree(out, ignore_errors=True)
     return res
 
 
-def run_naive(scene: Path, weights: Path, args: argparse.Namespace, mean: float, std: float) -> dict[str, Any]:
+def run_naive(
+    scene: Path, weights: Path, args: argparse.Namespace, mean: float, std: float
+) -> dict[str, Any]:
     """The torchgeo baseline in .venv-torchgeo."""
-    cmd = [str(TG_PYTHON), str(ROOT / "benchmarks/naive_torchgeo.py"), str(scene), str(weights),
-           "--base-channels", str(args.base_channels), "--depth", str(args.depth),
-           "--batch-size", str(args.batch_size), "--mean", str(mean), "--std", str(std)]
+    cmd = [
+        str(TG_PYTHON),
+        str(ROOT / "benchmarks/naive_torchgeo.py"),
+        str(scene),
+        str(weights),
+        "--base-channels",
+        str(args.base_channels),
+        "--depth",
+        str(args.depth),
+        "--batch-size",
+        str(args.batch_size),
+        "--mean",
+        str(mean),
+        "--std",
+        str(std),
+    ]
     res = _run(cmd)
     inner = json.loads(res.pop("stdout").strip().splitlines()[-1])
     inner["seconds_in_script"] = inner.pop("seconds")
@@ -127,8 +185,9 @@ def run_naive(scene: Path, weights: Path, args: argparse.Namespace, mean: float,
     return res
 
 
-def _sample_batches(scene: Path, spec_path: Path, n_batches: int, batch: int,
-                    tile: int | None) -> list[np.ndarray]:
+def _sample_batches(
+    scene: Path, spec_path: Path, n_batches: int, batch: int, tile: int | None
+) -> list[np.ndarray]:
     """Normalised real tiles from the scene's top-left, as the engine reads them."""
     from geolabel.models.spec import load_spec
 
@@ -144,36 +203,52 @@ def _sample_batches(scene: Path, spec_path: Path, n_batches: int, batch: int,
             for k in range(batch):
                 i = b * batch + k
                 r, c = divmod(i, per_row)
-                x = ds.read(window=Window(c * t, r * t, t, t), boundless=True).astype(np.float32)
+                x = ds.read(window=Window(c * t, r * t, t, t), boundless=True).astype(
+                    np.float32
+                )
                 tiles.append((x - mean) / std)
             out.append(np.stack(tiles))
     return out
 
 
-def run_raw(scene: Path, spec_path: Path, precision: str, args: argparse.Namespace,
-            reference: bool) -> dict[str, Any]:
+def run_raw(
+    scene: Path,
+    spec_path: Path,
+    precision: str,
+    args: argparse.Namespace,
+    reference: bool,
+) -> dict[str, Any]:
     """Forward time per tile in ``precision`` (+ argmax agreement with fp32 if ``reference``)."""
     from geolabel.models.precision import argmax_agreement
     from geolabel.models.spec import load_spec
     from geolabel.models.torch_ import TorchBackend
 
     spec = load_spec(spec_path)
-    batches = _sample_batches(scene, spec_path, args.raw_batches + 1, args.batch_size, args.geolabel_tile)
+    batches = _sample_batches(
+        scene, spec_path, args.raw_batches + 1, args.batch_size, args.geolabel_tile
+    )
     fast = TorchBackend(spec, device="cpu", precision=precision, channels_last=True)  # type: ignore[arg-type]
     outs = [fast.forward(batches[0])]  # warm-up
     t0 = time.perf_counter()
     outs += [fast.forward(b) for b in batches[1:]]
     per_tile = (time.perf_counter() - t0) / (args.raw_batches * args.batch_size)
-    res: dict[str, Any] = {"precision": precision, "seconds_per_tile": per_tile,
-                           "tiles_timed": args.raw_batches * args.batch_size}
+    res: dict[str, Any] = {
+        "precision": precision,
+        "seconds_per_tile": per_tile,
+        "tiles_timed": args.raw_batches * args.batch_size,
+    }
     if reference and precision != "fp32":
         ref = TorchBackend(spec, device="cpu", precision="fp32", channels_last=False)
         t0 = time.perf_counter()
         refs = [ref.forward(b) for b in batches[1:]]
-        res["fp32_seconds_per_tile"] = (time.perf_counter() - t0) / (args.raw_batches * args.batch_size)
+        res["fp32_seconds_per_tile"] = (time.perf_counter() - t0) / (
+            args.raw_batches * args.batch_size
+        )
         a = np.concatenate(outs[1:])
         f = np.concatenate(refs)
-        res["argmax_agreement_vs_fp32"] = argmax_agreement(a, f, np.ones((a.shape[0], *a.shape[2:]), bool))
+        res["argmax_agreement_vs_fp32"] = argmax_agreement(
+            a, f, np.ones((a.shape[0], *a.shape[2:]), bool)
+        )
     return res
 
 
@@ -186,8 +261,10 @@ def _stats() -> tuple[float, float]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """The printed summary."""
-    head = ("| scene | raw Mpix/s | geolabel Mpix/s | naive Mpix/s | geolabel/naive | geolabel/raw "
-            "| RSS geolabel MiB | RSS naive MiB |\n|---|---|---|---|---|---|---|---|")
+    head = (
+        "| scene | raw Mpix/s | geolabel Mpix/s | naive Mpix/s | geolabel/naive | geolabel/raw "
+        "| RSS geolabel MiB | RSS naive MiB |\n|---|---|---|---|---|---|---|---|"
+    )
     lines = [head]
     for r in rows:
         g, n, w = r.get("geolabel", {}), r.get("naive", {}), r.get("raw", {})
@@ -198,37 +275,66 @@ def table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['size']}² | {f(w.get('mpix_s'))} | {f(g.get('mpix_s'))} | {f(n.get('mpix_s'))} "
             f"| {f(r.get('geolabel_over_naive'), 2)} | {f(r.get('geolabel_over_raw'), 2)} "
-            f"| {f(g.get('peak_rss_mib'), 0)} | {f(n.get('peak_rss_mib'), 0)} |")
+            f"| {f(g.get('peak_rss_mib'), 0)} | {f(n.get('peak_rss_mib'), 0)} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     """Parse options, run the pipelines per scene size, write JSON, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="5000,10000,20000", help="scene sizes (pixels a side)")
-    ap.add_argument("--pipelines", default="raw,geolabel,naive", help="subset of raw,geolabel,naive")
-    ap.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "geolabel-bench")
+    ap.add_argument(
+        "--sizes", default="5000,10000,20000", help="scene sizes (pixels a side)"
+    )
+    ap.add_argument(
+        "--pipelines", default="raw,geolabel,naive", help="subset of raw,geolabel,naive"
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(os.environ.get("TMPDIR", "/tmp")) / "geolabel-bench",
+    )
     ap.add_argument("--base-channels", type=int, default=32)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--overlap", type=int, default=64, help="geolabel blending overlap per side")
+    ap.add_argument(
+        "--overlap", type=int, default=64, help="geolabel blending overlap per side"
+    )
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--geolabel-tile", type=int, default=None,
-                    help="geolabel's tile size (the U-Net is fully convolutional; default: the spec's 512)")
-    ap.add_argument("--raw-batches", type=int, default=3, help="batches timed for the raw forward")
+    ap.add_argument(
+        "--geolabel-tile",
+        type=int,
+        default=None,
+        help="geolabel's tile size (the U-Net is fully convolutional; default: the spec's 512)",
+    )
+    ap.add_argument(
+        "--raw-batches", type=int, default=3, help="batches timed for the raw forward"
+    )
     ap.add_argument("--precision", default="auto")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     pipes = set(args.pipelines.split(","))
     if "naive" in pipes and not TG_PYTHON.exists():
-        sys.exit(f"{TG_PYTHON} missing: run benchmarks/setup_torchgeo.sh (or --pipelines raw,geolabel)")
+        sys.exit(
+            f"{TG_PYTHON} missing: run benchmarks/setup_torchgeo.sh (or --pipelines raw,geolabel)"
+        )
     args.workdir.mkdir(parents=True, exist_ok=True)
     from geolabel.testing.unet import write_unet_spec
 
     mean, std = _stats()
-    spec = write_unet_spec(args.workdir / "model", name="bench-unet", bands=4, classes=5,
-                           base_channels=args.base_channels, depth=args.depth, tile_size=args.tile,
-                           seed=0, mean=mean, std=std, overlap=args.overlap)
+    spec = write_unet_spec(
+        args.workdir / "model",
+        name="bench-unet",
+        bands=4,
+        classes=5,
+        base_channels=args.base_channels,
+        depth=args.depth,
+        tile_size=args.tile,
+        seed=0,
+        mean=mean,
+        std=std,
+        overlap=args.overlap,
+    )
     weights = spec.with_suffix(".safetensors")
     rows: list[dict[str, Any]] = []
     mode = None
@@ -250,20 +356,26 @@ def main() -> None:
             if tiles:
                 w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles
                 w["mpix_s"] = mpix / w["seconds_for_geolabel_tiles"]
-            w["tile_mpix_s"] = (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
+            w["tile_mpix_s"] = (
+                (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
+            )
             row["raw"] = w
         if "naive" in pipes:
             n = run_naive(scene, weights, args, mean, std)
             n["mpix_s"] = mpix / n["seconds"]
             row["naive"] = n
         if "geolabel" in row and "naive" in row:
-            row["geolabel_over_naive"] = row["geolabel"]["mpix_s"] / row["naive"]["mpix_s"]
+            row["geolabel_over_naive"] = (
+                row["geolabel"]["mpix_s"] / row["naive"]["mpix_s"]
+            )
         if "geolabel" in row and "mpix_s" in row.get("raw", {}):
             row["geolabel_over_raw"] = row["geolabel"]["mpix_s"] / row["raw"]["mpix_s"]
         rows.append(row)
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
         doc = _document(rows, args, weights)
-        path.write_text(json.dumps(doc, indent=2, default=str) + "\n")  # after every size
+        path.write_text(
+            json.dumps(doc, indent=2, default=str) + "\n"
+        )  # after every size
     print(table(rows))
     if doc["rss_largest_over_smallest"] is not None:
         g = doc["rss_largest_over_smallest"]
@@ -271,14 +383,31 @@ def main() -> None:
     print(f"results: {path}")
 
 
-def _document(rows: list[dict[str, Any]], args: argparse.Namespace, weights: Path) -> dict[str, Any]:
+def _document(
+    rows: list[dict[str, Any]], args: argparse.Namespace, weights: Path
+) -> dict[str, Any]:
     g_rss = {r["size"]: r["geolabel"]["peak_rss_mib"] for r in rows if "geolabel" in r}
-    return {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
-                        "load_average": os.getloadavg()},
-            "model": {"arch": "geolabel.unet", "base_channels": args.base_channels, "depth": args.depth,
-                      "bands": 4, "classes": 5, "tile": args.tile, "weights": str(weights)},
-            "settings": {k: str(v) for k, v in vars(args).items()}, "rows": rows,
-            "rss_largest_over_smallest": (g_rss[max(g_rss)] / g_rss[min(g_rss)]) if len(g_rss) > 1 else None}
+    return {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
+        "model": {
+            "arch": "geolabel.unet",
+            "base_channels": args.base_channels,
+            "depth": args.depth,
+            "bands": 4,
+            "classes": 5,
+            "tile": args.tile,
+            "weights": str(weights),
+        },
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "rows": rows,
+        "rss_largest_over_smallest": (g_rss[max(g_rss)] / g_rss[min(g_rss)])
+        if len(g_rss) > 1
+        else None,
+    }
 
 
 if __name__ == "__main__":

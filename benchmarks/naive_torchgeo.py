@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _unet_class() -> type:
     """geolabel's UNet from its source file (geolabel itself is not installed here)."""
     sys.path.insert(0, str(ROOT / "src"))  # for geolabel.errors only
-    spec = importlib.util.spec_from_file_location("geolabel_arch", ROOT / "src/geolabel/models/arch.py")
+    spec = importlib.util.spec_from_file_location(
+        "geolabel_arch", ROOT / "src/geolabel/models/arch.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -55,7 +57,9 @@ def main() -> None:
     a = ap.parse_args()
     t0 = time.perf_counter()
 
-    model = _unet_class()(a.bands, a.classes, base_channels=a.base_channels, depth=a.depth)
+    model = _unet_class()(
+        a.bands, a.classes, base_channels=a.base_channels, depth=a.depth
+    )
     model.load_state_dict(load_file(str(a.weights)))
     model.eval()
 
@@ -65,8 +69,13 @@ def main() -> None:
 
     ds = Scene(paths=str(a.scene.parent))
     sampler = GridGeoSampler(ds, size=a.tile, stride=a.tile, units=Units.PIXELS)
-    loader = DataLoader(ds, sampler=sampler, batch_size=a.batch_size, collate_fn=stack_samples,
-                        num_workers=a.workers)
+    loader = DataLoader(
+        ds,
+        sampler=sampler,
+        batch_size=a.batch_size,
+        collate_fn=stack_samples,
+        num_workers=a.workers,
+    )
     with rasterio.open(a.scene) as src:
         height, width = src.shape
         left, top, res = src.bounds.left, src.bounds.top, src.res[0]
@@ -90,10 +99,20 @@ def main() -> None:
                     out[ra:rb, ca:cb] = p[ra - r0 : rb - r0, ca - c0 : cb - c0]
             tiles += len(pred)
     t_end = time.perf_counter()
-    print(json.dumps({"tiles": tiles, "seconds": t_end - t0, "loop_seconds": t_end - t1,
-                      "model_seconds": t_model, "pixels": height * width,
-                      "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "classes_seen": len(np.unique(out))}))
+    print(
+        json.dumps(
+            {
+                "tiles": tiles,
+                "seconds": t_end - t0,
+                "loop_seconds": t_end - t1,
+                "model_seconds": t_model,
+                "pixels": height * width,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "classes_seen": len(np.unique(out)),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

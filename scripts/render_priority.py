@@ -37,17 +37,29 @@ def main() -> None:
     ap.add_argument("run_dir", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--scene", help="scene folder name (default: the first)")
-    ap.add_argument("--band", type=int, default=1, help="uncertainty band (1: the run's measure)")
-    ap.add_argument("--vmax", type=float, help="colour scale top [default: 1, or the 99.5th "
-                    "percentile for the small model-based bands]")
+    ap.add_argument(
+        "--band", type=int, default=1, help="uncertainty band (1: the run's measure)"
+    )
+    ap.add_argument(
+        "--vmax",
+        type=float,
+        help="colour scale top [default: 1, or the 99.5th "
+        "percentile for the small model-based bands]",
+    )
     args = ap.parse_args()
     doc = json.loads((args.run_dir / "run.json").read_text())
     outs: dict[str, dict[str, Path]] = {}
     for o in doc["outputs"]:
         if o.get("scene"):
             p = Path(o["path"])
-            outs.setdefault(o["scene"], {})[o["role"]] = args.run_dir / p.parent.name / p.name
-    scene = next(s for s in outs if args.scene is None or outs[s]["mask"].parent.name == args.scene)
+            outs.setdefault(o["scene"], {})[o["role"]] = (
+                args.run_dir / p.parent.name / p.name
+            )
+    scene = next(
+        s
+        for s in outs
+        if args.scene is None or outs[s]["mask"].parent.name == args.scene
+    )
     roles = outs[scene]
     with rasterio.open(scene) as src:
         rgb = src.read([3, 2, 1], masked=True).filled(np.nan).astype(np.float32)
@@ -58,7 +70,9 @@ def main() -> None:
     with rasterio.open(roles["mask"]) as m:
         mask = m.read(1)
         cmap = m.colormap(1)
-    picks = pyogrio.read_dataframe(args.run_dir / "next_to_label.gpkg", layer="next_to_label")
+    picks = pyogrio.read_dataframe(
+        args.run_dir / "next_to_label.gpkg", layer="next_to_label"
+    )
     picks = picks[picks["scene"] == scene]
     classes = doc["model"]["classes"]
     colors = [tuple(c / 255 for c in cmap[i][:3]) for i in range(len(classes))]
@@ -66,21 +80,49 @@ def main() -> None:
     img = np.dstack([_stretch(b) for b in rgb])
     axes[0].imshow(np.nan_to_num(img), extent=extent)
     cls = np.ma.masked_equal(mask, 255)
-    axes[0].imshow(cls, extent=extent, cmap=ListedColormap(colors), vmin=-0.5, vmax=len(classes) - 0.5,
-                   alpha=0.45, interpolation="nearest")
-    axes[0].set_title("scene (RGB) + predicted classes: " + ", ".join(
-        f"{n}" for n in classes), fontsize=9)
-    vmax = args.vmax or (1.0 if measure in ("entropy", "margin", "least-confidence")
-                         else float(np.nanpercentile(unc, 99.5)))
-    im = axes[1].imshow(unc, extent=extent, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-    fig.colorbar(im, ax=axes[1], shrink=0.8, label=f"{measure} (scale 0-1, shown 0-{vmax:.3g})")
+    axes[0].imshow(
+        cls,
+        extent=extent,
+        cmap=ListedColormap(colors),
+        vmin=-0.5,
+        vmax=len(classes) - 0.5,
+        alpha=0.45,
+        interpolation="nearest",
+    )
+    axes[0].set_title(
+        "scene (RGB) + predicted classes: " + ", ".join(f"{n}" for n in classes),
+        fontsize=9,
+    )
+    vmax = args.vmax or (
+        1.0
+        if measure in ("entropy", "margin", "least-confidence")
+        else float(np.nanpercentile(unc, 99.5))
+    )
+    im = axes[1].imshow(
+        unc, extent=extent, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest"
+    )
+    fig.colorbar(
+        im, ax=axes[1], shrink=0.8, label=f"{measure} (scale 0-1, shown 0-{vmax:.3g})"
+    )
     strategy = picks["strategy"].iloc[0] if len(picks) else "?"
-    axes[1].set_title(f"{measure}; top {len(picks)} regions to label ({strategy})", fontsize=10)
+    axes[1].set_title(
+        f"{measure}; top {len(picks)} regions to label ({strategy})", fontsize=10
+    )
     for ax in axes:
         for r in picks.itertuples():
             x0, y0, x1, y1 = r.geometry.bounds
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="cyan", lw=1.8))
-            ax.text(x0, y1, str(r.rank), color="cyan", fontsize=8, va="bottom", weight="bold")
+            ax.add_patch(
+                Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="cyan", lw=1.8)
+            )
+            ax.text(
+                x0,
+                y1,
+                str(r.rank),
+                color="cyan",
+                fontsize=8,
+                va="bottom",
+                weight="bold",
+            )
         ax.set_xlabel("x (CRS units)")
     fig.suptitle(f"{Path(scene).name} - model {doc['model']['id']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -52,8 +52,14 @@ def load() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     with rasterio.open(DATA / "OSBS_029.tif") as ds:
         img = ds.read().astype(np.float32)
         nodata = ds.nodata
-    valid = ~(img == nodata).all(axis=0) if nodata is not None else np.ones(img.shape[1:], bool)
-    boxes = pd.read_csv(DATA / "OSBS_029.csv")[["xmin", "ymin", "xmax", "ymax"]].to_numpy(np.float64)
+    valid = (
+        ~(img == nodata).all(axis=0)
+        if nodata is not None
+        else np.ones(img.shape[1:], bool)
+    )
+    boxes = pd.read_csv(DATA / "OSBS_029.csv")[
+        ["xmin", "ymin", "xmax", "ymax"]
+    ].to_numpy(np.float64)
     return img / 255.0, valid, boxes
 
 
@@ -69,19 +75,28 @@ def targets(boxes: np.ndarray, ignore: np.ndarray, size: int) -> dict[str, np.nd
         cx, cy = (x0 + x1) / 2 / STRIDE, (y0 + y1) / 2 / STRIDE
         w, h = (x1 - x0) / STRIDE, (y1 - y0) / STRIDE
         sx, sy = max(w / 6, 0.8), max(h / 6, 0.8)
-        heat = np.maximum(heat, np.exp(-((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2))))
+        heat = np.maximum(
+            heat, np.exp(-((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2)))
+        )
         ix, iy = min(int(cx), g - 1), min(int(cy), g - 1)
         heat[iy, ix] = 1.0
         wh[:, iy, ix] = (math.log(w), math.log(h))
         off[:, iy, ix] = (cx - ix, cy - iy)
         reg[iy, ix] = 1.0
-    weight = 1.0 - ignore.reshape(g, STRIDE, g, STRIDE).max(axis=(1, 3)).astype(np.float32)
+    weight = 1.0 - ignore.reshape(g, STRIDE, g, STRIDE).max(axis=(1, 3)).astype(
+        np.float32
+    )
     weight = np.maximum(weight, reg)
     return {"heat": heat, "wh": wh, "off": off, "reg": reg, "weight": weight}
 
 
-def sample(img: np.ndarray, valid: np.ndarray, train: np.ndarray, held: np.ndarray,
-           rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def sample(
+    img: np.ndarray,
+    valid: np.ndarray,
+    train: np.ndarray,
+    held: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One augmented crop of the training region and its targets."""
     h = img.shape[1]
     r0 = int(rng.integers(0, h - CROP + 1))
@@ -108,15 +123,24 @@ def sample(img: np.ndarray, valid: np.ndarray, train: np.ndarray, held: np.ndarr
     boxes = np.array(kept, np.float64).reshape(-1, 4)
     if rng.random() < 0.5:  # horizontal flip
         x, v, ignore = x[:, :, ::-1], v[:, ::-1], ignore[:, ::-1]
-        boxes = np.stack([CROP - boxes[:, 2], boxes[:, 1], CROP - boxes[:, 0], boxes[:, 3]], 1)
+        boxes = np.stack(
+            [CROP - boxes[:, 2], boxes[:, 1], CROP - boxes[:, 0], boxes[:, 3]], 1
+        )
     for _ in range(int(rng.integers(0, 4))):  # rotate 90 degrees counter-clockwise
         x, v, ignore = np.rot90(x, axes=(1, 2)), np.rot90(v), np.rot90(ignore)
-        boxes = np.stack([boxes[:, 1], CROP - boxes[:, 2], boxes[:, 3], CROP - boxes[:, 0]], 1)
+        boxes = np.stack(
+            [boxes[:, 1], CROP - boxes[:, 2], boxes[:, 3], CROP - boxes[:, 0]], 1
+        )
     x = x * np.float32(rng.uniform(0.85, 1.15)) + np.float32(rng.uniform(-0.05, 0.05))
-    return np.ascontiguousarray(x), {**targets(boxes, ignore, CROP), "valid": np.ascontiguousarray(v)}
+    return np.ascontiguousarray(x), {
+        **targets(boxes, ignore, CROP),
+        "valid": np.ascontiguousarray(v),
+    }
 
 
-def focal(logits: torch.Tensor, heat: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def focal(
+    logits: torch.Tensor, heat: torch.Tensor, weight: torch.Tensor
+) -> torch.Tensor:
     """CenterNet's penalty-reduced focal loss (alpha 2, beta 4)."""
     p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
     pos = heat.eq(1).float()
@@ -144,61 +168,101 @@ def main() -> None:
     tv = valid[:, :SPLIT_X]
     mean = [float(img[b, :, :SPLIT_X][tv].mean()) for b in range(3)]
     std = [float(img[b, :, :SPLIT_X][tv].std()) for b in range(3)]
-    norm = (img - np.array(mean, np.float32)[:, None, None]) / np.array(std, np.float32)[:, None, None]
+    norm = (img - np.array(mean, np.float32)[:, None, None]) / np.array(
+        std, np.float32
+    )[:, None, None]
     norm[:, ~valid] = 0.0
     model = build_centernet(in_channels=3, num_classes=1, width=16)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=args.iterations, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=2e-3, total_steps=args.iterations, pct_start=0.1
+    )
     t0 = time.perf_counter()
     model.train()
     for it in range(args.iterations):
         items = [sample(norm, valid, train, held, rng) for _ in range(args.batch)]
         x = torch.from_numpy(np.stack([i[0] for i in items]))
-        t = {k: torch.from_numpy(np.stack([i[1][k] for i in items])) for k in items[0][1]}
+        t = {
+            k: torch.from_numpy(np.stack([i[1][k] for i in items])) for k in items[0][1]
+        }
         x = x * t.pop("valid")[:, None].float()
         out = model(x)
         reg = t["reg"][:, None]
         n = reg.sum().clamp(min=1)
-        loss = (focal(out[:, :1], t["heat"][:, None], t["weight"][:, None])
-                + 0.1 * (torch.abs(out[:, 1:3] - t["wh"]) * reg).sum() / n
-                + (torch.abs(out[:, 3:5] - t["off"]) * reg).sum() / n)
+        loss = (
+            focal(out[:, :1], t["heat"][:, None], t["weight"][:, None])
+            + 0.1 * (torch.abs(out[:, 1:3] - t["wh"]) * reg).sum() / n
+            + (torch.abs(out[:, 3:5] - t["off"]) * reg).sum() / n
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if it % 25 == 0 or it == args.iterations - 1:
-            logger.info("iter %d loss %.4f (%.0f s)", it, float(loss), time.perf_counter() - t0)
+            logger.info(
+                "iter %d loss %.4f (%.0f s)", it, float(loss), time.perf_counter() - t0
+            )
     model.eval()
     with torch.inference_mode():
         raw = model(torch.from_numpy(norm[None])).numpy()[0]
-    pb, ps, _ = decode_centernet(raw, num_classes=1, stride=STRIDE, score_threshold=0.05,
-                                 max_detections=200, extent=img.shape[1:])
+    pb, ps, _ = decode_centernet(
+        raw,
+        num_classes=1,
+        stride=STRIDE,
+        score_threshold=0.05,
+        max_detections=200,
+        extent=img.shape[1:],
+    )
     pcx = (pb[:, 0] + pb[:, 2]) / 2
     metrics = {
-        "holdout": evaluate_boxes(pb[pcx >= SPLIT_X], ps[pcx >= SPLIT_X], held).to_dict(),
+        "holdout": evaluate_boxes(
+            pb[pcx >= SPLIT_X], ps[pcx >= SPLIT_X], held
+        ).to_dict(),
         "train": evaluate_boxes(pb[pcx < SPLIT_X], ps[pcx < SPLIT_X], train).to_dict(),
     }
-    logger.info("hold-out AP50 %.3f, train AP50 %.3f", metrics["holdout"]["ap"], metrics["train"]["ap"])
+    logger.info(
+        "hold-out AP50 %.3f, train AP50 %.3f",
+        metrics["holdout"]["ap"],
+        metrics["train"]["ap"],
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(args.out / "neon_tree_detector.safetensors"))
     spec = {
-        "name": "neon-tree-detector", "version": "1", "task": "detection",
-        "description": ("Tree-crown detector (CenterNet, stride 4) trained from scratch on the "
-                        "NEON OSBS_029 orthophoto, boxes with centre x < 280 px; "
-                        "scripts/train_tree_detector.py"),
-        "backend": "torch", "format": "state_dict",
+        "name": "neon-tree-detector",
+        "version": "1",
+        "task": "detection",
+        "description": (
+            "Tree-crown detector (CenterNet, stride 4) trained from scratch on the "
+            "NEON OSBS_029 orthophoto, boxes with centre x < 280 px; "
+            "scripts/train_tree_detector.py"
+        ),
+        "backend": "torch",
+        "format": "state_dict",
         "weights": "package:geolabel/_data/models/neon_tree_detector.safetensors",
-        "architecture": {"name": "geolabel.centernet",
-                         "params": {"in_channels": 3, "num_classes": 1, "width": 16}},
-        "input": {"bands": ["red", "green", "blue"], "tile_size": 256, "dtype": "float32",
-                  "scale": 1 / 255, "mean": [round(m, 5) for m in mean], "std": [round(s, 5) for s in std]},
-        "output": {"activation": "sigmoid", "score_threshold": 0.05, "max_detections": 300},
+        "architecture": {
+            "name": "geolabel.centernet",
+            "params": {"in_channels": 3, "num_classes": 1, "width": 16},
+        },
+        "input": {
+            "bands": ["red", "green", "blue"],
+            "tile_size": 256,
+            "dtype": "float32",
+            "scale": 1 / 255,
+            "mean": [round(m, 5) for m in mean],
+            "std": [round(s, 5) for s in std],
+        },
+        "output": {
+            "activation": "sigmoid",
+            "score_threshold": 0.05,
+            "max_detections": 300,
+        },
         "classes": [{"index": 0, "name": "tree", "color": "#1a9641"}],
         "recommended_overlap": 48,
         "metrics": {
             "holdout_strip": f"box centre x >= {SPLIT_X} px ({len(held)} boxes)",
-            "iterations": args.iterations, "seed": args.seed,
+            "iterations": args.iterations,
+            "seed": args.seed,
             "holdout_ap50": round(metrics["holdout"]["ap"], 4),
             "holdout_precision_at_0.5": round(metrics["holdout"]["precision"], 4),
             "holdout_recall_at_0.5": round(metrics["holdout"]["recall"], 4),
@@ -206,8 +270,16 @@ def main() -> None:
             "whole_image_inference": True,
         },
     }
-    (args.out / "neon_tree_detector.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    print(json.dumps({"seconds": round(time.perf_counter() - t0, 1), **metrics}, indent=2, default=float))
+    (args.out / "neon_tree_detector.yaml").write_text(
+        yaml.safe_dump(spec, sort_keys=False)
+    )
+    print(
+        json.dumps(
+            {"seconds": round(time.perf_counter() - t0, 1), **metrics},
+            indent=2,
+            default=float,
+        )
+    )
 
 
 if __name__ == "__main__":

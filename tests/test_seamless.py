@@ -86,3 +86,20 @@ def test_scene_smaller_than_a_tile(tmp_path: Path) -> None:
     assert res.ok
     with rasterio.open(res.scenes[0].outputs["mask"]) as ds:
         assert ds.shape == (30, 41) and (ds.read(1) != 255).all()
+
+
+def test_tile_size_other_than_the_models(tmp_path: Path) -> None:
+    # a fully convolutional model can run on larger tiles than its spec says
+    path = make_scene(tmp_path / "s.tif", shape=(150, 170))
+    spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=48))
+    cfg = RunConfig(
+        scenes=(str(path),),
+        model=spec.source or "",
+        out=str(tmp_path / "run"),
+        tile_size=96,
+        overlap=9,
+        vectors=False,
+    )
+    res = run_predict(cfg)
+    assert res.ok, res.scenes[0].error
+    assert res.scenes[0].info["tile_size"] == (96, 96)

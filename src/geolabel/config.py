@@ -81,7 +81,15 @@ class RunConfig:
 
     def output_token(self, **resolved: Any) -> str:
         """Hash of everything that changes output bytes (not retry/overwrite/threads)."""
-        keys = ("dead_zone", "batch_size", "bands", "nodata", "precision", "device", "model_uncertainty")
+        keys = (
+            "dead_zone",
+            "batch_size",
+            "bands",
+            "nodata",
+            "precision",
+            "device",
+            "model_uncertainty",
+        )
         payload = {k: getattr(self, k) for k in keys} | resolved
         if self.model_uncertainty == "mc-dropout":
             payload |= {"mc_passes": self.mc_passes, "seed": self.seed}

@@ -56,7 +56,9 @@ class BlockSink(Protocol):
 
 def iter_blended(grid: TileGrid, store: RunStore) -> Any:
     """Yield ``(tile, probs (C, rows, cols), valid)`` for every core, row-major."""
-    cache = HaloCache(store.read_halo, size=2 * grid.shape[1] + 4 if grid.shape[1] < 64 else 16)
+    cache = HaloCache(
+        store.read_halo, size=2 * grid.shape[1] + 4 if grid.shape[1] < 64 else 16
+    )
     for tile in grid:
         total = gather_core(grid, tile, store.read_core(tile.core_window), cache)
         probs, valid = normalise(total)
@@ -66,13 +68,23 @@ def iter_blended(grid: TileGrid, store: RunStore) -> Any:
 class _MaskSink:
     role = "mask"
 
-    def __init__(self, path: Path, scene: Scene, spec: ModelSpec, tags: dict[str, str]) -> None:
+    def __init__(
+        self, path: Path, scene: Scene, spec: ModelSpec, tags: dict[str, str]
+    ) -> None:
         cmap = {c.index: (*c.rgb, 255) for c in spec.classes}
         cmap[MASK_NODATA] = (0, 0, 0, 0)
-        self.w = CogWriter(path, scene.grid, count=1, dtype="uint8", nodata=MASK_NODATA,
-                           resampling="nearest", colormap=cmap, descriptions=["class"],
-                           tags={**tags, "CLASSES": ",".join(spec.class_names)},
-                           area_or_point=scene.area_or_point)
+        self.w = CogWriter(
+            path,
+            scene.grid,
+            count=1,
+            dtype="uint8",
+            nodata=MASK_NODATA,
+            resampling="nearest",
+            colormap=cmap,
+            descriptions=["class"],
+            tags={**tags, "CLASSES": ",".join(spec.class_names)},
+            area_or_point=scene.area_or_point,
+        )
 
     def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
         mask = np.argmax(probs, axis=0).astype(np.uint8)
@@ -87,17 +99,34 @@ class _MaskSink:
 
 
 class _ProbSink:
-    def __init__(self, path: Path, scene: Scene, spec: ModelSpec, tags: dict[str, str], *, role: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        scene: Scene,
+        spec: ModelSpec,
+        tags: dict[str, str],
+        *,
+        role: str,
+    ) -> None:
         self.role = role
         count = spec.num_classes if role == "probabilities" else 1
         names = list(spec.class_names) if role == "probabilities" else ["confidence"]
-        self.w = CogWriter(path, scene.grid, count=count, dtype="float32", nodata=float("nan"),
-                           resampling="average", descriptions=names,
-                           tags={**tags, "MEASURE": role, "SCALE": "0-1"},
-                           area_or_point=scene.area_or_point)
+        self.w = CogWriter(
+            path,
+            scene.grid,
+            count=count,
+            dtype="float32",
+            nodata=float("nan"),
+            resampling="average",
+            descriptions=names,
+            tags={**tags, "MEASURE": role, "SCALE": "0-1"},
+            area_or_point=scene.area_or_point,
+        )
 
     def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
-        data = probs if self.role == "probabilities" else probs.max(axis=0, keepdims=True)
+        data = (
+            probs if self.role == "probabilities" else probs.max(axis=0, keepdims=True)
+        )
         data = data.astype(np.float32, copy=True)
         data[:, ~valid] = np.nan
         self.w.write(tile.core_window, data)
@@ -109,8 +138,15 @@ class _ProbSink:
         self.w.abort()
 
 
-def _vectorize(grid: TileGrid, mask_path: Path, conf_path: Path, out: Path, scene: Scene,
-               spec: ModelSpec, run_id: str) -> Path:
+def _vectorize(
+    grid: TileGrid,
+    mask_path: Path,
+    conf_path: Path,
+    out: Path,
+    scene: Scene,
+    spec: ModelSpec,
+    run_id: str,
+) -> Path:
     names = spec.class_names
     labels = spec.labels()
     px_area = abs(grid.scene.transform.a * grid.scene.transform.e)
@@ -133,13 +169,22 @@ def _vectorize(grid: TileGrid, mask_path: Path, conf_path: Path, out: Path, scen
                     fid += 1
                     geom = comp.geometry()
                     area = _geodesic_area(geom) if geographic else comp.pixels * px_area
-                    recs.append({
-                        "id": fid, "class_id": comp.class_id, "class_name": names[comp.class_id],
-                        "label": labels[comp.class_id], "score": round(comp.mean_probability, 6),
-                        "mean_probability": round(comp.mean_probability, 6), "pixels": comp.pixels,
-                        "area_m2": round(area, 3), "tile_id": comp.tile_id, "model_id": spec.model_id,
-                        "run_id": run_id, "status": "suggested",
-                    })
+                    recs.append(
+                        {
+                            "id": fid,
+                            "class_id": comp.class_id,
+                            "class_name": names[comp.class_id],
+                            "label": labels[comp.class_id],
+                            "score": round(comp.mean_probability, 6),
+                            "mean_probability": round(comp.mean_probability, 6),
+                            "pixels": comp.pixels,
+                            "area_m2": round(area, 3),
+                            "tile_id": comp.tile_id,
+                            "model_id": spec.model_id,
+                            "run_id": run_id,
+                            "status": "suggested",
+                        }
+                    )
                     geoms.append(geom)
                 writer.write("predictions", recs, geoms)
         return writer.close()
@@ -154,17 +199,35 @@ def _geodesic_area(geom: Any) -> float:
     return abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
 
 
-def finalize_scene(scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStore, sdir: Path,
-                   config: RunConfig, *, run_id: str) -> dict[str, str]:
+def finalize_scene(
+    scene: Scene,
+    grid: TileGrid,
+    spec: ModelSpec,
+    store: RunStore,
+    sdir: Path,
+    config: RunConfig,
+    *,
+    run_id: str,
+) -> dict[str, str]:
     """Write the scene's outputs from a complete run store; returns ``role -> path``."""
     tags = {"MODEL_ID": spec.model_id, "RUN_ID": run_id, "SOURCE": scene.path.name}
     name = scene.name
     sinks: list[BlockSink] = [
         _MaskSink(sdir / f"{name}_mask.tif", scene, spec, tags),
-        _ProbSink(sdir / f"{name}_confidence.tif", scene, spec, tags, role="confidence"),
+        _ProbSink(
+            sdir / f"{name}_confidence.tif", scene, spec, tags, role="confidence"
+        ),
     ]
     if config.probabilities:
-        sinks.append(_ProbSink(sdir / f"{name}_probabilities.tif", scene, spec, tags, role="probabilities"))
+        sinks.append(
+            _ProbSink(
+                sdir / f"{name}_probabilities.tif",
+                scene,
+                spec,
+                tags,
+                role="probabilities",
+            )
+        )
     from geolabel.uncertainty.sinks import extra_sinks
 
     sinks.extend(extra_sinks(scene, grid, spec, sdir, config, tags))
@@ -175,7 +238,7 @@ def finalize_scene(scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStor
             probs, extra = stacked[: spec.num_classes], stacked[spec.num_classes :]
             for sink in sinks:
                 if getattr(sink, "takes_extra", False):
-                    sink.write(tile, probs, valid, extra)
+                    sink.write(tile, probs, valid, extra)  # type: ignore[call-arg]
                 else:
                     sink.write(tile, probs, valid)
         for sink in sinks:
@@ -185,10 +248,19 @@ def finalize_scene(scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStor
             sink.abort()
         raise
     if config.vectors:
-        path = _vectorize(grid, Path(outputs["mask"]), Path(outputs["confidence"]),
-                          sdir / f"{name}_predictions.gpkg", scene, spec, run_id)
+        path = _vectorize(
+            grid,
+            Path(outputs["mask"]),
+            Path(outputs["confidence"]),
+            sdir / f"{name}_predictions.gpkg",
+            scene,
+            spec,
+            run_id,
+        )
         outputs["vectors"] = str(path)
-    from geolabel.qgis import style_scene_outputs  # QGIS sidecars, category names, layer_styles
+    from geolabel.qgis import (
+        style_scene_outputs,
+    )  # QGIS sidecars, category names, layer_styles
 
     outputs.update(style_scene_outputs(outputs, spec))
     return outputs

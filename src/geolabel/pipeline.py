@@ -8,6 +8,7 @@ every tile is done write the outputs. A failing scene is reported and the others
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -27,7 +28,12 @@ from geolabel import __version__
 from geolabel.config import RunConfig
 from geolabel.errors import GeolabelError, OutputExistsError, SceneReadError
 from geolabel.execution.executors import BatchExecutor, LocalExecutor, open_executor
-from geolabel.execution.shards import begin_shard, shard_batches, write_shard_status, writer_name
+from geolabel.execution.shards import (
+    begin_shard,
+    shard_batches,
+    write_shard_status,
+    writer_name,
+)
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene import Scene, open_scene
@@ -48,7 +54,11 @@ logger = logging.getLogger(__name__)
 #: ``progress(scene_name, tiles_done, tiles_total)``
 Progress = Callable[[str, int, int], None]
 
-GDAL_ENV = {"GDAL_CACHEMAX": 64, "GDAL_NUM_THREADS": 1, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+GDAL_ENV = {
+    "GDAL_CACHEMAX": 64,
+    "GDAL_NUM_THREADS": 1,
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+}
 
 
 @dataclass(slots=True)
@@ -80,7 +90,9 @@ class RunResult:
         return all(s.status == "done" for s in self.scenes)
 
 
-def resolve_bands(scene: Scene, spec: ModelSpec, bands: tuple[int, ...] | None) -> tuple[int, ...]:
+def resolve_bands(
+    scene: Scene, spec: ModelSpec, bands: tuple[int, ...] | None
+) -> tuple[int, ...]:
     """Band indexes for the model: explicit, the spec's, by name, or all if counts match.
 
     Raises:
@@ -91,7 +103,9 @@ def resolve_bands(scene: Scene, spec: ModelSpec, bands: tuple[int, ...] | None) 
         sel = bands
     elif spec.input.band_indexes is not None:
         sel = spec.input.band_indexes
-    elif all(n is not None for n in scene.band_names) and set(want) <= set(scene.band_names):  # type: ignore[arg-type]
+    elif all(n is not None for n in scene.band_names) and set(want) <= set(
+        scene.band_names
+    ):
         sel = tuple(scene.bands[scene.band_names.index(b)] for b in want)
     elif len(scene.bands) == len(want):
         sel = scene.bands
@@ -101,11 +115,15 @@ def resolve_bands(scene: Scene, spec: ModelSpec, bands: tuple[int, ...] | None) 
             f"{len(want)} ({', '.join(want)}); choose them with --bands"
         )
     if len(sel) != len(want):
-        raise SceneReadError(f"{scene.path}: --bands gives {len(sel)} bands, model wants {len(want)}")
+        raise SceneReadError(
+            f"{scene.path}: --bands gives {len(sel)} bands, model wants {len(want)}"
+        )
     return tuple(sel)
 
 
-def plan_scene(scene: Scene, spec: ModelSpec, config: RunConfig) -> tuple[TileGrid, int]:
+def plan_scene(
+    scene: Scene, spec: ModelSpec, config: RunConfig
+) -> tuple[TileGrid, int]:
     """The tile grid and dead zone for a scene."""
     tile = config.tile_size or spec.input.tile_size
     overlap = spec.default_overlap() if config.overlap is None else config.overlap
@@ -124,10 +142,22 @@ def _batches(grid: TileGrid, size: int) -> list[list[Tile]]:
     return [tiles[i : i + size] for i in range(0, len(tiles), size)]
 
 
-def _read_batch(scene: Scene, tiles: list[Tile], spec: ModelSpec, ds: Any) -> Batch:
-    t = spec.input.tile_size
-    data = np.zeros((len(tiles), len(scene.bands), t, t), dtype=np.float32)
-    valid = np.zeros((len(tiles), t, t), dtype=bool)
+def _read_batch(
+    scene: Scene,
+    tiles: list[Tile],
+    spec: ModelSpec,
+    ds: Any,
+    shape: tuple[int, int] | None = None,
+) -> Batch:
+    """Read and normalise tiles into ``(n, bands, *shape)``.
+
+    ``shape`` is the grid's tile shape (default: the model's tile size); read windows
+    smaller than it (scenes smaller than a tile) are padded with invalid pixels.
+    """
+    if shape is None:
+        shape = (spec.input.tile_size, spec.input.tile_size)
+    data = np.zeros((len(tiles), len(scene.bands), *shape), dtype=np.float32)
+    valid = np.zeros((len(tiles), *shape), dtype=bool)
     for i, tile in enumerate(tiles):
         read = scene.read(tile.read_window, dataset=ds)
         h, w = tile.read_window.shape
@@ -150,20 +180,29 @@ def run_tiles(
     """Run the model over ``batches``, reading ahead, and record each tile."""
     timings = {"read": 0.0, "model": 0.0, "write": 0.0}
     index = {t.id: i for i, t in enumerate(grid)}
-    with scene.open() as ds, ThreadPoolExecutor(1, thread_name_prefix="geolabel-read") as pool:
+    with (
+        scene.open() as ds,
+        ThreadPoolExecutor(1, thread_name_prefix="geolabel-read") as pool,
+    ):
 
         def read(b: list[Tile]) -> tuple[Batch, float]:
             t0 = time.perf_counter()
-            return _read_batch(scene, b, spec, ds), time.perf_counter() - t0
+            shape = grid.tile_shape
+            assert isinstance(shape, tuple)
+            return _read_batch(scene, b, spec, ds, shape), time.perf_counter() - t0
 
-        ahead: Future[tuple[Batch, float]] | None = pool.submit(read, batches[0]) if batches else None
+        ahead: Future[tuple[Batch, float]] | None = (
+            pool.submit(read, batches[0]) if batches else None
+        )
         for k, tiles in enumerate(batches):
             assert ahead is not None
             try:
                 batch, dt = ahead.result()
                 timings["read"] += dt
             except GeolabelError as err:
-                ahead = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+                ahead = (
+                    pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
+                )
                 manifest.record(_failed(tiles, err))
                 continue
             ahead = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
@@ -172,7 +211,9 @@ def run_tiles(
                 preds = model.predict(batch)
             except GeolabelError as err:
                 manifest.record(_failed(tiles, err))
-                if getattr(err, "stops_run", False):  # e.g. CircuitOpenError: stop, resume later
+                if getattr(
+                    err, "stops_run", False
+                ):  # e.g. CircuitOpenError: stop, resume later
                     logger.error("%s: stopping the scene: %s", scene.path, err)
                     break
                 continue
@@ -180,7 +221,13 @@ def run_tiles(
             rows = []
             for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
                 h, w = tile.read_window.shape
-                core, halo = split_contribution(grid, tile, stacked_channels(pred, store.channels), valid[:h, :w], dead_zone)
+                core, halo = split_contribution(
+                    grid,
+                    tile,
+                    stacked_channels(pred, store.channels),
+                    valid[:h, :w],
+                    dead_zone,
+                )
                 store.write_core(tile.core_window, core)
                 store.write_halo(index[tile.id], halo)
                 rows.append(
@@ -203,7 +250,8 @@ def run_tiles(
 
 def _failed(tiles: list[Tile], err: Exception) -> list[dict[str, Any]]:
     return [
-        {"tile_id": t.id, "status": "failed", "error": f"{type(err).__name__}: {err}"} for t in tiles
+        {"tile_id": t.id, "status": "failed", "error": f"{type(err).__name__}: {err}"}
+        for t in tiles
     ]
 
 
@@ -237,7 +285,10 @@ def run_scene(
     t_start = time.perf_counter()
     try:
         scene = open_scene(
-            path, nodata=config.nodata, allow_vrt=config.allow_vrt, allow_pixel_space=config.allow_pixel_space
+            path,
+            nodata=config.nodata,
+            allow_vrt=config.allow_vrt,
+            allow_pixel_space=config.allow_pixel_space,
         )
         scene = open_scene(
             path,
@@ -248,25 +299,55 @@ def run_scene(
         )
         grid, dead = plan_scene(scene, spec, config)
         sdir = _scene_dir(out, scene, names)
-        if spec.task != "segmentation":  # detection / classification: geolabel.detect_pipeline
+        if (
+            spec.task != "segmentation"
+        ):  # detection / classification: geolabel.detect_pipeline
             from geolabel.detect_pipeline import run_object_scene
 
-            return run_object_scene(scene, grid, spec, model_factory, config, sdir, progress, res)
-        token = config.output_token(grid=grid.token, model=spec.model_id, weights=spec.weights_sha256(), bands=scene.bands, dead=dead)
+            return run_object_scene(
+                scene, grid, spec, model_factory, config, sdir, progress, res
+            )
+        token = config.output_token(
+            grid=grid.token,
+            model=spec.model_id,
+            weights=spec.weights_sha256(),
+            bands=scene.bands,
+            dead=dead,
+        )
         if config.overwrite and sdir.exists():
             shutil.rmtree(sdir)
         sdir.mkdir(parents=True, exist_ok=True)
-        store = RunStore(sdir / "store.zarr", grid, spec.num_classes + len(extra_channels(spec, config)), halo_size(grid), token)
+        store = RunStore(
+            sdir / "store.zarr",
+            grid,
+            spec.num_classes + len(extra_channels(spec, config)),
+            halo_size(grid),
+            token,
+        )
         res.tiles = len(grid)
-        res.info = {"grid": grid.token, "tile_size": grid.tile_shape, "overlap": grid.overlap,
-                    "dead_zone": dead, "bands": list(scene.bands), "nodata": scene.nodata,
-                    "nodata_source": scene.nodata_source, "tiles_shape": list(grid.shape), "dir": str(sdir)}
+        res.info = {
+            "grid": grid.token,
+            "tile_size": grid.tile_shape,
+            "overlap": grid.overlap,
+            "dead_zone": dead,
+            "bands": list(scene.bands),
+            "nodata": scene.nodata,
+            "nodata_source": scene.nodata_source,
+            "tiles_shape": list(grid.shape),
+            "dir": str(sdir),
+        }
         state = read_manifest(sdir / "manifest")
-        pending = {t.id for t in grid if state.get(t.id, {}).get("status") != "done"
-                   and (config.retry_failed or state.get(t.id, {}).get("status") != "failed")}
+        pending = {
+            t.id
+            for t in grid
+            if state.get(t.id, {}).get("status") != "done"
+            and (config.retry_failed or state.get(t.id, {}).get("status") != "failed")
+        }
         own = shard_batches(_batches(grid, config.batch_size), config.shard)
         batches = [b for b in own if any(t.id in pending for t in b)]
-        done_before = len(grid) - len({t.id for t in grid if state.get(t.id, {}).get("status") != "done"})
+        done_before = len(grid) - len(
+            {t.id for t in grid if state.get(t.id, {}).get("status") != "done"}
+        )
         count = [done_before]
 
         def tick(n: int) -> None:
@@ -278,24 +359,42 @@ def run_scene(
             progress(scene.name, done_before, len(grid))
         if batches:
             run = executor if executor is not None else LocalExecutor(model_factory)
-            with Manifest(sdir / "manifest", writer=writer_name(config.shard)) as manifest:
-                res.timings.update(run.run(scene, grid, spec, store, manifest, batches, dead, tick))
+            with Manifest(
+                sdir / "manifest", writer=writer_name(config.shard)
+            ) as manifest:
+                res.timings.update(
+                    run.run(scene, grid, spec, store, manifest, batches, dead, tick)
+                )
         res.tiles_run = sum(len(b) for b in batches)
         state = read_manifest(sdir / "manifest")
-        res.failed_tiles = sorted(t.id for t in grid if state.get(t.id, {}).get("status") == "failed")
-        missing = [t.id for b in own for t in b if state.get(t.id, {}).get("status") != "done"]
+        res.failed_tiles = sorted(
+            t.id for t in grid if state.get(t.id, {}).get("status") == "failed"
+        )
+        missing = [
+            t.id for b in own for t in b if state.get(t.id, {}).get("status") != "done"
+        ]
         if missing:
             res.status = "incomplete"
-            first = state.get(res.failed_tiles[0], {}).get("error") if res.failed_tiles else None
-            res.error = (f"{len(missing)} of {len(grid)} tiles not done "
-                         f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
-                         "re-run with --retry-failed")
+            first = (
+                state.get(res.failed_tiles[0], {}).get("error")
+                if res.failed_tiles
+                else None
+            )
+            res.error = (
+                f"{len(missing)} of {len(grid)} tiles not done "
+                f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
+                "re-run with --retry-failed"
+            )
             return res
         if config.shard is not None:
-            res.status = "done"  # this shard's share; `geolabel finalize` writes the outputs
+            res.status = (
+                "done"  # this shard's share; `geolabel finalize` writes the outputs
+            )
             return res
         t0 = time.perf_counter()
-        res.outputs = finalize_scene(scene, grid, spec, store, sdir, config, run_id=token)
+        res.outputs = finalize_scene(
+            scene, grid, spec, store, sdir, config, run_id=token
+        )
         res.timings["finalize"] = time.perf_counter() - t0
         res.status = "done"
     except GeolabelError as err:
@@ -311,26 +410,40 @@ def _versions() -> dict[str, str]:
     import numpy
     import zarr
 
-    v = {"geolabel": __version__, "numpy": numpy.__version__, "rasterio": rasterio.__version__,
-         "gdal": rasterio.__gdal_version__, "zarr": zarr.__version__, "dask": dask.__version__}
+    v = {
+        "geolabel": __version__,
+        "numpy": numpy.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        "zarr": zarr.__version__,
+        "dask": str(getattr(dask, "__version__", "")),
+    }
     from importlib.metadata import PackageNotFoundError, version
 
-    for dist in ("torch", "onnxruntime"):  # metadata only: importing torch takes seconds
-        try:
+    for dist in (
+        "torch",
+        "onnxruntime",
+    ):  # metadata only: importing torch takes seconds
+        with contextlib.suppress(PackageNotFoundError):
             v[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
     return v
 
 
 def load_run_model(spec: ModelSpec, config: RunConfig) -> ModelBackend:
     """The model of a run as the pipeline uses it (distributed workers load it so too)."""
     precision = config.precision
-    if precision == "auto":  # checked against fp32 once per run folder (models/precision.py)
+    if (
+        precision == "auto"
+    ):  # checked against fp32 once per run folder (models/precision.py)
         from geolabel.models.precision import resolve_precision
 
         precision = resolve_precision(spec, config)["precision"]
-    return wrap_backend(load_model(spec, device=config.device, precision=precision, threads=config.threads), config)
+    return wrap_backend(
+        load_model(
+            spec, device=config.device, precision=precision, threads=config.threads
+        ),
+        config,
+    )
 
 
 def run_predict(
@@ -357,8 +470,15 @@ def run_predict(
             )
     out.mkdir(parents=True, exist_ok=True)
     if config.shard is not None:
-        begin_shard(out, config.shard, config.to_dict(), {"id": spec.model_id, "spec": spec.source})
-    loaded: list[ModelBackend] = [wrap_backend(model, config)] if model is not None else []
+        begin_shard(
+            out,
+            config.shard,
+            config.to_dict(),
+            {"id": spec.model_id, "spec": spec.source},
+        )
+    loaded: list[ModelBackend] = (
+        [wrap_backend(model, config)] if model is not None else []
+    )
 
     def factory() -> ModelBackend:
         if not loaded:
@@ -368,35 +488,65 @@ def run_predict(
     t0 = time.perf_counter()
     results: list[SceneResult] = []
     names: dict[str, int] = {}
-    with rasterio.Env(**GDAL_ENV), open_executor(config, factory, in_process_model=model is not None, task=spec.task) as ex:
+    with (
+        rasterio.Env(**GDAL_ENV),
+        open_executor(
+            config, factory, in_process_model=model is not None, task=spec.task
+        ) as ex,
+    ):
         for path in config.scenes:
-            results.append(run_scene(path, spec, factory, config, out, names, progress, executor=ex))
-    from geolabel.qgis import project_entries  # RUN_DIR/run.qgs over the finished scenes
+            results.append(
+                run_scene(
+                    path, spec, factory, config, out, names, progress, executor=ex
+                )
+            )
+    from geolabel.qgis import (
+        project_entries,
+    )  # RUN_DIR/run.qgs over the finished scenes
 
     # Outside GDAL_ENV on purpose: its decimated reads of the input scene thrash a 64 MB block
     # cache (minutes per band); GDAL's default cache (5 % of RAM) makes them fast but is what
     # grows peak RSS with the scene (see benchmarks/README.md).
-    qgis_outputs = [] if config.shard is not None else project_entries(out, results, spec)
+    qgis_outputs = (
+        [] if config.shard is not None else project_entries(out, results, spec)
+    )
     doc = {
         "geolabel": __version__,
         "config": config.to_dict(),
-        "model": {"id": spec.model_id, "spec": spec.source, "weights_sha256": spec.weights_sha256(),
-                  "task": spec.task, "classes": list(spec.class_names), "labels": list(spec.labels())},
+        "model": {
+            "id": spec.model_id,
+            "spec": spec.source,
+            "weights_sha256": spec.weights_sha256(),
+            "task": spec.task,
+            "classes": list(spec.class_names),
+            "labels": list(spec.labels()),
+        },
         "versions": _versions(),
         "precision": precision_record(config),
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
         "scenes": [
-            {"scene": r.scene, "status": r.status, "error": r.error, "tiles": r.tiles,
-             "tiles_run": r.tiles_run, "failed_tiles": r.failed_tiles,
-             "timings": {k: round(v, 3) for k, v in r.timings.items()}, **r.info}
+            {
+                "scene": r.scene,
+                "status": r.status,
+                "error": r.error,
+                "tiles": r.tiles,
+                "tiles_run": r.tiles_run,
+                "failed_tiles": r.failed_tiles,
+                "timings": {k: round(v, 3) for k, v in r.timings.items()},
+                **r.info,
+            }
             for r in results
         ],
         "outputs": [
             {"scene": r.scene, "role": role, "path": p, **describe_output(role, p)}
-            for r in results for role, p in r.outputs.items()
-        ] + qgis_outputs,
+            for r in results
+            for role, p in r.outputs.items()
+        ]
+        + qgis_outputs,
     }
-    if config.shard is not None:  # shards never race on run.json: `geolabel finalize` writes it
+    if (
+        config.shard is not None
+    ):  # shards never race on run.json: `geolabel finalize` writes it
         run_json = write_shard_status(out, config.shard, doc)
     else:
         tmp = run_json.with_suffix(".json.partial")

@@ -33,8 +33,13 @@ class Case:
 
     def config(self, out: Path, **kw: object) -> RunConfig:
         """The run settings every test uses (only ``out`` and ``kw`` differ)."""
-        return RunConfig(scenes=(str(self.scene),), model=str(self.spec), out=str(out),
-                         batch_size=BATCH, **kw)  # type: ignore[arg-type]
+        return RunConfig(
+            scenes=(str(self.scene),),
+            model=str(self.spec),
+            out=str(out),
+            batch_size=BATCH,
+            **kw,
+        )  # type: ignore[arg-type]
 
 
 def smooth_scene(path: Path, shape: tuple[int, int], seed: int = 0) -> Path:
@@ -51,8 +56,15 @@ def smooth_scene(path: Path, shape: tuple[int, int], seed: int = 0) -> Path:
 
 def output_digests(run: Path) -> dict[str, str]:
     """sha256 of every published raster/vector output under a run folder."""
-    files = [p for p in sorted(run.rglob("*")) if p.suffix in (".tif", ".gpkg") and ".partial" not in p.name]
-    return {p.relative_to(run).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    files = [
+        p
+        for p in sorted(run.rglob("*"))
+        if p.suffix in (".tif", ".gpkg") and ".partial" not in p.name
+    ]
+    return {
+        p.relative_to(run).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+    }
 
 
 def make_case(root: Path, shape: tuple[int, int], **spec_kw: object) -> Case:
@@ -73,7 +85,9 @@ def small_case(tmp_path_factory: pytest.TempPathFactory) -> Case:
 
     The sleep leaves time to kill a worker or send SIGTERM while batches run.
     """
-    return make_case(tmp_path_factory.mktemp("cluster-small"), (150, 190), tile_size=64, sleep=SLEEP)
+    return make_case(
+        tmp_path_factory.mktemp("cluster-small"), (150, 190), tile_size=64, sleep=SLEEP
+    )
 
 
 def slurm_ready() -> str | None:
@@ -82,7 +96,9 @@ def slurm_ready() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} not found (run .ci/slurm-up.sh as root to install and start SLURM)"
     try:
-        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10)
+        r = subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"sinfo failed: {err}"
     states = r.stdout.split()
@@ -91,4 +107,6 @@ def slurm_ready() -> str | None:
     return None
 
 
-requires_slurm = pytest.mark.skipif(slurm_ready() is not None, reason=str(slurm_ready()))
+requires_slurm = pytest.mark.skipif(
+    slurm_ready() is not None, reason=str(slurm_ready())
+)

@@ -38,13 +38,18 @@ def test_cluster_option_forms() -> None:
     assert parse_cluster("local") == ("local", "")
     assert parse_cluster("local:3") == ("localcluster", "3")
     assert parse_cluster("tcp://10.0.0.1:8786") == ("scheduler", "tcp://10.0.0.1:8786")
-    assert parse_cluster("slurm:configs/cluster/slurm.yaml") == ("slurm", "configs/cluster/slurm.yaml")
+    assert parse_cluster("slurm:configs/cluster/slurm.yaml") == (
+        "slurm",
+        "configs/cluster/slurm.yaml",
+    )
     for bad in ("local:0", "slurm:", "kubernetes", "10.0.0.1:8786"):
         with pytest.raises(ConfigError, match="--cluster"):
             parse_cluster(bad)
 
 
-def test_unreachable_scheduler_is_one_clear_error(tmp_path: Path, small_case: Case) -> None:
+def test_unreachable_scheduler_is_one_clear_error(
+    tmp_path: Path, small_case: Case
+) -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
@@ -52,9 +57,13 @@ def test_unreachable_scheduler_is_one_clear_error(tmp_path: Path, small_case: Ca
         port = s.getsockname()[1]
     import dask
 
-    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
-            pytest.raises(ConfigError, match=f"tcp://127.0.0.1:{port}: cannot reach"):
-        run_predict(small_case.config(tmp_path / "r", cluster=f"tcp://127.0.0.1:{port}"))
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+        pytest.raises(ConfigError, match=f"tcp://127.0.0.1:{port}: cannot reach"),
+    ):
+        run_predict(
+            small_case.config(tmp_path / "r", cluster=f"tcp://127.0.0.1:{port}")
+        )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +71,12 @@ def local_cluster() -> Iterator[tuple[Any, Any]]:
     """Two single-threaded worker processes (shared by the tests of this module)."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-            Client(lc) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as lc,
+        Client(lc) as client,
+    ):
         yield lc, client
 
 
@@ -84,7 +97,11 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(
             busy = {w: keys for w, keys in client.processing().items() if keys}
             if sum(_done_rows(run).values()) >= 2 and busy:
                 addr, keys = sorted(busy.items())[0]
-                killed.update(addr=addr, keys=list(keys), done_at_kill=sum(_done_rows(run).values()))
+                killed.update(
+                    addr=addr,
+                    keys=list(keys),
+                    done_at_kill=sum(_done_rows(run).values()),
+                )
                 os.kill(pids[addr], signal.SIGKILL)
                 return
             time.sleep(0.02)
@@ -101,7 +118,9 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(
     assert killed["keys"] and killed["done_at_kill"] < 20
     assert result.ok, [s.error for s in result.scenes]
     rows = _done_rows(run)
-    assert len(rows) == 20 and set(rows.values()) == {1}, "every tile recorded done exactly once"
+    assert len(rows) == 20 and set(rows.values()) == {1}, (
+        "every tile recorded done exactly once"
+    )
     assert output_digests(run) == output_digests(small_case.reference)
     # at most one model load per worker process, for 10 batches (the restarted worker,
     # if it got a batch, loaded it anew)
@@ -120,7 +139,9 @@ def test_sigterm_stops_a_distributed_run_between_results_and_it_resumes(
         deadline = time.monotonic() + 60
         while sum(_done_rows(run).values()) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
-        os.kill(os.getpid(), signal.SIGTERM)  # a real signal to this (main-thread) handler
+        os.kill(
+            os.getpid(), signal.SIGTERM
+        )  # a real signal to this (main-thread) handler
 
     t = threading.Thread(target=term_after_first_results, daemon=True)
     t.start()

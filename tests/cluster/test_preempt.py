@@ -24,12 +24,28 @@ def _done(run: Path) -> set[str]:
     return out
 
 
-def test_sigterm_records_finished_batches_exits_75_and_resumes(tmp_path: Path, small_case: Case) -> None:
+def test_sigterm_records_finished_batches_exits_75_and_resumes(
+    tmp_path: Path, small_case: Case
+) -> None:
     run = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from geolabel.cli.main import main; main()", "-q", "predict", str(small_case.scene),
-           "-m", str(small_case.spec), "-o", str(run), "--batch-size", str(BATCH)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from geolabel.cli.main import main; main()",
+        "-q",
+        "predict",
+        str(small_case.scene),
+        "-m",
+        str(small_case.spec),
+        "-o",
+        str(run),
+        "--batch-size",
+        str(BATCH),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         deadline = time.monotonic() + 60
         while not _done(run) and time.monotonic() < deadline and proc.poll() is None:

@@ -34,40 +34,75 @@ def _wait(job: str, timeout: float = 150.0) -> dict[str, tuple[str, str]]:
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        q = subprocess.run(["squeue", "-h", "-j", job, "-o", "%i"], capture_output=True, text=True, timeout=10)
+        q = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%i"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if q.returncode == 0 and not q.stdout.strip():
             break
         time.sleep(0.3)
     else:
         subprocess.run(["scancel", job], timeout=10)
         pytest.fail(f"array job {job} still queued after {timeout:g} s")
-    info = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=10)
+    info = subprocess.run(
+        ["scontrol", "-o", "show", "job", job],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     out = {}
     for line in info.stdout.splitlines():
         f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
-        out[f.get("ArrayTaskId", "?")] = (f.get("JobState", "?"), f.get("ExitCode", "?"))
+        out[f.get("ArrayTaskId", "?")] = (
+            f.get("JobState", "?"),
+            f.get("ExitCode", "?"),
+        )
     return out
 
 
-def test_array_job_of_four_shards_then_finalize_is_byte_identical(tmp_path: Path, small_case: Case) -> None:
+def test_array_job_of_four_shards_then_finalize_is_byte_identical(
+    tmp_path: Path, small_case: Case
+) -> None:
     run = tmp_path / "run"
     logs = tmp_path / "logs"
     logs.mkdir()
-    env = {**os.environ, "GEOLABEL": str(Path(sys.executable).parent / "geolabel"),
-           "GEOLABEL_OPTS": f"--batch-size {BATCH}"}
+    env = {
+        **os.environ,
+        "GEOLABEL": str(Path(sys.executable).parent / "geolabel"),
+        "GEOLABEL_OPTS": f"--batch-size {BATCH}",
+    }
     r = subprocess.run(
-        ["sbatch", "--parsable", "--array=0-3", "--time=00:05:00", "--mem=1G",
-         f"--output={logs}/%A_%a.out", str(SBATCH), str(run), str(small_case.spec), str(small_case.scene)],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            "sbatch",
+            "--parsable",
+            "--array=0-3",
+            "--time=00:05:00",
+            "--mem=1G",
+            f"--output={logs}/%A_%a.out",
+            str(SBATCH),
+            str(run),
+            str(small_case.spec),
+            str(small_case.scene),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert r.returncode == 0, r.stderr
     states = _wait(r.stdout.strip().split(";")[0])
     out_logs = "\n".join(p.read_text() for p in sorted(logs.glob("*.out")))
     assert sorted(states) == ["0", "1", "2", "3"], states
-    assert all(v == ("COMPLETED", "0:0") for v in states.values()), f"{states}\n{out_logs}"
+    assert all(v == ("COMPLETED", "0:0") for v in states.values()), (
+        f"{states}\n{out_logs}"
+    )
     status = sorted(p.name for p in (run / "shards").glob("*.json"))
     assert status == [f"shard-{i:04d}-of-0004.json" for i in range(4)]
-    assert all(json.loads((run / "shards" / s).read_text())["status"] == "done" for s in status)
+    assert all(
+        json.loads((run / "shards" / s).read_text())["status"] == "done" for s in status
+    )
     assert not (run / "run.json").exists()
 
     res = CliRunner().invoke(cli, ["-q", "finalize", str(run)])
@@ -75,18 +110,30 @@ def test_array_job_of_four_shards_then_finalize_is_byte_identical(tmp_path: Path
     assert output_digests(run) == output_digests(small_case.reference)
 
 
-def test_dask_jobqueue_slurm_cluster_is_byte_identical(tmp_path: Path, small_case: Case) -> None:
+def test_dask_jobqueue_slurm_cluster_is_byte_identical(
+    tmp_path: Path, small_case: Case
+) -> None:
     pytest.importorskip("dask_jobqueue", reason="needs the [cluster] extra")
     logs = tmp_path / "worker-logs"
     shipped = yaml.safe_load((ROOT / "configs" / "cluster" / "slurm.yaml").read_text())
-    conf = {**shipped, "jobs": 2, "cores": 1, "memory": "1GB", "walltime": "00:10:00",
-            "local_directory": str(tmp_path / "spill"), "log_directory": str(logs),
-            "python": sys.executable, "wait_timeout_s": 120,
-            "scheduler_options": {"dashboard_address": ":0"}}
+    conf = {
+        **shipped,
+        "jobs": 2,
+        "cores": 1,
+        "memory": "1GB",
+        "walltime": "00:10:00",
+        "local_directory": str(tmp_path / "spill"),
+        "log_directory": str(logs),
+        "python": sys.executable,
+        "wait_timeout_s": 120,
+        "scheduler_options": {"dashboard_address": ":0"},
+    }
     path = tmp_path / "slurm.yaml"
     path.write_text(yaml.safe_dump(conf))
     run = tmp_path / "run"
     result = run_predict(small_case.config(run, cluster=f"slurm:{path}"))
     assert result.ok, [s.error for s in result.scenes]
     assert output_digests(run) == output_digests(small_case.reference)
-    assert list(logs.glob("*.err")) or list(logs.glob("*.out")), "workers ran as SLURM jobs"
+    assert list(logs.glob("*.err")) or list(logs.glob("*.out")), (
+        "workers ran as SLURM jobs"
+    )

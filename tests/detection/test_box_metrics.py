@@ -22,7 +22,9 @@ def test_iou() -> None:
 
 def test_ap_by_hand() -> None:
     # scores: 0.9 TP, 0.8 FP (no overlap), 0.7 TP, 0.6 duplicate of the first truth (FP); one truth missed
-    pred = np.array([[0, 0, 10, 10], [60, 60, 70, 70], [20, 0, 30, 10], [1, 0, 11, 10]], float)
+    pred = np.array(
+        [[0, 0, 10, 10], [60, 60, 70, 70], [20, 0, 30, 10], [1, 0, 11, 10]], float
+    )
     scores = np.array([0.9, 0.8, 0.7, 0.6])
     tp = match_boxes(pred, scores, TRUTH)
     assert tp.tolist() == [True, False, True, False]
@@ -49,10 +51,18 @@ def test_iou_threshold_decides() -> None:
 
 
 def test_classes_are_matched_separately() -> None:
-    m = evaluate_boxes(TRUTH, [0.9, 0.8, 0.7], TRUTH, pred_labels=["a", "b", "a"], truth_labels=["a", "a", "a"])
+    m = evaluate_boxes(
+        TRUTH,
+        [0.9, 0.8, 0.7],
+        TRUTH,
+        pred_labels=["a", "b", "a"],
+        truth_labels=["a", "a", "a"],
+    )
     assert m.per_class["a"]["tp"] == 2 and m.per_class["b"]["fp"] == 1
     assert m.per_class["a"]["ap"] == pytest.approx(2 / 3)
-    assert m.ap == pytest.approx(2 / 3)  # class b has no truth, so it does not enter the mean
+    assert m.ap == pytest.approx(
+        2 / 3
+    )  # class b has no truth, so it does not enter the mean
 
 
 def test_bad_boxes_are_refused() -> None:

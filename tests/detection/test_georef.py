@@ -29,24 +29,32 @@ TRANSFORMS = {
 def test_box_corners_map_exactly(name: str) -> None:
     t = TRANSFORMS[name]
     box = np.array([[2.0, 3.0, 6.5, 9.0]])
-    (xmin, ymin, xmax, ymax), = boxes_to_map(t, box)
+    ((xmin, ymin, xmax, ymax),) = boxes_to_map(t, box)
     xs = sorted([t.c + t.a * 2.0, t.c + t.a * 6.5])
     ys = sorted([t.f + t.e * 3.0, t.f + t.e * 9.0])
     assert (xmin, xmax) == (xs[0], xs[1]) and (ymin, ymax) == (ys[0], ys[1])
     assert xmin < xmax and ymin < ymax
     # the map box's corners map back onto the pixel box's corners
-    back = sorted(tuple(round(v, 9) for v in ~t @ (x, y)) for x in (xmin, xmax) for y in (ymin, ymax))
+    back = sorted(
+        tuple(round(v, 9) for v in ~t @ (x, y))
+        for x in (xmin, xmax)
+        for y in (ymin, ymax)
+    )
     assert back == [(2.0, 3.0), (2.0, 9.0), (6.5, 3.0), (6.5, 9.0)]
 
 
-@pytest.mark.parametrize("name", ["north-up", "south-up", "negative-northing", "south-up-negative-northing"])
+@pytest.mark.parametrize(
+    "name", ["north-up", "south-up", "negative-northing", "south-up-negative-northing"]
+)
 def test_read_window_boxes_use_the_window_transform(name: str) -> None:
     scene = SceneGrid((100, 130), TRANSFORMS[name], "EPSG:32633")
     grid = TileGrid(scene, 48, 8)
     tile = grid[1, 2]
     local = np.array([[4.0, 5.0, 10.0, 12.0]])
     shifted = local + [tile.read_window.col_off, tile.read_window.row_off] * 2
-    np.testing.assert_array_equal(tile_boxes_to_map(scene, tile, local), boxes_to_map(scene.transform, shifted))
+    np.testing.assert_array_equal(
+        tile_boxes_to_map(scene, tile, local), boxes_to_map(scene.transform, shifted)
+    )
     # pixel (row, col) of the top-left corner lands where SceneGrid.xy says
     x, y = scene.xy(shifted[0, 1], shifted[0, 0])
     xmin, ymin, _, ymax = tile_boxes_to_map(scene, tile, local)[0]
@@ -67,7 +75,9 @@ def test_geometry_and_mask_outline() -> None:
 
 
 def test_owner_index_follows_half_open_cores() -> None:
-    grid = TileGrid(SceneGrid((100, 100), TRANSFORMS["north-up"], None), 48, 8)  # cores of 32
+    grid = TileGrid(
+        SceneGrid((100, 100), TRANSFORMS["north-up"], None), 48, 8
+    )  # cores of 32
     assert owner_index(grid, 31.999, 32.0) == (0, 1)
     assert owner_index(grid, 32.0, 0.0) == (1, 0)
     assert owner_index(grid, 99.5, 99.5) == (3, 3)

@@ -25,10 +25,22 @@ def test_shipped_detector_finds_held_out_crowns(tmp_path: Path) -> None:
     spec = load_spec(spec_path)
     assert spec.task == "detection" and spec.metrics is not None
     run = tmp_path / "trees"
-    res = CliRunner().invoke(cli, ["-q", "predict", str(NEON / "OSBS_029.tif"), "-m", str(spec_path),
-                                   "-o", str(run)])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "predict",
+            str(NEON / "OSBS_029.tif"),
+            "-m",
+            str(spec_path),
+            "-o",
+            str(run),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    det = gpd.read_file(run / "OSBS_029" / "OSBS_029_detections.gpkg", layer="detections")
+    det = gpd.read_file(
+        run / "OSBS_029" / "OSBS_029_detections.gpkg", layer="detections"
+    )
     assert det.crs.to_epsg() == 32617 and set(det["label"]) == {"tree"}
     with rasterio.open(NEON / "OSBS_029.tif") as ds:
         split = ds.transform.c + ds.transform.a * SPLIT_X
@@ -38,14 +50,22 @@ def test_shipped_detector_finds_held_out_crowns(tmp_path: Path) -> None:
     assert pb[:, 1].min() >= bounds.bottom and pb[:, 3].max() <= bounds.top
     truth, _ = read_reference_boxes(NEON / "OSBS_029.csv")
     pc, tc = (pb[:, 0] + pb[:, 2]) / 2, (truth[:, 0] + truth[:, 2]) / 2
-    held = evaluate_boxes(pb[pc >= split], det["score"].to_numpy()[pc >= split], truth[tc >= split])
+    held = evaluate_boxes(
+        pb[pc >= split], det["score"].to_numpy()[pc >= split], truth[tc >= split]
+    )
     assert held.n_truth == 18
-    assert held.ap >= 0.6, held  # measured 0.784 with the shipped weights (3 x 3 tiles of 256)
+    assert held.ap >= 0.6, (
+        held
+    )  # measured 0.784 with the shipped weights (3 x 3 tiles of 256)
     # no crown is reported twice across the 3 x 3 tile seams: confident boxes barely overlap
     conf = pb[det["score"].to_numpy() >= 0.5]
     iou = box_iou(conf, conf)
     np.fill_diagonal(iou, 0.0)
     assert iou.max() < 0.5
-    scores = json.loads(CliRunner().invoke(cli, ["-q", "evaluate", str(run), str(NEON / "OSBS_029.csv")])
-                        .stdout.strip().splitlines()[-1])
+    scores = json.loads(
+        CliRunner()
+        .invoke(cli, ["-q", "evaluate", str(run), str(NEON / "OSBS_029.csv")])
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     assert scores["n_truth"] == 61 and scores["ap50"] >= 0.7

@@ -34,8 +34,18 @@ NAMES = ("water", "forest", "urban")
 
 
 def _tif(path: Path, a: np.ndarray, nodata: int, transform: Affine = T) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", width=a.shape[1], height=a.shape[0], count=1,
-                       dtype="uint8", crs="EPSG:32633", transform=transform, nodata=nodata) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=a.shape[1],
+        height=a.shape[0],
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=transform,
+        nodata=nodata,
+    ) as ds:
         ds.write(a, 1)
     return path
 
@@ -43,7 +53,9 @@ def _tif(path: Path, a: np.ndarray, nodata: int, transform: Affine = T) -> Path:
 @pytest.fixture
 def files(tmp_path: Path) -> tuple[Path, Path]:
     mask = _tif(tmp_path / "mask.tif", PRED, 255)
-    ref = _tif(tmp_path / "ref.tif", np.where(REF == 255, 0, REF + 1).astype(np.uint8), 0)
+    ref = _tif(
+        tmp_path / "ref.tif", np.where(REF == 255, 0, REF + 1).astype(np.uint8), 0
+    )
     return mask, ref
 
 
@@ -54,8 +66,12 @@ def test_metrics_match_hand_computation() -> None:
     iou = [c["iou"] for c in s["classes"]]
     np.testing.assert_allclose(iou, [2 / 4, 3 / 4, 2 / 3])
     np.testing.assert_allclose([c["f1"] for c in s["classes"]], [4 / 6, 6 / 7, 4 / 5])
-    np.testing.assert_allclose([c["precision"] for c in s["classes"]], [2 / 3, 3 / 3, 2 / 3])
-    np.testing.assert_allclose([c["recall"] for c in s["classes"]], [2 / 3, 3 / 4, 2 / 2])
+    np.testing.assert_allclose(
+        [c["precision"] for c in s["classes"]], [2 / 3, 3 / 3, 2 / 3]
+    )
+    np.testing.assert_allclose(
+        [c["recall"] for c in s["classes"]], [2 / 3, 3 / 4, 2 / 2]
+    )
     assert s["miou"] == pytest.approx((0.5 + 0.75 + 2 / 3) / 3)
     assert s["overall_accuracy"] == pytest.approx(7 / 9)
     assert s["pixels"] == 9
@@ -71,8 +87,18 @@ def test_absent_reference_class_is_left_out_of_the_mean() -> None:
 
 def test_cli_raster_reference(files: tuple[Path, Path], tmp_path: Path) -> None:
     mask, ref = files
-    r = CliRunner().invoke(cli, ["evaluate", str(mask), str(ref), "--class-offset", "-1",
-                                 "-o", str(tmp_path / "scores.json")])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "evaluate",
+            str(mask),
+            str(ref),
+            "--class-offset",
+            "-1",
+            "-o",
+            str(tmp_path / "scores.json"),
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["confusion_matrix"] == CM and out["reference_kind"] == "raster"
@@ -83,21 +109,31 @@ def test_cli_raster_reference(files: tuple[Path, Path], tmp_path: Path) -> None:
 
 def test_strips_give_the_same_matrix(files: tuple[Path, Path]) -> None:
     mask, ref = files
-    s = evaluate(mask, ref, options=EvalOptions(class_offset=-1, class_names=NAMES, strip_rows=2))
+    s = evaluate(
+        mask, ref, options=EvalOptions(class_offset=-1, class_names=NAMES, strip_rows=2)
+    )
     assert s["confusion_matrix"] == CM and s["class_names"] == list(NAMES)
 
 
-def test_vector_reference_is_rasterised_on_the_mask_grid(files: tuple[Path, Path],
-                                                        tmp_path: Path) -> None:
+def test_vector_reference_is_rasterised_on_the_mask_grid(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
     mask, _ = files
     # left two columns: water; pixel (1, 3): urban point
     gdf = gpd.GeoDataFrame(
         {"label": ["water", "urban"]},
-        geometry=[shapely.box(500000, 3999970, 500020, 4000000), shapely.Point(500035, 3999985)],
-        crs="EPSG:32633")
+        geometry=[
+            shapely.box(500000, 3999970, 500020, 4000000),
+            shapely.Point(500035, 3999985),
+        ],
+        crs="EPSG:32633",
+    )
     pyogrio.write_dataframe(gdf, tmp_path / "ref.gpkg", layer="truth")
-    s = evaluate(mask, tmp_path / "ref.gpkg",
-                 options=EvalOptions(class_names=NAMES, reference_layer="truth"))
+    s = evaluate(
+        mask,
+        tmp_path / "ref.gpkg",
+        options=EvalOptions(class_names=NAMES, reference_layer="truth"),
+    )
     # water reference at pred [0,0,1,1,2,2] -> 2 right; the urban point is unpredicted
     assert s["confusion_matrix"] == [[2, 2, 2], [0, 0, 0], [0, 0, 0]]
     assert s["unpredicted_reference_pixels"] == 1
@@ -105,12 +141,18 @@ def test_vector_reference_is_rasterised_on_the_mask_grid(files: tuple[Path, Path
 
 def test_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
     mask, ref = files
-    other = _tif(tmp_path / "shifted.tif", np.ones((3, 4), np.uint8), 0,
-                 T @ Affine.translation(1, 0))
+    other = _tif(
+        tmp_path / "shifted.tif",
+        np.ones((3, 4), np.uint8),
+        0,
+        T @ Affine.translation(1, 0),
+    )
     with pytest.raises(CRSMismatchError, match="resample"):
         evaluate(mask, other)
     with pytest.raises(ConfigError, match="class offset"):
-        evaluate(mask, ref, options=EvalOptions(class_names=NAMES))  # codes 1..3 vs 0..2
+        evaluate(
+            mask, ref, options=EvalOptions(class_names=NAMES)
+        )  # codes 1..3 vs 0..2
     with pytest.raises(ConfigError, match="only 3 classes"):
         evaluate(mask, ref)  # no names: the class count comes from the mask (0..2)
     r = CliRunner().invoke(cli, ["evaluate", str(mask), str(tmp_path / "x.csv")])

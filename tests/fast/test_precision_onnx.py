@@ -26,14 +26,27 @@ def _run(*args: str) -> tuple[int, str, str]:
 def unet(tmp_path: Path) -> Path:
     from geolabel.testing.unet import write_unet_spec
 
-    return write_unet_spec(tmp_path / "m", base_channels=8, depth=2, tile_size=64, bands=3,
-                           classes=4, mean=100.0, std=20.0, overlap=8)
+    return write_unet_spec(
+        tmp_path / "m",
+        base_channels=8,
+        depth=2,
+        tile_size=64,
+        bands=3,
+        classes=4,
+        mean=100.0,
+        std=20.0,
+        overlap=8,
+    )
 
 
 @pytest.fixture
 def scene(tmp_path: Path) -> Path:
-    return make_scene(tmp_path / "s.tif", shape=(120, 150), nodata=-1.0,
-                      nodata_region=(slice(0, 10), slice(0, 10)))
+    return make_scene(
+        tmp_path / "s.tif",
+        shape=(120, 150),
+        nodata=-1.0,
+        nodata_region=(slice(0, 10), slice(0, 10)),
+    )
 
 
 def _mask(out: Path) -> np.ndarray:
@@ -52,10 +65,23 @@ def test_argmax_agreement_counts_valid_pixels_only() -> None:
 
 
 @requires_torch
-def test_auto_precision_is_checked_recorded_and_used(tmp_path: Path, unet: Path, scene: Path) -> None:
+def test_auto_precision_is_checked_recorded_and_used(
+    tmp_path: Path, unet: Path, scene: Path
+) -> None:
     out = tmp_path / "auto"
-    code, _, err = _run("predict", str(scene), "-m", str(unet), "-o", str(out), "--precision", "auto",
-                        "--no-vectors", "--device", "cpu")
+    code, _, err = _run(
+        "predict",
+        str(scene),
+        "-m",
+        str(unet),
+        "-o",
+        str(out),
+        "--precision",
+        "auto",
+        "--no-vectors",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     rec = json.loads((out / "run.json").read_text())["precision"]
     assert rec == json.loads((out / "precision.json").read_text())
@@ -65,34 +91,88 @@ def test_auto_precision_is_checked_recorded_and_used(tmp_path: Path, unet: Path,
         assert (rec["precision"] == "bf16") == (rec["agreement"] >= MIN_AGREEMENT)
     # the chosen mode is the one that ran: same mask as an explicit run of that mode
     fixed = tmp_path / "fixed"
-    code, _, err = _run("predict", str(scene), "-m", str(unet), "-o", str(fixed), "--precision",
-                        rec["precision"], "--no-vectors", "--device", "cpu")
+    code, _, err = _run(
+        "predict",
+        str(scene),
+        "-m",
+        str(unet),
+        "-o",
+        str(fixed),
+        "--precision",
+        rec["precision"],
+        "--no-vectors",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     np.testing.assert_array_equal(_mask(out), _mask(fixed))
 
 
 @requires_torch
-def test_resume_keeps_the_recorded_precision(tmp_path: Path, unet: Path, scene: Path) -> None:
+def test_resume_keeps_the_recorded_precision(
+    tmp_path: Path, unet: Path, scene: Path
+) -> None:
     out = tmp_path / "auto"
     out.mkdir()
     # an earlier run of this folder chose fp32 (e.g. on other data): a resume must keep it
-    (out / "precision.json").write_text(json.dumps(
-        {"requested": "auto", "precision": "fp32", "candidate": "bf16", "agreement": 0.5,
-         "device": "cpu", "model_id": "unet-random@1"}))
-    code, _, err = _run("predict", str(scene), "-m", str(unet), "-o", str(out), "--precision", "auto",
-                        "--no-vectors", "--device", "cpu")
+    (out / "precision.json").write_text(
+        json.dumps(
+            {
+                "requested": "auto",
+                "precision": "fp32",
+                "candidate": "bf16",
+                "agreement": 0.5,
+                "device": "cpu",
+                "model_id": "unet-random@1",
+            }
+        )
+    )
+    code, _, err = _run(
+        "predict",
+        str(scene),
+        "-m",
+        str(unet),
+        "-o",
+        str(out),
+        "--precision",
+        "auto",
+        "--no-vectors",
+        "--device",
+        "cpu",
+    )
     assert code == 0, err
     assert json.loads((out / "run.json").read_text())["precision"]["agreement"] == 0.5
     ref = tmp_path / "fp32"
-    _run("predict", str(scene), "-m", str(unet), "-o", str(ref), "--no-vectors", "--device", "cpu")
+    _run(
+        "predict",
+        str(scene),
+        "-m",
+        str(unet),
+        "-o",
+        str(ref),
+        "--no-vectors",
+        "--device",
+        "cpu",
+    )
     np.testing.assert_array_equal(_mask(out), _mask(ref))
 
 
-def test_auto_precision_on_a_numpy_backend_stays_fp32(tmp_path: Path, scene: Path) -> None:
+def test_auto_precision_on_a_numpy_backend_stays_fp32(
+    tmp_path: Path, scene: Path
+) -> None:
     spec = write_toy_spec(tmp_path / "toy.yaml", tile_size=64)
     out = tmp_path / "run"
-    code, _, err = _run("predict", str(scene), "-m", str(spec), "-o", str(out), "--precision", "auto",
-                        "--no-vectors")
+    code, _, err = _run(
+        "predict",
+        str(scene),
+        "-m",
+        str(spec),
+        "-o",
+        str(out),
+        "--precision",
+        "auto",
+        "--no-vectors",
+    )
     assert code == 0, err
     rec = json.loads((out / "run.json").read_text())["precision"]
     assert rec["precision"] == "fp32" and rec["candidate"] is None
@@ -114,8 +194,19 @@ def test_export_onnx_agrees_with_torch(tmp_path: Path, unet: Path, scene: Path) 
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     masks = {}
     for name, spec in (("torch", unet), ("onnx", Path(summary["spec"]))):
-        code, _, err = _run("predict", str(scene), "-m", str(spec), "-o", str(tmp_path / name),
-                            "--no-vectors", "--device", "cpu", "--batch-size", "3")
+        code, _, err = _run(
+            "predict",
+            str(scene),
+            "-m",
+            str(spec),
+            "-o",
+            str(tmp_path / name),
+            "--no-vectors",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "3",
+        )
         assert code == 0, err
         masks[name] = _mask(tmp_path / name)
     assert (masks["torch"] == masks["onnx"]).mean() >= MIN_AGREEMENT

@@ -57,11 +57,15 @@ def _rewrite(path: Path, gdf: gpd.GeoDataFrame) -> None:
     pyogrio.write_dataframe(gdf, path, layer="predictions", promote_to_multi=True)
 
 
-def test_threshold_takes_exactly_the_scores_above(suggestions: Path, tmp_path: Path) -> None:
+def test_threshold_takes_exactly_the_scores_above(
+    suggestions: Path, tmp_path: Path
+) -> None:
     sugg = pyogrio.read_dataframe(suggestions, layer="predictions")
     t = float(np.median(sugg["score"]))
     labels = tmp_path / "labels.gpkg"
-    code, out, err = _run("accept", str(suggestions), "--threshold", str(t), "-o", str(labels))
+    code, out, err = _run(
+        "accept", str(suggestions), "--threshold", str(t), "-o", str(labels)
+    )
     assert code == 0, err
     got = _labels(labels)
     expected = sugg[sugg["score"] >= t]
@@ -78,16 +82,22 @@ def test_threshold_takes_exactly_the_scores_above(suggestions: Path, tmp_path: P
 
 def test_rerun_adds_nothing(suggestions: Path, tmp_path: Path) -> None:
     labels = tmp_path / "labels.gpkg"
-    _, first, _ = _run("accept", str(suggestions), "--threshold", "0.5", "-o", str(labels))
+    _, first, _ = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(labels)
+    )
     before = labels.read_bytes()
-    code, again, err = _run("accept", str(suggestions), "--threshold", "0.5", "-o", str(labels))
+    code, again, err = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(labels)
+    )
     assert code == 0, err
     assert again["added"] == 0 and again["duplicates"] == first["added"] > 0
     assert len(_labels(labels)) == first["added"]
     assert labels.read_bytes() == before  # nothing to write, file untouched
 
 
-def test_same_geometry_from_another_run_is_a_duplicate(suggestions: Path, tmp_path: Path) -> None:
+def test_same_geometry_from_another_run_is_a_duplicate(
+    suggestions: Path, tmp_path: Path
+) -> None:
     labels = tmp_path / "labels.gpkg"
     accept_suggestions(suggestions, labels, selection=Selection(threshold=0.0))
     sugg = pyogrio.read_dataframe(suggestions, layer="predictions")
@@ -102,11 +112,21 @@ def test_per_class_threshold(suggestions: Path, tmp_path: Path) -> None:
     cls = sugg["class_name"].value_counts().index[0]
     t_cls = float(sugg.loc[sugg["class_name"] == cls, "score"].median())
     labels = tmp_path / "labels.gpkg"
-    code, _, err = _run("accept", str(suggestions), "--threshold", "0.4",
-                          "--threshold", f"{cls}={t_cls}", "-o", str(labels))
+    code, _, err = _run(
+        "accept",
+        str(suggestions),
+        "--threshold",
+        "0.4",
+        "--threshold",
+        f"{cls}={t_cls}",
+        "-o",
+        str(labels),
+    )
     assert code == 0, err
     is_cls = sugg["class_name"] == cls
-    want = sugg[(is_cls & (sugg["score"] >= t_cls)) | (~is_cls & (sugg["score"] >= 0.4))]
+    want = sugg[
+        (is_cls & (sugg["score"] >= t_cls)) | (~is_cls & (sugg["score"] >= 0.4))
+    ]
     assert sorted(_labels(labels)["source_id"]) == sorted(want["id"])
     # only the per-class threshold: other classes are not taken
     only = tmp_path / "only.gpkg"
@@ -118,19 +138,22 @@ def test_ids_and_inside(suggestions: Path, tmp_path: Path) -> None:
     sugg = pyogrio.read_dataframe(suggestions, layer="predictions")
     ids = [int(i) for i in sugg["id"].iloc[[0, 3, 5]]]
     labels = tmp_path / "labels.gpkg"
-    code, _, err = _run("accept", str(suggestions), "--ids", ",".join(map(str, ids)),
-                          "-o", str(labels))
+    code, _, err = _run(
+        "accept", str(suggestions), "--ids", ",".join(map(str, ids)), "-o", str(labels)
+    )
     assert code == 0, err
     assert sorted(_labels(labels)["source_id"]) == sorted(ids)
     # polygons: the left half of the scene
     xmin, ymin, xmax, ymax = sugg.total_bounds
-    area = gpd.GeoDataFrame(geometry=[shapely.box(xmin, ymin, (xmin + xmax) / 2, ymax)],
-                            crs=sugg.crs)
+    area = gpd.GeoDataFrame(
+        geometry=[shapely.box(xmin, ymin, (xmin + xmax) / 2, ymax)], crs=sugg.crs
+    )
     area_path = tmp_path / "area.gpkg"
     pyogrio.write_dataframe(area, area_path, layer="area")
     inside = tmp_path / "inside.gpkg"
-    code, _, err = _run("accept", str(suggestions), "--inside", f"{area_path}:area",
-                          "-o", str(inside))
+    code, _, err = _run(
+        "accept", str(suggestions), "--inside", f"{area_path}:area", "-o", str(inside)
+    )
     assert code == 0, err
     pts = shapely.point_on_surface(sugg.geometry.to_numpy())
     want = sugg["id"][shapely.contains(area.geometry.iloc[0], pts)]
@@ -151,12 +174,16 @@ def test_qgis_edits_are_respected(suggestions: Path, tmp_path: Path) -> None:
     sugg.loc[sugg["id"] == edited, "geometry"] = new_geom
     _rewrite(suggestions, sugg)
     labels = tmp_path / "labels.gpkg"
-    code, out, err = _run("accept", str(suggestions), "--threshold", "0.5", "-o", str(labels))
+    code, out, err = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(labels)
+    )
     assert code == 0, err
     got = _labels(labels).set_index("source_id")
     assert rejected not in got.index
     assert got.loc[accepted, "review"] == "accepted"
-    assert got.loc[edited, "review"] == "edited" and got.loc[edited, "label"] == "class2"
+    assert (
+        got.loc[edited, "review"] == "edited" and got.loc[edited, "label"] == "class2"
+    )
     assert shapely.equals(got.loc[edited, "geometry"], new_geom)
     want = set(sugg["id"][sugg["score"] >= 0.5]) - {rejected} | {accepted, edited}
     assert set(got.index) == want
@@ -165,7 +192,9 @@ def test_qgis_edits_are_respected(suggestions: Path, tmp_path: Path) -> None:
     sugg.loc[sugg["id"] == accepted, "label"] = "class0"
     sugg.loc[sugg["id"] == accepted, "geometry"] = new_geom.buffer(5)
     _rewrite(suggestions, sugg)
-    code, out, err = _run("accept", str(suggestions), "--threshold", "0.5", "-o", str(labels))
+    code, out, err = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(labels)
+    )
     assert code == 0, err
     assert out["added"] == 0 and out["replaced"] == 1
     after = _labels(labels).set_index("source_id")
@@ -179,7 +208,9 @@ def test_reviewed_only_without_criteria_and_other_layers_kept(
     sugg.loc[sugg.index[:2], "status"] = "accepted"
     _rewrite(suggestions, sugg)
     labels = tmp_path / "labels.gpkg"
-    keep = gpd.GeoDataFrame({"label": ["class1"]}, geometry=[shapely.Point(0, 0)], crs=sugg.crs)
+    keep = gpd.GeoDataFrame(
+        {"label": ["class1"]}, geometry=[shapely.Point(0, 0)], crs=sugg.crs
+    )
     pyogrio.write_dataframe(keep, labels, layer="points")
     res = accept_suggestions(suggestions, labels, selection=Selection())
     assert res.added == 2 and res.not_selected == len(sugg) - 2
@@ -187,13 +218,24 @@ def test_reviewed_only_without_criteria_and_other_layers_kept(
 
 
 def test_bad_input_is_one_clean_error(suggestions: Path, tmp_path: Path) -> None:
-    code, _, err = _run("accept", str(suggestions), "--threshold", "x=high", "-o",
-                        str(tmp_path / "l.gpkg"))
+    code, _, err = _run(
+        "accept",
+        str(suggestions),
+        "--threshold",
+        "x=high",
+        "-o",
+        str(tmp_path / "l.gpkg"),
+    )
     assert code == 2 and "--threshold" in err
     sugg = pyogrio.read_dataframe(suggestions, layer="predictions")
     sugg.loc[sugg.index[0], "status"] = "maybe"
     _rewrite(suggestions, sugg)
-    code, _, err = _run("accept", str(suggestions), "--threshold", "0.5", "-o",
-                        str(tmp_path / "l.gpkg"))
-    assert code == 2 and "unknown status values ['maybe']" in err and "Traceback" not in err
+    code, _, err = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(tmp_path / "l.gpkg")
+    )
+    assert (
+        code == 2
+        and "unknown status values ['maybe']" in err
+        and "Traceback" not in err
+    )
     assert not (tmp_path / "l.gpkg").exists()

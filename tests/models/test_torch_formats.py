@@ -18,8 +18,12 @@ pytestmark = requires_torch
 
 def _spec(tmp_path: Path, weights: str, fmt: str, arch: dict | None = None) -> Path:
     raw = {
-        "name": "u", "version": "1", "task": "segmentation", "backend": "torch",
-        "weights": weights, "format": fmt,
+        "name": "u",
+        "version": "1",
+        "task": "segmentation",
+        "backend": "torch",
+        "weights": weights,
+        "format": fmt,
         "input": {"bands": ["a", "b", "c"], "tile_size": 32},
         "classes": [{"index": i, "name": f"c{i}"} for i in range(4)],
     }
@@ -31,7 +35,7 @@ def _spec(tmp_path: Path, weights: str, fmt: str, arch: dict | None = None) -> P
 
 
 @pytest.fixture
-def unet():  # noqa: ANN201
+def unet():
     import torch
 
     from geolabel.models.arch import UNet
@@ -40,10 +44,13 @@ def unet():  # noqa: ANN201
     return UNet(3, 4, base_channels=8, depth=2).eval()
 
 
-ARCH = {"name": "geolabel.unet", "params": {"in_channels": 3, "num_classes": 4, "base_channels": 8, "depth": 2}}
+ARCH = {
+    "name": "geolabel.unet",
+    "params": {"in_channels": 3, "num_classes": 4, "base_channels": 8, "depth": 2},
+}
 
 
-def test_all_formats_agree(tmp_path: Path, unet) -> None:  # noqa: ANN001
+def test_all_formats_agree(tmp_path: Path, unet) -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -66,18 +73,22 @@ def test_all_formats_agree(tmp_path: Path, unet) -> None:  # noqa: ANN001
         np.testing.assert_allclose(out, ref, atol=1e-4)
 
 
-def test_pickled_objects_are_refused(tmp_path: Path, unet) -> None:  # noqa: ANN001
+def test_pickled_objects_are_refused(tmp_path: Path, unet) -> None:
     import torch
 
     torch.save({"model": unet}, tmp_path / "evil.pth")  # a whole pickled module
     with pytest.raises(Exception, match="(?i)weights_only|unpickl|not allowed|global"):
-        load_model(load_spec(_spec(tmp_path, "evil.pth", "state_dict", ARCH)), device="cpu")
+        load_model(
+            load_spec(_spec(tmp_path, "evil.pth", "state_dict", ARCH)), device="cpu"
+        )
 
 
-def test_weights_that_do_not_fit(tmp_path: Path, unet) -> None:  # noqa: ANN001
+def test_weights_that_do_not_fit(tmp_path: Path, unet) -> None:
     from safetensors.torch import save_file
 
     save_file(unet.state_dict(), str(tmp_path / "u.safetensors"))
     bad = dict(ARCH, params={**ARCH["params"], "base_channels": 16})
     with pytest.raises(ModelSpecError, match="do not fit"):
-        load_model(load_spec(_spec(tmp_path, "u.safetensors", "state_dict", bad)), device="cpu")
+        load_model(
+            load_spec(_spec(tmp_path, "u.safetensors", "state_dict", bad)), device="cpu"
+        )

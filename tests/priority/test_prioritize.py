@@ -18,7 +18,9 @@ from geolabel.errors import ConfigError
 from geolabel.priority import prioritize
 from tests.uncertainty.helpers import half_scene, run_ambiguity
 
-RIGHT_X = 500000.0 + 96 * 10.0  # the uncertain half of the 192-column scene (10 m pixels)
+RIGHT_X = (
+    500000.0 + 96 * 10.0
+)  # the uncertain half of the 192-column scene (10 m pixels)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,9 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("strategy", ["entropy", "margin", "least-confidence"])
 @pytest.mark.parametrize("region_size", [None, 16])
-def test_uncertain_half_ranks_first(run_dir: Path, strategy: str, region_size: int | None) -> None:
+def test_uncertain_half_ranks_first(
+    run_dir: Path, strategy: str, region_size: int | None
+) -> None:
     res = prioritize(run_dir, 4, strategy=strategy, region_size=region_size)
     assert len(res.rows) == 4
     for row in res.rows:
@@ -40,8 +44,14 @@ def test_uncertain_half_ranks_first(run_dir: Path, strategy: str, region_size: i
         assert row["strategy"] == strategy and strategy in row["reason"]
     # the whole ranking: uncertain regions, then mixed ones, then confident ones
     allr = prioritize(run_dir, 10_000, strategy=strategy, region_size=region_size).rows
-    kind = [0 if r["geometry"].bounds[0] >= RIGHT_X - 1e-6 else 2 if r["geometry"].bounds[2] <= RIGHT_X + 1e-6
-            else 1 for r in allr]
+    kind = [
+        0
+        if r["geometry"].bounds[0] >= RIGHT_X - 1e-6
+        else 2
+        if r["geometry"].bounds[2] <= RIGHT_X + 1e-6
+        else 1
+        for r in allr
+    ]
     assert kind == sorted(kind) and kind[0] == 0 and kind[-1] == 2
 
 
@@ -49,7 +59,9 @@ def test_outputs_layer_csv_and_run_json(run_dir: Path) -> None:
     res = prioritize(run_dir, 3, region_size=32, min_distance=50)
     df = pyogrio.read_dataframe(res.gpkg, layer="next_to_label")
     assert list(df["rank"]) == [1, 2, 3]
-    assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(df.columns)
+    assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(
+        df.columns
+    )
     assert df.crs.to_epsg() == 32633
     rows = list(csv.DictReader(res.csv.open()))
     assert [r["region_id"] for r in rows] == list(df["region_id"])
@@ -63,24 +75,44 @@ def test_outputs_layer_csv_and_run_json(run_dir: Path) -> None:
 
 
 def test_random_is_seeded_and_bald_uses_the_model_channel(run_dir: Path) -> None:
-    a = [r["region_id"] for r in prioritize(run_dir, 5, strategy="random", seed=1, region_size=16).rows]
-    b = [r["region_id"] for r in prioritize(run_dir, 5, strategy="random", seed=1, region_size=16).rows]
-    c = [r["region_id"] for r in prioritize(run_dir, 5, strategy="random", seed=2, region_size=16).rows]
+    a = [
+        r["region_id"]
+        for r in prioritize(run_dir, 5, strategy="random", seed=1, region_size=16).rows
+    ]
+    b = [
+        r["region_id"]
+        for r in prioritize(run_dir, 5, strategy="random", seed=1, region_size=16).rows
+    ]
+    c = [
+        r["region_id"]
+        for r in prioritize(run_dir, 5, strategy="random", seed=2, region_size=16).rows
+    ]
     assert a == b != c
-    rows = prioritize(run_dir, 2, strategy="bald").rows  # the pointwise model: TTA agrees
-    assert all("tta_disagreement" in r["reason"] and r["score"] == pytest.approx(0, abs=1e-5) for r in rows)
+    rows = prioritize(
+        run_dir, 2, strategy="bald"
+    ).rows  # the pointwise model: TTA agrees
+    assert all(
+        "tta_disagreement" in r["reason"] and r["score"] == pytest.approx(0, abs=1e-5)
+        for r in rows
+    )
 
 
-def test_exclusion_in_another_crs_and_min_distance(run_dir: Path, tmp_path: Path) -> None:
+def test_exclusion_in_another_crs_and_min_distance(
+    run_dir: Path, tmp_path: Path
+) -> None:
     # label the top half of the uncertain area, written in EPSG:4326
-    labelled = gpd.GeoDataFrame(geometry=[box(RIGHT_X, 4000000.0 - 640.0, RIGHT_X + 960.0, 4000000.0)],
-                                crs="EPSG:32633").to_crs("EPSG:4326")
+    labelled = gpd.GeoDataFrame(
+        geometry=[box(RIGHT_X, 4000000.0 - 640.0, RIGHT_X + 960.0, 4000000.0)],
+        crs="EPSG:32633",
+    ).to_crs("EPSG:4326")
     path = tmp_path / "labelled.gpkg"
     labelled.to_file(path, driver="GPKG")
     res = prioritize(run_dir, 6, region_size=16, exclude=(path,), min_distance=100.0)
     zone = labelled.to_crs("EPSG:32633").geometry[0]
     geoms = [r["geometry"] for r in res.rows]
-    assert res.rows and all(g.intersection(zone).area < 1.0 for g in geoms)  # reprojection wobble only
+    assert res.rows and all(
+        g.intersection(zone).area < 1.0 for g in geoms
+    )  # reprojection wobble only
     assert all(g.bounds[0] >= RIGHT_X - 1e-6 for g in geoms)  # still the uncertain half
     for i, g in enumerate(geoms):
         assert all(g.distance(h) >= 100.0 for h in geoms[i + 1 :])
@@ -99,26 +131,44 @@ def test_one_global_ranking_across_scenes(tmp_path: Path) -> None:
 
 def test_cli_and_clean_errors(run_dir: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    r = runner.invoke(cli, ["prioritize", str(run_dir), "--budget", "2", "--spread", "k-center",
-                            "--balance-classes", "--region-size", "32"])
+    r = runner.invoke(
+        cli,
+        [
+            "prioritize",
+            str(run_dir),
+            "--budget",
+            "2",
+            "--spread",
+            "k-center",
+            "--balance-classes",
+            "--region-size",
+            "32",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert len(json.loads(r.stdout)["picks"]) == 2
     bad = tmp_path / "bad.gpkg"
     bad.write_text("not a geopackage")
-    r = runner.invoke(cli, ["prioritize", str(run_dir), "-n", "2", "--exclude", str(bad)])
+    r = runner.invoke(
+        cli, ["prioritize", str(run_dir), "-n", "2", "--exclude", str(bad)]
+    )
     assert r.exit_code == 2 and "bad.gpkg" in r.output and "Traceback" not in r.output
     r = runner.invoke(cli, ["prioritize", str(tmp_path), "-n", "2"])
     assert r.exit_code == 2 and "no run.json" in r.output
     nomodel = tmp_path / "plain"
     run_ambiguity([half_scene(tmp_path / "p.tif")], nomodel)
-    r = runner.invoke(cli, ["prioritize", str(nomodel), "-n", "2", "--strategy", "bald"])
+    r = runner.invoke(
+        cli, ["prioritize", str(nomodel), "-n", "2", "--strategy", "bald"]
+    )
     assert r.exit_code == 2 and "model-based uncertainty" in r.output
     with pytest.raises(ConfigError, match="--budget"):
         prioritize(run_dir, 0)
     assert np.isfinite(1.0)
 
 
-def test_scenes_in_other_crss_are_ranked_together_in_the_first_scenes_crs(tmp_path: Path) -> None:
+def test_scenes_in_other_crss_are_ranked_together_in_the_first_scenes_crs(
+    tmp_path: Path,
+) -> None:
     calm = half_scene(tmp_path / "calm.tif", uncertain="none", crs="EPSG:32633")
     wild = half_scene(tmp_path / "wild.tif", uncertain="all", crs="EPSG:32634")
     run_ambiguity([calm, wild], tmp_path / "run")
@@ -131,11 +181,17 @@ def test_scenes_in_other_crss_are_ranked_together_in_the_first_scenes_crs(tmp_pa
     assert all(499_990 < g.bounds[0] < 501_700 for g in back)
 
 
-def test_everything_labelled_gives_an_empty_queue_with_columns(run_dir: Path, tmp_path: Path) -> None:
+def test_everything_labelled_gives_an_empty_queue_with_columns(
+    run_dir: Path, tmp_path: Path
+) -> None:
     path = tmp_path / "all.gpkg"
-    gpd.GeoDataFrame(geometry=[box(0, 0, 1e7, 1e7)], crs="EPSG:32633").to_file(path, driver="GPKG")
+    gpd.GeoDataFrame(geometry=[box(0, 0, 1e7, 1e7)], crs="EPSG:32633").to_file(
+        path, driver="GPKG"
+    )
     res = prioritize(run_dir, 5, exclude=(path,))
     info = pyogrio.read_info(res.gpkg, layer="next_to_label")
     assert res.rows == [] and info["features"] == 0
-    assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(info["fields"])
+    assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(
+        info["fields"]
+    )
     assert res.csv.read_text().startswith("rank,score,strategy,reason")

@@ -15,7 +15,14 @@ from geolabel.samples import sample_path
 from geolabel.testing import make_scene, write_toy_spec
 
 #: the shipped demo model, once it is trained (scripts/train_demo_model.py)
-DEMO_SPEC = Path(__file__).parents[2] / "src" / "geolabel" / "_data" / "models" / "nc_landcover_unet.yaml"
+DEMO_SPEC = (
+    Path(__file__).parents[2]
+    / "src"
+    / "geolabel"
+    / "_data"
+    / "models"
+    / "nc_landcover_unet.yaml"
+)
 
 
 def _invoke(*args: str) -> str:
@@ -35,9 +42,16 @@ def qgis_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         spec = write_toy_spec(base / "toy.yaml", bands=5, classes=4, tile_size=128)
         try:
             scene = sample_path("nc-landsat7/nc_landsat7_2000.tif")
-        except FileNotFoundError:  # a checkout without the sample data: a synthetic scene
-            scene = make_scene(base / "synthetic.tif", shape=(301, 347), bands=5, nodata=-1.0,
-                               nodata_region=(slice(0, 40), slice(0, 60)))
+        except (
+            FileNotFoundError
+        ):  # a checkout without the sample data: a synthetic scene
+            scene = make_scene(
+                base / "synthetic.tif",
+                shape=(301, 347),
+                bands=5,
+                nodata=-1.0,
+                nodata_region=(slice(0, 40), slice(0, 60)),
+            )
         _invoke("predict", str(scene), "-m", str(spec), "-o", str(run))
     if "prioritize" in COMMANDS:
         _invoke("prioritize", str(run), "--budget", "5")

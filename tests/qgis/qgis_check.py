@@ -40,8 +40,13 @@ def _extent(layer) -> list[float]:
 
 
 def _describe(layer) -> dict:
-    d = {"valid": layer.isValid(), "name": layer.name(), "crs_wkt": layer.crs().toWkt(),
-         "crs_valid": layer.crs().isValid(), "extent": _extent(layer)}
+    d = {
+        "valid": layer.isValid(),
+        "name": layer.name(),
+        "crs_wkt": layer.crs().toWkt(),
+        "crs_valid": layer.crs().isValid(),
+        "extent": _extent(layer),
+    }
     if isinstance(layer, QgsRasterLayer):
         d["kind"] = "raster"
         r = layer.renderer()
@@ -49,14 +54,23 @@ def _describe(layer) -> dict:
         d["opacity"] = r.opacity() if r else None
         d["bands"] = layer.bandCount()
         if r is not None and r.type() == "paletted":
-            d["classes"] = [{"value": c.value, "label": c.label, "color": c.color.name(),
-                             "alpha": c.color.alpha()} for c in r.classes()]
+            d["classes"] = [
+                {
+                    "value": c.value,
+                    "label": c.label,
+                    "color": c.color.name(),
+                    "alpha": c.color.alpha(),
+                }
+                for c in r.classes()
+            ]
         if r is not None and r.type() == "singlebandpseudocolor":
             d["min"], d["max"] = r.classificationMin(), r.classificationMax()
             shader = r.shader().rasterShaderFunction()
             d["ramp_items"] = len(shader.colorRampItemList())
         prov = layer.dataProvider()
-        d["nodata"] = prov.sourceNoDataValue(1) if prov.sourceHasNoDataValue(1) else None
+        d["nodata"] = (
+            prov.sourceNoDataValue(1) if prov.sourceHasNoDataValue(1) else None
+        )
         d["gdal_category_names"] = _category_names(layer.source())
     else:
         d["kind"] = "vector"
@@ -65,15 +79,32 @@ def _describe(layer) -> dict:
         d["renderer"] = r.type() if r else None
         if r is not None and r.type() == "categorizedSymbol":
             d["field"] = r.classAttribute()
-            d["categories"] = [{"value": c.value(), "label": c.label(),
-                                "color": c.symbol().color().name()} for c in r.categories()]
+            d["categories"] = [
+                {
+                    "value": c.value(),
+                    "label": c.label(),
+                    "color": c.symbol().color().name(),
+                }
+                for c in r.categories()
+            ]
         if r is not None and r.type() == "graduatedSymbol":
             d["field"] = r.classAttribute()
-            d["ranges"] = [{"lower": g.lowerValue(), "upper": g.upperValue(), "label": g.label(),
-                            "color": g.symbol().color().name()} for g in r.ranges()]
+            d["ranges"] = [
+                {
+                    "lower": g.lowerValue(),
+                    "upper": g.upperValue(),
+                    "label": g.label(),
+                    "color": g.symbol().color().name(),
+                }
+                for g in r.ranges()
+            ]
         d["labels"] = layer.labelsEnabled()
         lab = layer.labeling()
-        d["label_expression"] = lab.settings().fieldName if lab is not None and layer.labelsEnabled() else None
+        d["label_expression"] = (
+            lab.settings().fieldName
+            if lab is not None and layer.labelsEnabled()
+            else None
+        )
     return d
 
 
@@ -108,13 +139,16 @@ def main(run_dir: Path, png_dir: Path) -> dict:
         if p.suffix == ".tif":
             lyr = QgsRasterLayer(str(p), p.stem, "gdal")
             keep.append(lyr)
-            report["outputs"].append({"role": o["role"], "path": str(p), **_describe(lyr)})
+            report["outputs"].append(
+                {"role": o["role"], "path": str(p), **_describe(lyr)}
+            )
         elif p.suffix == ".gpkg":
             for name in _gpkg_layers(p):
                 lyr = QgsVectorLayer(f"{p}|layername={name}", name, "ogr")
                 keep.append(lyr)
-                report["outputs"].append({"role": o["role"], "path": str(p), "layer": name,
-                                          **_describe(lyr)})
+                report["outputs"].append(
+                    {"role": o["role"], "path": str(p), "layer": name, **_describe(lyr)}
+                )
     scenes = {s["scene"] for s in doc["scenes"] if s["status"] == "done"}
     for s in sorted(scenes):
         lyr = QgsRasterLayer(s, "scene", "gdal")
@@ -125,15 +159,31 @@ def main(run_dir: Path, png_dir: Path) -> dict:
     qgs = run_dir / "run.qgs"
     ok = proj.read(str(qgs))
     root = proj.layerTreeRoot()
-    groups = [{"name": g.name(), "layers": [t.name() for t in g.findLayers()],
-               "visible": [t.name() for t in g.findLayers() if t.isVisible()]}
-              for g in root.children()]
-    layers = [{"name": lyr.name(), "valid": lyr.isValid(), "source": lyr.source(),
-               "crs_valid": lyr.crs().isValid(),
-               "renderer": lyr.renderer().type() if lyr.renderer() else None}
-              for lyr in proj.mapLayers().values()]
-    report["project"] = {"read": ok, "groups": groups, "layers": layers,
-                         "crs_valid": proj.crs().isValid(), "crs_wkt": proj.crs().toWkt()}
+    groups = [
+        {
+            "name": g.name(),
+            "layers": [t.name() for t in g.findLayers()],
+            "visible": [t.name() for t in g.findLayers() if t.isVisible()],
+        }
+        for g in root.children()
+    ]
+    layers = [
+        {
+            "name": lyr.name(),
+            "valid": lyr.isValid(),
+            "source": lyr.source(),
+            "crs_valid": lyr.crs().isValid(),
+            "renderer": lyr.renderer().type() if lyr.renderer() else None,
+        }
+        for lyr in proj.mapLayers().values()
+    ]
+    report["project"] = {
+        "read": ok,
+        "groups": groups,
+        "layers": layers,
+        "crs_valid": proj.crs().isValid(),
+        "crs_wkt": proj.crs().toWkt(),
+    }
     visible = [t.layer() for t in root.findLayers() if t.isVisible()]
     by_name = {t.name(): t.layer() for t in root.findLayers()}
     scene_layer = next(lyr for n, lyr in by_name.items() if n.endswith(" image"))
@@ -147,9 +197,12 @@ def main(run_dir: Path, png_dir: Path) -> dict:
     _render([mask_layer, scene_layer], extent, size, png_dir / "mask_over_scene.png")
     mask_layer.renderer().setOpacity(1.0)
     _render([mask_layer], extent, size, png_dir / "mask.png")
-    report["render"] = {"size": [size.width(), size.height()], "extent": _extent(scene_layer),
-                        "visible": [lyr.name() for lyr in visible],
-                        "mask_opacity_in_project": _project_mask_opacity(qgs)}
+    report["render"] = {
+        "size": [size.width(), size.height()],
+        "extent": _extent(scene_layer),
+        "visible": [lyr.name() for lyr in visible],
+        "mask_opacity_in_project": _project_mask_opacity(qgs),
+    }
     proj.clear()
     del keep, visible, by_name, scene_layer, mask_layer
     return report

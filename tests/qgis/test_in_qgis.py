@@ -23,26 +23,40 @@ from .conftest import outputs_of, run_doc
 
 SYSTEM_PY = "/usr/bin/python3"
 CHECK = Path(__file__).with_name("qgis_check.py")
-ENV = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": "/tmp/runtime-geolabel"}
+ENV = {
+    **os.environ,
+    "QT_QPA_PLATFORM": "offscreen",
+    "XDG_RUNTIME_DIR": "/tmp/runtime-geolabel",
+}
 
 
 def _has_qgis() -> bool:
     if not Path(SYSTEM_PY).exists():
         return False
-    r = subprocess.run([SYSTEM_PY, "-c", "import qgis.core"], env=ENV, capture_output=True, timeout=60)
+    r = subprocess.run(
+        [SYSTEM_PY, "-c", "import qgis.core"], env=ENV, capture_output=True, timeout=60
+    )
     return r.returncode == 0
 
 
-pytestmark = pytest.mark.skipif(not _has_qgis(), reason=f"{SYSTEM_PY} cannot import qgis.core "
-                                "(apt-get install qgis python3-qgis; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not _has_qgis(),
+    reason=f"{SYSTEM_PY} cannot import qgis.core "
+    "(apt-get install qgis python3-qgis; .ci/run does)",
+)
 
 
 @pytest.fixture(scope="module")
 def report(qgis_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     png = tmp_path_factory.mktemp("qgis-png")
     os.makedirs(ENV["XDG_RUNTIME_DIR"], mode=0o700, exist_ok=True)
-    r = subprocess.run([SYSTEM_PY, str(CHECK), str(qgis_run), str(png)], env=ENV, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [SYSTEM_PY, str(CHECK), str(qgis_run), str(png)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads(r.stdout.strip().splitlines()[-1])
     rep["png_dir"] = str(png)
@@ -54,7 +68,9 @@ def _scene(report: dict) -> dict:
     return scene
 
 
-def test_every_output_loads_valid_in_the_scene_crs_and_extent(report: dict, qgis_run: Path) -> None:
+def test_every_output_loads_valid_in_the_scene_crs_and_extent(
+    report: dict, qgis_run: Path
+) -> None:
     scene = _scene(report)
     assert scene["valid"] and scene["crs_valid"]
     roles = {o["role"] for o in report["outputs"]}
@@ -67,11 +83,20 @@ def test_every_output_loads_valid_in_the_scene_crs_and_extent(report: dict, qgis
             np.testing.assert_allclose(o["extent"], scene["extent"], rtol=0, atol=1e-6)
         else:
             ex = o["extent"]
-            assert xmin - 1e-6 <= ex[0] < ex[2] <= xmax + 1e-6 and ymin - 1e-6 <= ex[1] < ex[3] <= ymax + 1e-6
-            assert o["features"] == pyogrio.read_info(o["path"], layer=o["layer"])["features"] > 0
+            assert (
+                xmin - 1e-6 <= ex[0] < ex[2] <= xmax + 1e-6
+                and ymin - 1e-6 <= ex[1] < ex[3] <= ymax + 1e-6
+            )
+            assert (
+                o["features"]
+                == pyogrio.read_info(o["path"], layer=o["layer"])["features"]
+                > 0
+            )
 
 
-def test_default_styles_are_the_intended_renderers(report: dict, qgis_run: Path) -> None:
+def test_default_styles_are_the_intended_renderers(
+    report: dict, qgis_run: Path
+) -> None:
     doc = run_doc(qgis_run)
     names = doc["model"]["classes"]
     with rasterio.open(outputs_of(qgis_run)["mask"]) as ds:
@@ -82,36 +107,63 @@ def test_default_styles_are_the_intended_renderers(report: dict, qgis_run: Path)
     (mask,) = by_role["mask"]
     assert mask["renderer"] == "paletted" and mask["nodata"] == nodata
     assert [c["label"] for c in mask["classes"]] == names
-    assert [c["color"] for c in mask["classes"]] == ["#{:02x}{:02x}{:02x}".format(*cmap[i][:3])
-                                                     for i in range(len(names))]
+    assert [c["color"] for c in mask["classes"]] == [
+        "#{:02x}{:02x}{:02x}".format(*cmap[i][:3]) for i in range(len(names))
+    ]
     assert mask["gdal_category_names"][: len(names)] == names  # GDAL reads the .aux.xml
     for role in ("confidence", "probabilities", "uncertainty"):
         for o in by_role.get(role, []):
-            assert o["renderer"] == "singlebandpseudocolor" and (o["min"], o["max"]) == (0.0, 1.0)
+            assert o["renderer"] == "singlebandpseudocolor" and (
+                o["min"],
+                o["max"],
+            ) == (0.0, 1.0)
     (pred,) = by_role["vectors"]
     assert pred["renderer"] == "categorizedSymbol" and pred["field"] == "class_name"
     assert [c["label"] for c in pred["categories"]] == names
     assert pred["labels"] and "score" in pred["label_expression"]
     for o in by_role.get("tiles", []):
-        assert o["renderer"] == "graduatedSymbol" and o["field"] == "mean" and len(o["ranges"]) == 5
+        assert (
+            o["renderer"] == "graduatedSymbol"
+            and o["field"] == "mean"
+            and len(o["ranges"]) == 5
+        )
     for o in by_role.get("next_to_label", []):
         assert o["renderer"] == "graduatedSymbol" and o["field"] == "rank"
-        assert o["ranges"][0]["lower"] == 1 and o["ranges"][-1]["upper"] == o["features"]
+        assert (
+            o["ranges"][0]["lower"] == 1 and o["ranges"][-1]["upper"] == o["features"]
+        )
 
 
-def test_project_opens_with_every_layer_valid_and_grouped(report: dict, qgis_run: Path) -> None:
+def test_project_opens_with_every_layer_valid_and_grouped(
+    report: dict, qgis_run: Path
+) -> None:
     proj = report["project"]
-    assert proj["read"] and proj["crs_valid"] and proj["crs_wkt"] == _scene(report)["crs_wkt"]
-    assert proj["layers"] and all(lyr["valid"] and lyr["crs_valid"] for lyr in proj["layers"])
-    n_files = sum(1 for o in report["outputs"]) + 1  # every raster / GeoPackage layer + the image
+    assert (
+        proj["read"]
+        and proj["crs_valid"]
+        and proj["crs_wkt"] == _scene(report)["crs_wkt"]
+    )
+    assert proj["layers"] and all(
+        lyr["valid"] and lyr["crs_valid"] for lyr in proj["layers"]
+    )
+    n_files = (
+        sum(1 for o in report["outputs"]) + 1
+    )  # every raster / GeoPackage layer + the image
     assert len(proj["layers"]) == n_files
-    renderers = {lyr["name"].rsplit(" ", 1)[-1]: lyr["renderer"] for lyr in proj["layers"]}
+    renderers = {
+        lyr["name"].rsplit(" ", 1)[-1]: lyr["renderer"] for lyr in proj["layers"]
+    }
     assert renderers["image"] == "multibandcolor" and renderers["mask"] == "paletted"
     assert renderers["predictions"] == "categorizedSymbol"
     scene_dir = Path(run_doc(qgis_run)["scenes"][0]["dir"]).name
     group = next(g for g in proj["groups"] if g["name"] == scene_dir)
-    assert group["layers"][-1].endswith(" image") and f"{scene_dir} mask" in group["visible"]
-    assert group["layers"].index(f"{scene_dir} mask") < group["layers"].index(f"{scene_dir} image")
+    assert (
+        group["layers"][-1].endswith(" image")
+        and f"{scene_dir} mask" in group["visible"]
+    )
+    assert group["layers"].index(f"{scene_dir} mask") < group["layers"].index(
+        f"{scene_dir} image"
+    )
 
 
 def _png(path: Path) -> npt.NDArray[np.int64]:
@@ -121,7 +173,9 @@ def _png(path: Path) -> npt.NDArray[np.int64]:
             return ds.read()[:3].astype(np.int64)
 
 
-def test_rendered_project_shows_the_mask_over_the_scene(report: dict, qgis_run: Path) -> None:
+def test_rendered_project_shows_the_mask_over_the_scene(
+    report: dict, qgis_run: Path
+) -> None:
     png = Path(report["png_dir"])
     with rasterio.open(outputs_of(qgis_run)["mask"]) as ds:
         mask, cmap, nodata = ds.read(1), ds.colormap(1), int(ds.nodata)
@@ -136,7 +190,9 @@ def test_rendered_project_shows_the_mask_over_the_scene(report: dict, qgis_run: 
     assert (np.abs(alone - expect).max(axis=0) <= 2).mean() > 0.99
     for k in np.unique(mask[mask != nodata]):
         if (mask == k).mean() > 0.01:
-            assert (np.abs(alone - pal[:, k, None, None]).max(axis=0) == 0).mean() > 0.005
+            assert (
+                np.abs(alone - pal[:, k, None, None]).max(axis=0) == 0
+            ).mean() > 0.005
     # the project's mask over its image: alpha-blended where valid, the image where not
     a = report["render"]["mask_opacity_in_project"]
     assert 0 < a < 1
@@ -150,4 +206,6 @@ def test_rendered_project_shows_the_mask_over_the_scene(report: dict, qgis_run: 
     # top, so only part of the blended mask stays bare; it must still be there
     full = _png(png / "project.png")
     assert (np.abs(full - blend).max(axis=0) <= 3)[valid].mean() > 0.05
-    assert (np.abs(full - over).max(axis=0) > 3)[valid].mean() > 0.01  # and the vectors are drawn
+    assert (np.abs(full - over).max(axis=0) > 3)[
+        valid
+    ].mean() > 0.01  # and the vectors are drawn

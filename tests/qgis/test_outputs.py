@@ -26,7 +26,9 @@ from geolabel.testing import make_scene, toy_spec, write_toy_spec
 from .conftest import outputs_of, run_doc
 
 SYSTEM_PY = "/usr/bin/python3"
-VALIDATE_GPKG = Path("/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py")
+VALIDATE_GPKG = Path(
+    "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
+)
 
 
 def _renderer(qml: Path | str) -> ET.Element:
@@ -50,7 +52,10 @@ def test_every_raster_is_a_valid_cog_with_a_style(qgis_run: Path) -> None:
         else:
             assert r.get("type") == "singlebandpseudocolor"
             shader = r.find(".//colorrampshader")
-            assert (float(shader.get("minimumValue")), float(shader.get("maximumValue"))) == (0.0, 1.0)
+            assert (
+                float(shader.get("minimumValue")),
+                float(shader.get("maximumValue")),
+            ) == (0.0, 1.0)
 
 
 def test_mask_palette_names_and_transparent_nodata(qgis_run: Path) -> None:
@@ -65,19 +70,35 @@ def test_mask_palette_names_and_transparent_nodata(qgis_run: Path) -> None:
     entries = _renderer(outs["style:mask"]).findall(".//paletteEntry")
     assert [e.get("label") for e in entries] == names
     assert [e.get("value") for e in entries] == [str(i) for i in range(len(names))]
-    assert [e.get("color") for e in entries] == ["#{:02x}{:02x}{:02x}".format(*cmap[i][:3])
-                                               for i in range(len(names))]
+    assert [e.get("color") for e in entries] == [
+        "#{:02x}{:02x}{:02x}".format(*cmap[i][:3]) for i in range(len(names))
+    ]
     aux = ET.parse(outs["categories:mask"]).getroot()
     cats = [c.text or "" for c in aux.iter("Category")]
-    assert cats[: len(names)] == names and cats[nodata] == "nodata" and len(cats) == nodata + 1
+    assert (
+        cats[: len(names)] == names
+        and cats[nodata] == "nodata"
+        and len(cats) == nodata + 1
+    )
 
 
 def test_large_mask_has_nearest_overviews_and_stays_valid(tmp_path: Path) -> None:
-    scene = make_scene(tmp_path / "big.tif", shape=(1050, 1100), nodata=-1.0,
-                       nodata_region=(slice(0, 100), slice(0, 200)))
+    scene = make_scene(
+        tmp_path / "big.tif",
+        shape=(1050, 1100),
+        nodata=-1.0,
+        nodata_region=(slice(0, 100), slice(0, 200)),
+    )
     spec = write_toy_spec(tmp_path / "t.yaml", tile_size=512)
-    res = run_predict(RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"),
-                                vectors=False, probabilities=False))
+    res = run_predict(
+        RunConfig(
+            scenes=(str(scene),),
+            model=str(spec),
+            out=str(tmp_path / "run"),
+            vectors=False,
+            probabilities=False,
+        )
+    )
     mask = Path(res.scenes[0].outputs["mask"])
     assert cog_validate(str(mask))[0]
     with rasterio.open(mask) as ds:
@@ -85,7 +106,9 @@ def test_large_mask_has_nearest_overviews_and_stays_valid(tmp_path: Path) -> Non
     with rasterio.open(mask, OVERVIEW_LEVEL=0) as ov:
         half = ov.read(1)
     assert overviews == [2, 4]
-    np.testing.assert_array_equal(half, full[::2, ::2][: half.shape[0], : half.shape[1]])
+    np.testing.assert_array_equal(
+        half, full[::2, ::2][: half.shape[0], : half.shape[1]]
+    )
     assert Path(res.scenes[0].outputs["style:mask"]).is_file()
     assert (res.out / "run.qgs").is_file()
 
@@ -93,25 +116,55 @@ def test_large_mask_has_nearest_overviews_and_stays_valid(tmp_path: Path) -> Non
 def test_geopackages_are_1_2_with_registered_default_styles(qgis_run: Path) -> None:
     gpkgs = sorted({p for p in outputs_of(qgis_run).values() if p.suffix == ".gpkg"})
     assert gpkgs
-    expected = {"predictions": ("categorizedSymbol", "class_name"), "tiles": ("graduatedSymbol", "mean"),
-                "next_to_label": ("graduatedSymbol", "rank")}
+    expected = {
+        "predictions": ("categorizedSymbol", "class_name"),
+        "tiles": ("graduatedSymbol", "mean"),
+        "next_to_label": ("graduatedSymbol", "rank"),
+    }
     seen = set()
     for path in gpkgs:
         header = path.read_bytes()[:100]
-        assert header[68:72] == b"GPKG" and int.from_bytes(header[60:64], "big") == 10200
+        assert (
+            header[68:72] == b"GPKG" and int.from_bytes(header[60:64], "big") == 10200
+        )
         with sqlite3.connect(path) as con:
-            contents = dict(con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall())
-            rows = con.execute("SELECT f_table_name, f_geometry_column, styleName, styleQML, useAsDefault,"
-                               " update_time FROM layer_styles").fetchall()
-            cols = [r[1] for r in con.execute("PRAGMA table_info(layer_styles)").fetchall()]
+            contents = dict(
+                con.execute(
+                    "SELECT table_name, data_type FROM gpkg_contents"
+                ).fetchall()
+            )
+            rows = con.execute(
+                "SELECT f_table_name, f_geometry_column, styleName, styleQML, useAsDefault,"
+                " update_time FROM layer_styles"
+            ).fetchall()
+            cols = [
+                r[1] for r in con.execute("PRAGMA table_info(layer_styles)").fetchall()
+            ]
         con.close()
         assert contents["layer_styles"] == "attributes"
-        assert cols == ["id", "f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column",
-                        "styleName", "styleQML", "styleSLD", "useAsDefault", "description", "owner",
-                        "ui", "update_time"]
+        assert cols == [
+            "id",
+            "f_table_catalog",
+            "f_table_schema",
+            "f_table_name",
+            "f_geometry_column",
+            "styleName",
+            "styleQML",
+            "styleSLD",
+            "useAsDefault",
+            "description",
+            "owner",
+            "ui",
+            "update_time",
+        ]
         layers = {str(n) for n, g in pyogrio.list_layers(path) if g is not None}
         for table, geom_col, name, qml, default, when in rows:
-            assert table in layers and geom_col == "geom" and name == STYLE_NAME and default == 1
+            assert (
+                table in layers
+                and geom_col == "geom"
+                and name == STYLE_NAME
+                and default == 1
+            )
             assert when == "2000-01-01T00:00:00.000Z"
             r = _renderer(qml)
             if table in expected:
@@ -125,29 +178,41 @@ def test_geopackages_are_1_2_with_registered_default_styles(qgis_run: Path) -> N
     assert {"predictions"} <= seen
 
 
-def test_styling_again_replaces_its_rows_and_keeps_others(qgis_run: Path, tmp_path: Path) -> None:
+def test_styling_again_replaces_its_rows_and_keeps_others(
+    qgis_run: Path, tmp_path: Path
+) -> None:
     gpkg = tmp_path / "p.gpkg"
     shutil.copyfile(outputs_of(qgis_run)["vectors"], gpkg)
     with sqlite3.connect(gpkg) as con:
-        con.execute("INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name,"
-                    " f_geometry_column, styleName, styleQML, useAsDefault) VALUES"
-                    " ('', '', 'predictions', 'geom', 'mine', '<qgis/>', 1)")
+        con.execute(
+            "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name,"
+            " f_geometry_column, styleName, styleQML, useAsDefault) VALUES"
+            " ('', '', 'predictions', 'geom', 'mine', '<qgis/>', 1)"
+        )
     con.close()
     embed_styles(gpkg, layer_styles(gpkg))
     with sqlite3.connect(gpkg) as con:
-        rows = con.execute("SELECT styleName, useAsDefault FROM layer_styles ORDER BY styleName").fetchall()
+        rows = con.execute(
+            "SELECT styleName, useAsDefault FROM layer_styles ORDER BY styleName"
+        ).fetchall()
     con.close()
     assert rows == [(STYLE_NAME, 1), ("mine", 0)]
     assert pyogrio.read_info(gpkg, layer="predictions")["features"] > 0
 
 
-@pytest.mark.skipif(not (Path(SYSTEM_PY).exists() and VALIDATE_GPKG.exists()),
-                    reason="GDAL's validate_gpkg.py (Debian python3-gdal) is not installed")
+@pytest.mark.skipif(
+    not (Path(SYSTEM_PY).exists() and VALIDATE_GPKG.exists()),
+    reason="GDAL's validate_gpkg.py (Debian python3-gdal) is not installed",
+)
 def test_gdal_validate_gpkg_accepts_every_geopackage(qgis_run: Path) -> None:
     gpkgs = sorted({p for p in outputs_of(qgis_run).values() if p.suffix == ".gpkg"})
     for path in gpkgs:
-        r = subprocess.run([SYSTEM_PY, str(VALIDATE_GPKG), str(path)], capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [SYSTEM_PY, str(VALIDATE_GPKG), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 0, (path, r.stdout, r.stderr)
 
 
@@ -160,22 +225,33 @@ def test_project_lists_every_output_by_relative_path(qgis_run: Path) -> None:
     files = {(qgs.parent / s.split("|")[0]).resolve() for s in sources}
     assert all(s.startswith(("./", "../")) for s in sources)
     assert all(f.is_file() for f in files)
-    wanted = {p.resolve() for r, p in outs.items() if ":" not in r and p.suffix in (".tif", ".gpkg")}
+    wanted = {
+        p.resolve()
+        for r, p in outs.items()
+        if ":" not in r and p.suffix in (".tif", ".gpkg")
+    }
     assert wanted <= files
     scene = Path(run_doc(qgis_run)["scenes"][0]["scene"]).resolve()
     assert scene in files
-    groups = [g.get("name") for g in root.find("layer-tree-group").findall("layer-tree-group")]
+    groups = [
+        g.get("name") for g in root.find("layer-tree-group").findall("layer-tree-group")
+    ]
     assert Path(run_doc(qgis_run)["scenes"][0]["dir"]).name in groups
     ids = [ml.findtext("id") for ml in root.iter("maplayer")]
     assert len(ids) == len(set(ids)) == len(root.find("layerorder"))
 
 
-def test_style_scene_outputs_reads_classes_from_the_mask(qgis_run: Path, tmp_path: Path) -> None:
+def test_style_scene_outputs_reads_classes_from_the_mask(
+    qgis_run: Path, tmp_path: Path
+) -> None:
     mask = tmp_path / "m_mask.tif"
     shutil.copyfile(outputs_of(qgis_run)["mask"], mask)
     new = style_scene_outputs({"mask": str(mask)})
     assert set(new) == {"style:mask", "categories:mask"}
-    labels = [e.get("label") for e in _renderer(Path(new["style:mask"])).findall(".//paletteEntry")]
+    labels = [
+        e.get("label")
+        for e in _renderer(Path(new["style:mask"])).findall(".//paletteEntry")
+    ]
     assert labels == run_doc(qgis_run)["model"]["classes"]
 
 
@@ -192,10 +268,17 @@ def test_background_class_is_transparent_and_hidden(tmp_path: Path) -> None:
     spec = tmp_path / "bg.yaml"
     spec.write_text(yaml.safe_dump(d, sort_keys=False))
     scene = make_scene(tmp_path / "s.tif", shape=(70, 90), nodata=-1.0)
-    res = run_predict(RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run")))
+    res = run_predict(
+        RunConfig(scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"))
+    )
     outs = res.scenes[0].outputs
-    entries = {e.get("label"): e.get("alpha") for e in _renderer(Path(outs["style:mask"])).iter("paletteEntry")}
+    entries = {
+        e.get("label"): e.get("alpha")
+        for e in _renderer(Path(outs["style:mask"])).iter("paletteEntry")
+    }
     assert entries == {"Background": "0", "class1": "255", "class2": "255"}
     (style,) = layer_styles(Path(outs["vectors"]))
-    renders = {c.get("value"): c.get("render") for c in style.elements[0].iter("category")}
+    renders = {
+        c.get("value"): c.get("render") for c in style.elements[0].iter("category")
+    }
     assert renders == {"Background": "false", "class1": "true", "class2": "true"}

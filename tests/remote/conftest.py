@@ -21,7 +21,9 @@ from geolabel.testing import make_scene, write_toy_spec
 GEOLABEL = Path(sys.executable).parent / "geolabel"
 
 
-def write_client_spec(path: Path, local: Path | ModelSpec, url: str, **endpoint: Any) -> Path:
+def write_client_spec(
+    path: Path, local: Path | ModelSpec, url: str, **endpoint: Any
+) -> Path:
     """A ``backend: http`` spec for the local spec ``local`` served at ``url``."""
     spec = local if isinstance(local, ModelSpec) else load_spec(local)
     path.write_text(yaml.safe_dump(client_spec(spec, url, **endpoint), sort_keys=False))
@@ -31,7 +33,10 @@ def write_client_spec(path: Path, local: Path | ModelSpec, url: str, **endpoint:
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     """The first stdout line of ``proc`` within ``timeout`` seconds (or fail)."""
     box: list[str] = []
-    t = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    t = threading.Thread(
+        target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""),
+        daemon=True,
+    )
     t.start()
     t.join(timeout)
     if not box or not box[0]:
@@ -50,8 +55,12 @@ def toy(tmp_path: Path) -> Path:
 @pytest.fixture
 def small_scene(tmp_path: Path) -> Path:
     """A 3-band scene of 70 x 90 pixels with a nodata corner."""
-    return make_scene(tmp_path / "scene.tif", shape=(70, 90), nodata=-1.0,
-                      nodata_region=(slice(0, 10), slice(0, 12)))
+    return make_scene(
+        tmp_path / "scene.tif",
+        shape=(70, 90),
+        nodata=-1.0,
+        nodata_region=(slice(0, 10), slice(0, 12)),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +69,22 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     toy = write_toy_spec(tmp_path_factory.mktemp("served") / "toy.yaml", tile_size=40)
     env = {**os.environ, "TEST_SERVE_TOKEN": "s3cret-token-value"}
     proc = subprocess.Popen(
-        [str(GEOLABEL), "serve", "-m", str(toy), "--port", "0", "--token-env", "TEST_SERVE_TOKEN",
-         "--max-body-mb", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            str(GEOLABEL),
+            "serve",
+            "-m",
+            str(toy),
+            "--port",
+            "0",
+            "--token-env",
+            "TEST_SERVE_TOKEN",
+            "--max-body-mb",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         info = json.loads(read_line(proc, 30))

@@ -33,8 +33,16 @@ from geolabel.models import _v2
 class FaultyServer:
     """Scripted V2 server; ``requests`` counts infer requests, ``headers`` keeps them."""
 
-    def __init__(self, forward: Any, *, default: str = "ok", retry_after: float = 0.2,
-                 hang: float = 30.0, drip: float = 0.1, redirect_to: str = "") -> None:
+    def __init__(
+        self,
+        forward: Any,
+        *,
+        default: str = "ok",
+        retry_after: float = 0.2,
+        hang: float = 30.0,
+        drip: float = 0.1,
+        redirect_to: str = "",
+    ) -> None:
         self.forward = forward
         self.script: deque[str] = deque()
         self.default = default
@@ -68,7 +76,9 @@ class FaultyServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -83,7 +93,9 @@ class FaultyServer:
             return self.script.popleft() if self.script else self.default
 
     def handle(self, h: BaseHTTPRequestHandler, mode: str, body: bytes) -> None:
-        def send(status: int, payload: bytes, extra: dict[str, str] | None = None) -> None:
+        def send(
+            status: int, payload: bytes, extra: dict[str, str] | None = None
+        ) -> None:
             h.send_response(status)
             for k, v in (extra or {}).items():
                 h.send_header(k, v)
@@ -125,8 +137,17 @@ class FaultyServer:
                 y[0, 0, 0, 0] = np.nan
             elif mode == "shape":
                 y = y[:, :-1]
-            doc: dict[str, Any] = {"model_name": "toy-conv", "outputs": [
-                {"name": "logits", "shape": list(y.shape), "datatype": "FP32", "data": y.ravel().tolist()}]}
+            doc: dict[str, Any] = {
+                "model_name": "toy-conv",
+                "outputs": [
+                    {
+                        "name": "logits",
+                        "shape": list(y.shape),
+                        "datatype": "FP32",
+                        "data": y.ravel().tolist(),
+                    }
+                ],
+            }
             payload = json.dumps(doc).encode()
             if mode == "drip":
                 h.send_response(200)

@@ -21,11 +21,17 @@ class ToyConvRuntime(MLModel):
     """The toy convolution model behind MLServer."""
 
     async def load(self) -> bool:
-        extra: dict[str, Any] = dict(self.settings.parameters.extra or {}) if self.settings.parameters else {}
+        extra: dict[str, Any] = (
+            dict(self.settings.parameters.extra or {})
+            if self.settings.parameters
+            else {}
+        )
         self._model = ConvBackend(ModelSpec.model_validate(toy_spec(**extra)))
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
         x = NumpyCodec.decode_input(payload.inputs[0])
         y = self._model.forward(x)
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("logits", y)])
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("logits", y)]
+        )

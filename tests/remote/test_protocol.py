@@ -14,16 +14,28 @@ from geolabel.models._transport import RetryPolicy, _retry_after
 from geolabel.models.http_ import concurrency_limit
 
 _BIN = b'{"outputs": [{"name": "y", "shape": [4], "datatype": "FP32", "parameters": {"binary_data_size": 16}}]}'
-DTYPES = st.sampled_from(["float32", "float16", "float64", "uint8", "int32", "int64", "bool"])
+DTYPES = st.sampled_from(
+    ["float32", "float16", "float64", "uint8", "int32", "int64", "bool"]
+)
 
 
 @settings(max_examples=60, deadline=None)
-@given(arr=DTYPES.flatmap(lambda d: arrays(d, st.lists(st.integers(0, 4), min_size=1, max_size=4).map(tuple))),
-       binary=st.booleans())
+@given(
+    arr=DTYPES.flatmap(
+        lambda d: arrays(
+            d, st.lists(st.integers(0, 4), min_size=1, max_size=4).map(tuple)
+        )
+    ),
+    binary=st.booleans(),
+)
 def test_tensors_round_trip_exactly(arr: np.ndarray, binary: bool) -> None:
     if arr.dtype.kind == "f":
-        arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)  # JSON has no NaN/inf
-    body, headers = _v2.encode({"id": "x"}, "outputs", [_v2.Tensor("t", arr)], binary=binary)
+        arr = np.nan_to_num(
+            arr, nan=0.0, posinf=1.0, neginf=-1.0
+        )  # JSON has no NaN/inf
+    body, headers = _v2.encode(
+        {"id": "x"}, "outputs", [_v2.Tensor("t", arr)], binary=binary
+    )
     doc, (t,) = _v2.decode(body, "outputs", headers.get(_v2.HEADER_LENGTH))
     assert doc["id"] == "x" and t.name == "t"
     assert t.array.dtype == arr.dtype and t.array.shape == arr.shape
@@ -35,14 +47,28 @@ def test_tensors_round_trip_exactly(arr: np.ndarray, binary: bool) -> None:
     [
         (b"{", None, "not JSON"),
         (b'{"outputs": {}}', None, "no 'outputs' list"),
-        (b'{"outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [1]}]}', None, "do not fill"),
-        (b'{"outputs": [{"name": "y", "shape": [2], "datatype": "BYTES", "data": ["a"]}]}', None, "unsupported"),
-        (b'{"outputs": [{"name": "y", "shape": [-1], "datatype": "FP32", "data": []}]}', None, "not a list of sizes"),
+        (
+            b'{"outputs": [{"name": "y", "shape": [2], "datatype": "FP32", "data": [1]}]}',
+            None,
+            "do not fill",
+        ),
+        (
+            b'{"outputs": [{"name": "y", "shape": [2], "datatype": "BYTES", "data": ["a"]}]}',
+            None,
+            "unsupported",
+        ),
+        (
+            b'{"outputs": [{"name": "y", "shape": [-1], "datatype": "FP32", "data": []}]}',
+            None,
+            "not a list of sizes",
+        ),
         (_BIN + b"\x00\x00", str(len(_BIN)), "binary_data_size"),
         (b"{}", "99", "does not fit"),
     ],
 )
-def test_malformed_messages_are_named(body: bytes, header: str | None, match: str) -> None:
+def test_malformed_messages_are_named(
+    body: bytes, header: str | None, match: str
+) -> None:
     with pytest.raises(_v2.TensorError, match=match):
         _v2.decode(body, "outputs", header)
 

@@ -31,7 +31,9 @@ def _read_tiff(data: bytes) -> np.ndarray:
 class ScaneoServer:
     """Answers POST /predict: a class GeoTIFF (segmentation) or a JSON list (classification)."""
 
-    def __init__(self, model: ConvBackend, *, task: str = "segmentation", offset: int = 0) -> None:
+    def __init__(
+        self, model: ConvBackend, *, task: str = "segmentation", offset: int = 0
+    ) -> None:
         self.model, self.task, self.offset = model, task, offset
         self.fields: list[str] = []
         owner = self
@@ -52,9 +54,14 @@ class ScaneoServer:
                 logits = owner.model.forward(tile)
                 if owner.task == "classification":
                     p = np.exp(logits.mean(axis=(2, 3))[0])
-                    payload, ctype = json.dumps((p / p.sum()).tolist()).encode(), "application/json"
+                    payload, ctype = (
+                        json.dumps((p / p.sum()).tolist()).encode(),
+                        "application/json",
+                    )
                 else:
-                    classes = logits[0].argmax(axis=0).astype(np.uint8)[None] + owner.offset
+                    classes = (
+                        logits[0].argmax(axis=0).astype(np.uint8)[None] + owner.offset
+                    )
                     payload, ctype = encode_tile_tiff(classes), "image/tiff"
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
@@ -66,7 +73,9 @@ class ScaneoServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> ScaneoServer:
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -77,8 +86,17 @@ class ScaneoServer:
 def _client(toy: Path, url: str, tmp_path: Path, **over: Any) -> ModelSpec:
     doc = yaml.safe_load(toy.read_text())
     doc.pop("architecture")
-    doc.update(backend="http", format="remote",
-               endpoint={"url": url, "protocol": "scaneo", "path": "/predict", "concurrency": 3}, **over)
+    doc.update(
+        backend="http",
+        format="remote",
+        endpoint={
+            "url": url,
+            "protocol": "scaneo",
+            "path": "/predict",
+            "concurrency": 3,
+        },
+        **over,
+    )
     p = tmp_path / "scaneo.yaml"
     p.write_text(yaml.safe_dump(doc))
     return load_spec(p)
@@ -89,7 +107,9 @@ def local(toy: Path) -> Iterator[ConvBackend]:
     yield ConvBackend(load_spec(toy))
 
 
-def test_segmentation_class_tiff_becomes_one_hot(tmp_path: Path, toy: Path, local: ConvBackend) -> None:
+def test_segmentation_class_tiff_becomes_one_hot(
+    tmp_path: Path, toy: Path, local: ConvBackend
+) -> None:
     with ScaneoServer(local) as srv, HttpBackend(_client(toy, srv.url, tmp_path)) as be:
         batch = synthetic_batch(be.spec, 3)
         preds = be.predict(batch)
@@ -97,18 +117,31 @@ def test_segmentation_class_tiff_becomes_one_hot(tmp_path: Path, toy: Path, loca
     want = local.forward(batch.data).argmax(axis=1)
     for p, w in zip(preds, want, strict=True):
         assert p.array.shape == (3, 40, 40)
-        assert np.array_equal(p.array.argmax(axis=0), w) and np.array_equal(p.array.sum(axis=0), np.ones((40, 40)))
+        assert np.array_equal(p.array.argmax(axis=0), w) and np.array_equal(
+            p.array.sum(axis=0), np.ones((40, 40))
+        )
 
 
-def test_out_of_range_classes_are_refused(tmp_path: Path, toy: Path, local: ConvBackend) -> None:
-    with ScaneoServer(local, offset=3) as srv, HttpBackend(_client(toy, srv.url, tmp_path)) as be, \
-            pytest.raises(ModelOutputError, match=r"outside 0\.\.2"):
+def test_out_of_range_classes_are_refused(
+    tmp_path: Path, toy: Path, local: ConvBackend
+) -> None:
+    with (
+        ScaneoServer(local, offset=3) as srv,
+        HttpBackend(_client(toy, srv.url, tmp_path)) as be,
+        pytest.raises(ModelOutputError, match=r"outside 0\.\.2"),
+    ):
         be.predict(synthetic_batch(be.spec, 1))
 
 
-def test_classification_probabilities(tmp_path: Path, toy: Path, local: ConvBackend) -> None:
-    with ScaneoServer(local, task="classification") as srv, \
-            HttpBackend(_client(toy, srv.url, tmp_path, task="classification")) as be:
+def test_classification_probabilities(
+    tmp_path: Path, toy: Path, local: ConvBackend
+) -> None:
+    with (
+        ScaneoServer(local, task="classification") as srv,
+        HttpBackend(_client(toy, srv.url, tmp_path, task="classification")) as be,
+    ):
         preds = be.predict(synthetic_batch(be.spec, 2))
     assert [p.kind for p in preds] == ["scores", "scores"]
-    assert all(p.array.shape == (3,) and abs(float(p.array.sum()) - 1) < 1e-5 for p in preds)
+    assert all(
+        p.array.shape == (3,) and abs(float(p.array.sum()) - 1) < 1e-5 for p in preds
+    )

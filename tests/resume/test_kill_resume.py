@@ -39,22 +39,44 @@ class Case:
         self.scene = root / "foz.tif"
         with rasterio.open(LANDSAT8) as src:
             data = src.read(window=((600, 800), (900, 1130)))
-            profile = src.profile | {"width": 230, "height": 200, "nodata": 0,
-                                     "transform": src.window_transform(((600, 800), (900, 1130)))}
+            profile = src.profile | {
+                "width": 230,
+                "height": 200,
+                "nodata": 0,
+                "transform": src.window_transform(((600, 800), (900, 1130))),
+            }
         data[:, :25, :40] = 0  # a nodata corner
         with rasterio.open(self.scene, "w", **profile) as dst:
             dst.write(data)
-        self.spec = write_toy_spec(root / "toy.yaml", tile_size=64, mean=4200.0, std=3700.0, sleep=0.05)
+        self.spec = write_toy_spec(
+            root / "toy.yaml", tile_size=64, mean=4200.0, std=3700.0, sleep=0.05
+        )
         self.ref = root / "ref"
-        run = subprocess.run(self.command(self.ref), capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            self.command(self.ref), capture_output=True, text=True, timeout=120
+        )
         assert run.returncode == 0, run.stderr
-        self.ref_bytes = {name: (self.ref / "foz" / f"foz{name}").read_bytes() for name in OUTPUTS}
-        self.tiles = json.loads((self.ref / "run.json").read_text())["scenes"][0]["tiles"]
+        self.ref_bytes = {
+            name: (self.ref / "foz" / f"foz{name}").read_bytes() for name in OUTPUTS
+        }
+        self.tiles = json.loads((self.ref / "run.json").read_text())["scenes"][0][
+            "tiles"
+        ]
 
     def command(self, out: Path) -> list[str]:
         """The predict command line writing into ``out``."""
-        return [GEOLABEL, "-q", "predict", str(self.scene), "-m", str(self.spec), "-o", str(out),
-                "--batch-size", str(BATCH)]
+        return [
+            GEOLABEL,
+            "-q",
+            "predict",
+            str(self.scene),
+            "-m",
+            str(self.spec),
+            "-o",
+            str(out),
+            "--batch-size",
+            str(BATCH),
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +85,19 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Case:
     return Case(tmp_path_factory.mktemp("resume"))
 
 
-def _kill_when(case: Case, out: Path, ready: Callable[[], bool], timeout: float = 60.0) -> None:
+def _kill_when(
+    case: Case, out: Path, ready: Callable[[], bool], timeout: float = 60.0
+) -> None:
     """Start predict, SIGKILL it as soon as ``ready()``; the run must not have ended."""
-    proc = subprocess.Popen(case.command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        case.command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + timeout
     try:
         while not ready():
-            assert proc.poll() is None, f"run ended before the kill point: {proc.stderr.read()!r}"  # type: ignore[union-attr]
+            assert proc.poll() is None, (
+                f"run ended before the kill point: {proc.stderr.read()!r}"
+            )  # type: ignore[union-attr]
             assert time.monotonic() < deadline, "kill point never reached"
             time.sleep(0.002)
         os.kill(proc.pid, signal.SIGKILL)
@@ -81,7 +109,11 @@ def _kill_when(case: Case, out: Path, ready: Callable[[], bool], timeout: float 
 
 
 def _done(out: Path) -> set[str]:
-    return {t for t, r in read_manifest(out / "foz" / "manifest").items() if r.get("status") == "done"}
+    return {
+        t
+        for t, r in read_manifest(out / "foz" / "manifest").items()
+        if r.get("status") == "done"
+    }
 
 
 def _finals_are_whole(case: Case, out: Path) -> None:
@@ -89,7 +121,9 @@ def _finals_are_whole(case: Case, out: Path) -> None:
     for name in OUTPUTS:
         path = out / "foz" / f"foz{name}"
         if path.exists():
-            assert path.read_bytes() == case.ref_bytes[name], f"{path.name} is not whole"
+            assert path.read_bytes() == case.ref_bytes[name], (
+                f"{path.name} is not whole"
+            )
 
 
 def _resume_and_compare(case: Case, out: Path, done_before: set[str]) -> dict:
@@ -98,13 +132,18 @@ def _resume_and_compare(case: Case, out: Path, done_before: set[str]) -> dict:
     assert run.returncode == 0, run.stderr
     for name in OUTPUTS:
         got = (out / "foz" / f"foz{name}").read_bytes()
-        assert got == case.ref_bytes[name], f"foz{name} differs from the uninterrupted run"
+        assert got == case.ref_bytes[name], (
+            f"foz{name} differs from the uninterrupted run"
+        )
     leftovers = [p for p in out.rglob("*") if ".partial" in p.name]
     assert not leftovers, leftovers
     scene = json.loads((out / "run.json").read_text())["scenes"][0]
     assert scene["status"] == "done"
     assert scene["tiles_run"] == case.tiles - len(done_before)
-    redone = {json.loads(line)["tile_id"] for line in _manifest_lines(out)[len(lines_before):]}
+    redone = {
+        json.loads(line)["tile_id"]
+        for line in _manifest_lines(out)[len(lines_before) :]
+    }
     assert not redone & done_before, "finished tiles were redone"
     return scene
 
@@ -113,13 +152,19 @@ def _manifest_lines(out: Path) -> list[str]:
     path = out / "foz" / "manifest" / "main.jsonl"
     if not path.exists():
         return []
-    return [line for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    return [
+        line
+        for line in path.read_text().splitlines(keepends=True)
+        if line.endswith("\n")
+    ]
 
 
 def test_reference_covers_nodata_and_classes(case: Case) -> None:
     with rasterio.open(case.ref / "foz" / "foz_mask.tif") as ds:
         mask = ds.read(1)
-    assert (mask[:25, :40] == 255).all() and (mask != 255).sum() > 0.9 * mask.size - 25 * 40
+    assert (mask[:25, :40] == 255).all() and (
+        mask != 255
+    ).sum() > 0.9 * mask.size - 25 * 40
     assert len(np.unique(mask[mask != 255])) > 1
     assert case.tiles > 4 * BATCH
 
@@ -141,8 +186,14 @@ def test_kill_during_tiles(case: Case, tmp_path: Path) -> None:
     assert 0 < scene["tiles_run"] < case.tiles
 
 
-@pytest.mark.parametrize("partial", ["foz_mask.partial.tif", "foz_probabilities.partial.cog",
-                                     "foz_predictions.partial.gpkg"])
+@pytest.mark.parametrize(
+    "partial",
+    [
+        "foz_mask.partial.tif",
+        "foz_probabilities.partial.cog",
+        "foz_predictions.partial.gpkg",
+    ],
+)
 def test_kill_during_finalize(case: Case, tmp_path: Path, partial: str) -> None:
     out = tmp_path / "run"
     _kill_when(case, out, lambda: (out / "foz" / partial).exists())

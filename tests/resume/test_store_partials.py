@@ -16,12 +16,18 @@ from geolabel.stitch._halo import halo_size
 def _grid() -> TileGrid:
     from affine import Affine
 
-    return TileGrid(SceneGrid((100, 90), Affine(10, 0, 0, 0, -10, 0), "EPSG:32633"), 32, 4)
+    return TileGrid(
+        SceneGrid((100, 90), Affine(10, 0, 0, 0, -10, 0), "EPSG:32633"), 32, 4
+    )
 
 
 def test_half_built_store_of_a_dead_process_is_removed(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     host = store_mod._host()
     path = tmp_path / "store.zarr"
     stale = tmp_path / f"store.zarr.{host}-{int(dead.stdout)}.partial"

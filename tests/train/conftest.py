@@ -43,24 +43,45 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     labels = gpd.GeoDataFrame(
         {"label": ["dark", "bright", "dark"]},
-        geometry=[box(50, 5, 70, 30), box(5, 60, 30, 90), box(2, 2, 12, 40)], crs="EPSG:32633")
+        geometry=[box(50, 5, 70, 30), box(5, 60, 30, 90), box(2, 2, 12, 40)],
+        crs="EPSG:32633",
+    )
     pyogrio.write_dataframe(labels, d / "labels.gpkg", layer="polygons")
-    points = gpd.GeoDataFrame({"label": ["bright"]}, geometry=[shapely.Point(*(t @ (18.5, 28.5)))],
-                              crs="EPSG:32633")
+    points = gpd.GeoDataFrame(
+        {"label": ["bright"]},
+        geometry=[shapely.Point(*(t @ (18.5, 28.5)))],
+        crs="EPSG:32633",
+    )
     pyogrio.write_dataframe(points, d / "labels.gpkg", layer="points")
     params = {"in_channels": 3, "num_classes": 2, "base_channels": 4, "depth": 2}
     torch.manual_seed(0)
-    save_file({k: v.float().contiguous() for k, v in UNet(**params).state_dict().items()},
-              str(d / "base.safetensors"))
+    save_file(
+        {k: v.float().contiguous() for k, v in UNet(**params).state_dict().items()},
+        str(d / "base.safetensors"),
+    )
     spec = {
-        "name": "tiny", "version": "1.0", "task": "segmentation", "backend": "torch",
-        "weights": "base.safetensors", "format": "state_dict",
+        "name": "tiny",
+        "version": "1.0",
+        "task": "segmentation",
+        "backend": "torch",
+        "weights": "base.safetensors",
+        "format": "state_dict",
         "architecture": {"name": "geolabel.unet", "params": params},
-        "input": {"bands": ["b1", "b2", "b3"], "tile_size": 64, "mean": [100.0] * 3,
-                  "std": [50.0] * 3},
+        "input": {
+            "bands": ["b1", "b2", "b3"],
+            "tile_size": 64,
+            "mean": [100.0] * 3,
+            "std": [50.0] * 3,
+        },
         "classes": [{"index": 0, "name": "dark"}, {"index": 1, "name": "bright"}],
-        "receptive_field": 25, "recommended_overlap": 16,
+        "receptive_field": 25,
+        "recommended_overlap": 16,
     }
     (d / "base.yaml").write_text(yaml.safe_dump(spec))
-    return {"dir": d, "scene": scene, "truth": d / "truth.tif", "labels": d / "labels.gpkg",
-            "spec": d / "base.yaml"}
+    return {
+        "dir": d,
+        "scene": scene,
+        "truth": d / "truth.tif",
+        "labels": d / "labels.gpkg",
+        "spec": d / "base.yaml",
+    }

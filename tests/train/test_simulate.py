@@ -19,15 +19,52 @@ from ..conftest import requires_torch
 pytestmark = requires_torch
 
 
-def test_simulate_records_rounds_and_plots(setup: dict[str, Path], tmp_path: Path) -> None:
+def test_simulate_records_rounds_and_plots(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "sim" / "sim.json"
-    r = CliRunner().invoke(cli, [
-        "-q", "simulate", str(setup["scene"]), "--oracle", str(setup["truth"]),
-        "--labels", f"{setup['labels']}:points", "-m", str(setup["spec"]),
-        "--strategy", "entropy", "--strategy", "random", "--seed", "0", "--seed", "1",
-        "--rounds", "2", "--regions-per-round", "2", "--region-size", "16",
-        "--initial-steps", "5", "--round-steps", "3", "--chip-size", "32", "--batch-size", "2",
-        "--miou-target", "0.0", "--miou-target", "1.01", "-o", str(out)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "-q",
+            "simulate",
+            str(setup["scene"]),
+            "--oracle",
+            str(setup["truth"]),
+            "--labels",
+            f"{setup['labels']}:points",
+            "-m",
+            str(setup["spec"]),
+            "--strategy",
+            "entropy",
+            "--strategy",
+            "random",
+            "--seed",
+            "0",
+            "--seed",
+            "1",
+            "--rounds",
+            "2",
+            "--regions-per-round",
+            "2",
+            "--region-size",
+            "16",
+            "--initial-steps",
+            "5",
+            "--round-steps",
+            "3",
+            "--chip-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--miou-target",
+            "0.0",
+            "--miou-target",
+            "1.01",
+            "-o",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.stderr
     rec = json.loads(out.read_text())
     assert rec["complete"] is True
@@ -36,7 +73,11 @@ def test_simulate_records_rounds_and_plots(setup: dict[str, Path], tmp_path: Pat
     split = rec["holdout_columns"][0]
     assert split == 96 - 24
     assert [(x["strategy"], x["seed"]) for x in rec["runs"]] == [
-        ("entropy", 0), ("random", 0), ("entropy", 1), ("random", 1)]
+        ("entropy", 0),
+        ("random", 0),
+        ("entropy", 1),
+        ("random", 1),
+    ]
     with rasterio.open(setup["truth"]) as src:
         oracle_valid = src.read(1) > 0
     for run in rec["runs"]:
@@ -47,7 +88,9 @@ def test_simulate_records_rounds_and_plots(setup: dict[str, Path], tmp_path: Pat
         for x in rounds[1:]:
             assert len(x["regions"]) == 2
             for r0, c0, h, w in x["regions"]:
-                assert c0 + w <= split and (r0, c0) not in seen  # never the holdout, never twice
+                assert (
+                    c0 + w <= split and (r0, c0) not in seen
+                )  # never the holdout, never twice
                 assert h == 16 and w in (16, split - 64)
                 seen.add((r0, c0, h, w))
         # labelled pixels = the first point's square + every revealed region's oracle pixels
@@ -60,8 +103,11 @@ def test_simulate_records_rounds_and_plots(setup: dict[str, Path], tmp_path: Pat
     assert rec["runs"][0]["rounds"][0] == rec["runs"][1]["rounds"][0]
     summ = rec["summary"]["random"]
     assert summ["seeds"] == 2 and len(summ["curve"]) == 3
-    assert summ["pixels_to_reach_miou"]["0"] == {"reached": "2/2", "pixels_mean": 9.0,
-                                                 "pixels_sd": 0.0}
+    assert summ["pixels_to_reach_miou"]["0"] == {
+        "reached": "2/2",
+        "pixels_mean": 9.0,
+        "pixels_sd": 0.0,
+    }
     assert summ["pixels_to_reach_miou"]["1.01"]["reached"] == "0/2"
 
 

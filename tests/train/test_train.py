@@ -27,10 +27,30 @@ def _run(*args: str) -> tuple[int, str, str]:
 
 def _train(s: dict[str, Path], out: Path, *extra: str) -> dict:
     code, stdout, err = _run(
-        "train", str(s["scene"]), "--labels", f"{s['labels']}:polygons",
-        "--labels", f"{s['labels']}:points", "--point-buffer", "1", "-m", str(s["spec"]),
-        "-o", str(out), "--steps", "40", "--batch-size", "4", "--chip-size", "32",
-        "--lr", "0.01", "--threads", "1", *extra)
+        "train",
+        str(s["scene"]),
+        "--labels",
+        f"{s['labels']}:polygons",
+        "--labels",
+        f"{s['labels']}:points",
+        "--point-buffer",
+        "1",
+        "-m",
+        str(s["spec"]),
+        "-o",
+        str(out),
+        "--steps",
+        "40",
+        "--batch-size",
+        "4",
+        "--chip-size",
+        "32",
+        "--lr",
+        "0.01",
+        "--threads",
+        "1",
+        *extra,
+    )
     assert code == 0, err
     return json.loads(stdout)
 
@@ -43,19 +63,41 @@ def test_train_predict_evaluate_round_trip(setup: dict[str, Path]) -> None:
     assert spec.metrics["base_model"] == "tiny@1.0"
     assert spec.metrics["labelled_pixels"] > 500
     assert spec.weights_path() == d / "v2" / "tiny.safetensors"
-    code, _, err = _run("predict", str(setup["scene"]), "-m", res["spec"], "-o", str(d / "run"),
-                        "--device", "cpu", "--no-vectors")
+    code, _, err = _run(
+        "predict",
+        str(setup["scene"]),
+        "-m",
+        res["spec"],
+        "-o",
+        str(d / "run"),
+        "--device",
+        "cpu",
+        "--no-vectors",
+    )
     assert code == 0, err
-    code, stdout, err = _run("evaluate", str(d / "run"), str(setup["truth"]), "--class-offset", "-1")
+    code, stdout, err = _run(
+        "evaluate", str(d / "run"), str(setup["truth"]), "--class-offset", "-1"
+    )
     assert code == 0, err
     scores = json.loads(stdout)
     assert scores["pixels"] == 80 * 96
     assert scores["overall_accuracy"] > 0.95, scores
     # the untrained base model is far worse: training did the work
-    code, _, err = _run("predict", str(setup["scene"]), "-m", str(setup["spec"]),
-                        "-o", str(d / "run0"), "--device", "cpu", "--no-vectors")
+    code, _, err = _run(
+        "predict",
+        str(setup["scene"]),
+        "-m",
+        str(setup["spec"]),
+        "-o",
+        str(d / "run0"),
+        "--device",
+        "cpu",
+        "--no-vectors",
+    )
     assert code == 0, err
-    code, stdout, _ = _run("evaluate", str(d / "run0"), str(setup["truth"]), "--class-offset", "-1")
+    code, stdout, _ = _run(
+        "evaluate", str(d / "run0"), str(setup["truth"]), "--class-offset", "-1"
+    )
     assert json.loads(stdout)["miou"] < scores["miou"] - 0.2
 
 
@@ -66,21 +108,46 @@ def test_same_seed_same_weights_and_outputs_guarded(setup: dict[str, Path]) -> N
     assert Path(a["weights"]).read_bytes() == Path(b["weights"]).read_bytes()
     assert a["metrics"]["final_loss"] == b["metrics"]["final_loss"]
     assert a["metrics"]["from_scratch"] is True
-    code, _, err = _run("train", str(setup["scene"]), "--labels", str(setup["labels"]),
-                        "-m", str(setup["spec"]), "-o", str(d / "a.yaml"), "--steps", "1")
+    code, _, err = _run(
+        "train",
+        str(setup["scene"]),
+        "--labels",
+        str(setup["labels"]),
+        "-m",
+        str(setup["spec"]),
+        "-o",
+        str(d / "a.yaml"),
+        "--steps",
+        "1",
+    )
     assert code == 2 and "--overwrite" in err
 
 
-def test_unknown_class_names_fail_cleanly(setup: dict[str, Path], tmp_path: Path) -> None:
-    bad = gpd.GeoDataFrame({"label": ["lava"]}, geometry=[shapely.Point(500100, 3999900)],
-                           crs="EPSG:32633")
+def test_unknown_class_names_fail_cleanly(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    bad = gpd.GeoDataFrame(
+        {"label": ["lava"]}, geometry=[shapely.Point(500100, 3999900)], crs="EPSG:32633"
+    )
     pyogrio.write_dataframe(bad, tmp_path / "bad.gpkg")
-    code, _, err = _run("train", str(setup["scene"]), "--labels", str(tmp_path / "bad.gpkg"),
-                        "-m", str(setup["spec"]), "-o", str(tmp_path / "x.yaml"))
+    code, _, err = _run(
+        "train",
+        str(setup["scene"]),
+        "--labels",
+        str(tmp_path / "bad.gpkg"),
+        "-m",
+        str(setup["spec"]),
+        "-o",
+        str(tmp_path / "x.yaml"),
+    )
     assert code == 2 and "unknown class names ['lava']" in err
-    assert not (tmp_path / "x.yaml").exists() and not (tmp_path / "x.safetensors").exists()
+    assert (
+        not (tmp_path / "x.yaml").exists() and not (tmp_path / "x.safetensors").exists()
+    )
 
 
-@pytest.mark.parametrize(("old", "new"), [("1.0", "1.1"), ("v2", "v3"), ("1.9", "1.10"), ("beta", "beta.1")])
+@pytest.mark.parametrize(
+    ("old", "new"), [("1.0", "1.1"), ("v2", "v3"), ("1.9", "1.10"), ("beta", "beta.1")]
+)
 def test_bump_version(old: str, new: str) -> None:
     assert bump_version(old) == new

@@ -22,7 +22,9 @@ from geolabel.testing import make_scene, toy_spec
 
 def ambiguity_spec(tile_size: int = 64) -> ModelSpec:
     """A 1-band, 2-class spec without normalisation."""
-    raw = toy_spec(bands=1, classes=2, tile_size=tile_size, mean=0.0, std=1.0, name="ambiguity")
+    raw = toy_spec(
+        bands=1, classes=2, tile_size=tile_size, mean=0.0, std=1.0, name="ambiguity"
+    )
     raw["receptive_field"], raw["recommended_overlap"] = 1, 8
     return ModelSpec.model_validate(raw)
 
@@ -53,9 +55,15 @@ class AmbiguityBackend:
         pass
 
 
-def half_scene(path: Path, *, shape: tuple[int, int] = (96, 160), uncertain: str = "right",
-               crs: str = "EPSG:32633", x0: float = 500000.0, nodata_box: tuple[slice, slice] | None = None
-               ) -> Path:
+def half_scene(
+    path: Path,
+    *,
+    shape: tuple[int, int] = (96, 160),
+    uncertain: str = "right",
+    crs: str = "EPSG:32633",
+    x0: float = 500000.0,
+    nodata_box: tuple[slice, slice] | None = None,
+) -> Path:
     """A scene whose ``uncertain`` half (``left``/``right``/``all``/``none``) has ``a = 1``."""
     a = np.zeros(shape, dtype=np.float32)
     half = shape[1] // 2
@@ -67,14 +75,25 @@ def half_scene(path: Path, *, shape: tuple[int, int] = (96, 160), uncertain: str
         a[:] = 1.0
     if nodata_box is not None:
         a[nodata_box] = -9.0
-    return make_scene(path, data=a[None], bands=1, nodata=-9.0, crs=crs,
-                      transform=Affine(10.0, 0, x0, 0, -10.0, 4000000.0))
+    return make_scene(
+        path,
+        data=a[None],
+        bands=1,
+        nodata=-9.0,
+        crs=crs,
+        transform=Affine(10.0, 0, x0, 0, -10.0, 4000000.0),
+    )
 
 
 def run_ambiguity(scenes: list[Path], out: Path, **config: Any) -> RunResult:
     """Predict ``scenes`` with :class:`AmbiguityBackend`."""
     config.setdefault("vectors", False)
-    cfg = RunConfig(scenes=tuple(str(s) for s in scenes), model="ambiguity.yaml", out=str(out), **config)
+    cfg = RunConfig(
+        scenes=tuple(str(s) for s in scenes),
+        model="ambiguity.yaml",
+        out=str(out),
+        **config,
+    )
     res = run_predict(cfg, model=AmbiguityBackend())
     assert res.ok, [s.error for s in res.scenes]
     return res

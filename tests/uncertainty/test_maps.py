@@ -45,18 +45,26 @@ def test_known_uncertainty_map_nodata_and_tags(tmp_path: Path) -> None:
     np.testing.assert_allclose(right[np.isfinite(right)], 1.0, atol=1e-5)
     doc = json.loads(res.run_json.read_text())
     entry = next(o for o in doc["outputs"] if o["role"] == "uncertainty")
-    assert entry["measure"] == "entropy" and entry["scale"] == "0-1" and doc["config"]["uncertainty"] == "entropy"
+    assert (
+        entry["measure"] == "entropy"
+        and entry["scale"] == "0-1"
+        and doc["config"]["uncertainty"] == "entropy"
+    )
     assert any(o["role"] == "tiles" for o in doc["outputs"])
 
 
 def test_tile_layer_carries_aggregates_in_scene_crs(tmp_path: Path) -> None:
-    scene = half_scene(tmp_path / "half.tif", nodata_box=(slice(0, 96), slice(140, 160)))
+    scene = half_scene(
+        tmp_path / "half.tif", nodata_box=(slice(0, 96), slice(140, 160))
+    )
     res = run_ambiguity([scene], tmp_path / "run", uncertainty="margin")
     tiles = pyogrio.read_dataframe(res.scenes[0].outputs["tiles"], layer="tiles")
     with rasterio.open(scene) as ds:
         assert tiles.crs == ds.crs
         bounds = ds.bounds
-    assert len(tiles) == len(TileGrid(SceneGrid((96, 160), ds.transform, "EPSG:32633"), 64, 8))
+    assert len(tiles) == len(
+        TileGrid(SceneGrid((96, 160), ds.transform, "EPSG:32633"), 64, 8)
+    )
     assert tiles.geometry.union_all().bounds == pytest.approx(tuple(bounds))
     assert set(tiles["measure"]) == {"margin"}
     for t in tiles.itertuples():
@@ -103,12 +111,25 @@ def _ensemble(tmp_path: Path, seeds: tuple[int, int]) -> Path:
     return p
 
 
-def test_ensemble_disagreement_channel_is_stitched(tmp_path: Path, scene_path: Path) -> None:
+def test_ensemble_disagreement_channel_is_stitched(
+    tmp_path: Path, scene_path: Path
+) -> None:
     runner = CliRunner()
     bands = {}
     for seeds in ((0, 1), (2, 2)):
         spec = _ensemble(tmp_path, seeds)
-        r = runner.invoke(cli, ["-q", "predict", str(scene_path), "-m", str(spec), "-o", str(tmp_path / f"r{seeds}")])
+        r = runner.invoke(
+            cli,
+            [
+                "-q",
+                "predict",
+                str(scene_path),
+                "-m",
+                str(spec),
+                "-o",
+                str(tmp_path / f"r{seeds}"),
+            ],
+        )
         assert r.exit_code == 0, r.output
         path = json.loads(r.stdout)["scenes"][0]["outputs"]["uncertainty"]
         with rasterio.open(path) as ds:
@@ -120,27 +141,51 @@ def test_ensemble_disagreement_channel_is_stitched(tmp_path: Path, scene_path: P
     assert np.isnan(differ[:20, :30]).all()  # the scene's nodata corner
 
 
-def test_ensemble_member_mismatch_is_a_clean_error(tmp_path: Path, scene_path: Path) -> None:
+def test_ensemble_member_mismatch_is_a_clean_error(
+    tmp_path: Path, scene_path: Path
+) -> None:
     spec = _ensemble(tmp_path, (0, 1))
     write_toy_spec(tmp_path / "m1.yaml", tile_size=64, classes=2)
-    r = CliRunner().invoke(cli, ["-q", "predict", str(scene_path), "-m", str(spec), "-o", str(tmp_path / "r")])
-    assert r.exit_code == 1 and "other classes or input" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(
+        cli,
+        ["-q", "predict", str(scene_path), "-m", str(spec), "-o", str(tmp_path / "r")],
+    )
+    assert (
+        r.exit_code == 1
+        and "other classes or input" in r.output
+        and "Traceback" not in r.output
+    )
 
 
-def test_cli_measure_choice_none_and_mc_dropout_needs_torch(tmp_path: Path, scene_path: Path,
-                                                           toy_spec_path: Path) -> None:
+def test_cli_measure_choice_none_and_mc_dropout_needs_torch(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path
+) -> None:
     runner = CliRunner()
     base = ["-q", "predict", str(scene_path), "-m", str(toy_spec_path)]
-    r = runner.invoke(cli, [*base, "-o", str(tmp_path / "a"), "--uncertainty", "least-confidence", "--no-vectors"])
+    r = runner.invoke(
+        cli,
+        [
+            *base,
+            "-o",
+            str(tmp_path / "a"),
+            "--uncertainty",
+            "least-confidence",
+            "--no-vectors",
+        ],
+    )
     assert r.exit_code == 0, r.output
     outs = json.loads(r.stdout)["scenes"][0]["outputs"]
     with rasterio.open(outs["uncertainty"]) as ds:
         assert ds.tags(1)["MEASURE"] == "least-confidence"
-    r = runner.invoke(cli, [*base, "-o", str(tmp_path / "b"), "--uncertainty", "none", "--no-vectors"])
+    r = runner.invoke(
+        cli, [*base, "-o", str(tmp_path / "b"), "--uncertainty", "none", "--no-vectors"]
+    )
     outs = json.loads(r.stdout)["scenes"][0]["outputs"]
     assert "uncertainty" not in outs and "tiles" not in outs
     assert not list((tmp_path / "b").rglob("*uncertainty*"))
-    r = runner.invoke(cli, [*base, "-o", str(tmp_path / "c"), "--model-uncertainty", "mc-dropout"])
+    r = runner.invoke(
+        cli, [*base, "-o", str(tmp_path / "c"), "--model-uncertainty", "mc-dropout"]
+    )
     assert r.exit_code == 1 and "MC dropout needs a torch backend" in r.output
     assert "Traceback" not in r.output
     r = runner.invoke(cli, [*base, "-o", str(tmp_path / "d"), "--uncertainty", "bogus"])
@@ -148,7 +193,9 @@ def test_cli_measure_choice_none_and_mc_dropout_needs_torch(tmp_path: Path, scen
 
 
 def test_small_scene_tta_uses_flips_only(tmp_path: Path) -> None:
-    scene = make_scene(tmp_path / "small.tif", shape=(20, 45), bands=1, data=np.ones((1, 20, 45)))
+    scene = make_scene(
+        tmp_path / "small.tif", shape=(20, 45), bands=1, data=np.ones((1, 20, 45))
+    )
     res = run_ambiguity([scene], tmp_path / "run", model_uncertainty="tta")
     with rasterio.open(res.scenes[0].outputs["uncertainty"]) as ds:
         assert ds.descriptions == ("entropy", "tta_disagreement")

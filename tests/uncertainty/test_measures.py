@@ -53,7 +53,9 @@ def test_compute_measure_by_name_and_unknown_name() -> None:
 
 
 def test_mutual_information_zero_for_agreement_one_for_confident_disagreement() -> None:
-    same = np.tile(np.array([0.8, 0.2], dtype=np.float32).reshape(1, 2, 1, 1), (5, 1, 2, 2))
+    same = np.tile(
+        np.array([0.8, 0.2], dtype=np.float32).reshape(1, 2, 1, 1), (5, 1, 2, 2)
+    )
     np.testing.assert_allclose(mutual_information(same), 0.0, atol=1e-6)
     split = np.zeros((4, 2, 1, 1), dtype=np.float32)
     split[:2, 0] = 1.0
@@ -86,7 +88,9 @@ def test_measures_stay_in_unit_interval(p: np.ndarray) -> None:
 @given(prob_maps(), st.integers(2, 5))
 def test_mutual_information_is_bounded_by_total_entropy(p: np.ndarray, t: int) -> None:
     rng = np.random.default_rng(0)
-    samples = np.stack([np.roll(p, int(rng.integers(0, p.shape[0])), axis=0) for _ in range(t)])
+    samples = np.stack(
+        [np.roll(p, int(rng.integers(0, p.shape[0])), axis=0) for _ in range(t)]
+    )
     mi = mutual_information(samples)
     assert np.all(mi >= 0) and np.all(mi <= entropy(samples.mean(axis=0)) + 1e-5)
 
@@ -95,8 +99,13 @@ def test_aggregate_tile_ignores_nodata_and_keys_classes() -> None:
     unc = np.array([[0.1, 0.9, 0.8], [0.2, 1.0, 0.0]], dtype=np.float32)
     valid = np.array([[True, True, True], [True, False, False]])
     classes = np.array([[0, 1, 1], [0, 1, 2]])
-    rec = aggregate_tile({"entropy": unc, "bald": unc / 2}, valid, classes, ("water", "Forest x", "urban"),
-                         AggregateOptions(quantile=0.9, threshold=0.5))
+    rec = aggregate_tile(
+        {"entropy": unc, "bald": unc / 2},
+        valid,
+        classes,
+        ("water", "Forest x", "urban"),
+        AggregateOptions(quantile=0.9, threshold=0.5),
+    )
     v = np.array([0.1, 0.9, 0.8, 0.2])
     assert rec["valid_fraction"] == pytest.approx(4 / 6)
     assert rec["mean"] == pytest.approx(v.mean())
@@ -110,8 +119,12 @@ def test_aggregate_tile_ignores_nodata_and_keys_classes() -> None:
 
 
 def test_aggregate_all_nodata_tile() -> None:
-    rec = aggregate_tile({"entropy": np.ones((2, 2), np.float32)}, np.zeros((2, 2), bool),
-                         np.zeros((2, 2), int), ("a", "b"))
+    rec = aggregate_tile(
+        {"entropy": np.ones((2, 2), np.float32)},
+        np.zeros((2, 2), bool),
+        np.zeros((2, 2), int),
+        ("a", "b"),
+    )
     assert rec["valid_fraction"] == 0 and np.isnan(rec["mean"]) and rec["frac_0_a"] == 0
 
 
@@ -119,7 +132,9 @@ def test_box_scores_in_the_ambiguous_band() -> None:
     rec = aggregate_boxes(np.array([0.95, 0.5, 0.35, 0.1, 0.72]), band=(0.3, 0.7))
     assert (rec["boxes"], rec["ambiguous"]) == (5, 2)
     assert rec["frac_ambiguous"] == pytest.approx(0.4)
-    assert rec["mean_box_uncertainty"] == pytest.approx(np.mean([0.1, 1.0, 0.7, 0.2, 0.56]))
+    assert rec["mean_box_uncertainty"] == pytest.approx(
+        np.mean([0.1, 1.0, 0.7, 0.2, 0.56])
+    )
     empty = aggregate_boxes(np.array([]))
     assert empty["boxes"] == 0 and np.isnan(empty["mean_box_uncertainty"])
     with pytest.raises(ValueError, match="band"):

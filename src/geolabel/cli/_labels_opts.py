@@ -23,8 +23,9 @@ class LayerPath(click.ParamType):  # type: ignore[type-arg]
 
     name = "path[:layer]"
 
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> tuple[str, str | None]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, str | None]:
         """Split and check that the file exists."""
         if isinstance(value, tuple):
             return value

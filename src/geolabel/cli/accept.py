@@ -22,13 +22,17 @@ def _thresholds(values: tuple[str, ...]) -> tuple[float | None, dict[str, float]
         try:
             x = float(num)
         except ValueError:
-            raise click.BadParameter(f"{v!r} is not a number or CLASS=NUMBER",
-                                     param_hint="--threshold") from None
+            raise click.BadParameter(
+                f"{v!r} is not a number or CLASS=NUMBER", param_hint="--threshold"
+            ) from None
         if not 0.0 <= x <= 1.0:
-            raise click.BadParameter(f"{v!r}: thresholds are scores in [0, 1]",
-                                     param_hint="--threshold")
+            raise click.BadParameter(
+                f"{v!r}: thresholds are scores in [0, 1]", param_hint="--threshold"
+            )
         if eq and not name:
-            raise click.BadParameter(f"{v!r}: class name missing", param_hint="--threshold")
+            raise click.BadParameter(
+                f"{v!r}: class name missing", param_hint="--threshold"
+            )
         if eq:
             per[name] = x
         else:
@@ -42,22 +46,48 @@ def _ids(value: str | None) -> frozenset[int] | None:
     try:
         return frozenset(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of ids",
-                                 param_hint="--ids") from None
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of ids", param_hint="--ids"
+        ) from None
 
 
 @click.command()
 @click.argument("suggestions", type=LayerPath())
-@click.option("-o", "--labels", "labels", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Labels GeoPackage to append to (created if missing).")
-@click.option("--layer", "labels_layer", default="labels", show_default=True, help="Layer of the labels.")
-@click.option("--threshold", "thresholds", multiple=True,
-              help="Minimum score: 0.6 for all classes or CLASS=0.8 for one (repeatable).")
+@click.option(
+    "-o",
+    "--labels",
+    "labels",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Labels GeoPackage to append to (created if missing).",
+)
+@click.option(
+    "--layer",
+    "labels_layer",
+    default="labels",
+    show_default=True,
+    help="Layer of the labels.",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    help="Minimum score: 0.6 for all classes or CLASS=0.8 for one (repeatable).",
+)
 @click.option("--ids", help="Accept these feature ids, e.g. 1,5,9.")
-@click.option("--inside", type=LayerPath(), help="Accept features inside these polygons, PATH[:LAYER].")
-def accept(suggestions: tuple[str, str | None], labels: Path, labels_layer: str,
-           thresholds: tuple[str, ...], ids: str | None,
-           inside: tuple[str, str | None] | None) -> None:
+@click.option(
+    "--inside",
+    type=LayerPath(),
+    help="Accept features inside these polygons, PATH[:LAYER].",
+)
+def accept(
+    suggestions: tuple[str, str | None],
+    labels: Path,
+    labels_layer: str,
+    thresholds: tuple[str, ...],
+    ids: str | None,
+    inside: tuple[str, str | None] | None,
+) -> None:
     """Append accepted SUGGESTIONS (PATH[:LAYER], default layer predictions) to labels.
 
     Features the reviewer marked rejected are never taken; accepted and edited ones
@@ -82,10 +112,21 @@ def accept(suggestions: tuple[str, str | None], labels: Path, labels_layer: str,
     if inside is not None:
         polys = read_labels(inside[0], layer=inside[1])
         sugg_crs = read_labels(spath, layer=slayer or "predictions").crs
-        if polys.crs is not None and sugg_crs is not None and not polys.crs.equals(sugg_crs):
+        if (
+            polys.crs is not None
+            and sugg_crs is not None
+            and not polys.crs.equals(sugg_crs)
+        ):
             polys = polys.to_crs(sugg_crs)
         area = shapely.union_all(polys.geometry.to_numpy())
-    selection = Selection(threshold=glob, class_thresholds=per, ids=_ids(ids), inside=area)
-    result = accept_suggestions(spath, labels, selection=selection,
-                                suggestions_layer=slayer or "predictions", labels_layer=labels_layer)
+    selection = Selection(
+        threshold=glob, class_thresholds=per, ids=_ids(ids), inside=area
+    )
+    result = accept_suggestions(
+        spath,
+        labels,
+        selection=selection,
+        suggestions_layer=slayer or "predictions",
+        labels_layer=labels_layer,
+    )
     click.echo(json.dumps(result.to_dict()))

@@ -10,8 +10,14 @@ __all__ = ["demo"]
 
 
 @click.command()
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("tiles/demo"), show_default=True,
-              help="Run folder.")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("tiles/demo"),
+    show_default=True,
+    help="Run folder.",
+)
 @click.option("--overwrite", is_flag=True, help="Start again instead of resuming.")
 @click.pass_context
 def demo(ctx: click.Context, out: Path, overwrite: bool) -> None:
@@ -25,8 +31,8 @@ def demo(ctx: click.Context, out: Path, overwrite: bool) -> None:
       geolabel demo
       geolabel demo --out /tmp/demo --overwrite
     """
-    from geolabel.cli.predict import report
     from geolabel.cli.options import ProgressBar
+    from geolabel.cli.predict import report
     from geolabel.config import RunConfig
     from geolabel.models.spec import builtin_spec_path
     from geolabel.pipeline import run_predict

@@ -15,20 +15,57 @@ __all__ = ["evaluate"]
 @click.command()
 @click.argument("prediction", type=click.Path(exists=True, path_type=Path))
 @click.argument("reference", type=str)
-@click.option("--kind", "kind", help="Reference kind: raster, vector, ... [default: from the suffix].")
+@click.option(
+    "--kind",
+    "kind",
+    help="Reference kind: raster, vector, ... [default: from the suffix].",
+)
 @click.option("--scene", help="Scene of a multi-scene run folder (name).")
-@click.option("-m", "--model", type=click.Path(exists=True, path_type=Path),
-              help="Model spec for the class names [default: the run's].")
-@click.option("--class-field", default="label", show_default=True, help="Class field of a vector reference.")
-@click.option("--class-offset", type=int, default=0, show_default=True,
-              help="Added to integer reference codes (-1 for 1-based codes).")
-@click.option("--point-buffer", type=click.IntRange(0), default=0, show_default=True,
-              help="Grow reference points to (2N+1)^2 pixel squares.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the JSON here.")
+@click.option(
+    "-m",
+    "--model",
+    type=click.Path(exists=True, path_type=Path),
+    help="Model spec for the class names [default: the run's].",
+)
+@click.option(
+    "--class-field",
+    default="label",
+    show_default=True,
+    help="Class field of a vector reference.",
+)
+@click.option(
+    "--class-offset",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Added to integer reference codes (-1 for 1-based codes).",
+)
+@click.option(
+    "--point-buffer",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Grow reference points to (2N+1)^2 pixel squares.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JSON here.",
+)
 @click.pass_context
-def evaluate(ctx: click.Context, prediction: Path, reference: str, kind: str | None,
-             scene: str | None, model: Path | None, class_field: str, class_offset: int,
-             point_buffer: int, out: Path | None) -> None:
+def evaluate(
+    ctx: click.Context,
+    prediction: Path,
+    reference: str,
+    kind: str | None,
+    scene: str | None,
+    model: Path | None,
+    class_field: str,
+    class_offset: int,
+    point_buffer: int,
+    out: Path | None,
+) -> None:
     """Score PREDICTION (run folder or mask GeoTIFF) against REFERENCE (PATH[:LAYER]).
 
     JSON on stdout (and --out); a readable table on stderr.
@@ -45,8 +82,14 @@ def evaluate(ctx: click.Context, prediction: Path, reference: str, kind: str | N
 
     ref, layer = parse_layer_path(reference)
     names = load_spec(model).class_names if model else None
-    opts = EvalOptions(scene=scene, class_names=names, reference_layer=layer,
-                       class_field=class_field, class_offset=class_offset, point_buffer=point_buffer)
+    opts = EvalOptions(
+        scene=scene,
+        class_names=names,
+        reference_layer=layer,
+        class_field=class_field,
+        class_offset=class_offset,
+        point_buffer=point_buffer,
+    )
     scores = run_eval(prediction, ref, kind=kind, options=opts)
     if out is not None:
         write_json(scores, out)

@@ -13,9 +13,20 @@ __all__ = ["export_onnx_cmd"]
 @click.command("export-onnx")
 @click.argument("spec", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--opset", type=click.IntRange(17), default=17, show_default=True, help="ONNX opset.")
-@click.option("--check-batch", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Tiles in the seeded batch the export is checked on.")
+@click.option(
+    "--opset",
+    type=click.IntRange(17),
+    default=17,
+    show_default=True,
+    help="ONNX opset.",
+)
+@click.option(
+    "--check-batch",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Tiles in the seeded batch the export is checked on.",
+)
 def export_onnx_cmd(spec: Path, out: Path, opset: int, check_batch: int) -> None:
     """Export the torch model of SPEC to OUT (.onnx) plus OUT's .yaml spec (backend onnx).
 
@@ -31,6 +42,14 @@ def export_onnx_cmd(spec: Path, out: Path, opset: int, check_batch: int) -> None
     from geolabel.models.export import export_onnx
 
     res = export_onnx(spec, out, opset=opset, batch=check_batch)
-    click.echo(json.dumps({"onnx": str(res.onnx), "spec": str(res.spec), "opset": res.opset,
-                           "argmax_agreement_vs_torch_fp32": res.agreement,
-                           "max_abs_logit_diff": res.max_abs_diff}))
+    click.echo(
+        json.dumps(
+            {
+                "onnx": str(res.onnx),
+                "spec": str(res.spec),
+                "opset": res.opset,
+                "argmax_agreement_vs_torch_fp32": res.agreement,
+                "max_abs_logit_diff": res.max_abs_diff,
+            }
+        )
+    )

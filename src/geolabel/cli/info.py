@@ -15,7 +15,9 @@ __all__ = ["info"]
 @click.option("--nodata", type=float, help="Override the nodata value.")
 @click.option("--allow-vrt", is_flag=True, help="Accept a VRT.")
 @click.option("--allow-pixel-space", is_flag=True, help="Accept a file without CRS.")
-def info(scene: Path, nodata: float | None, allow_vrt: bool, allow_pixel_space: bool) -> None:
+def info(
+    scene: Path, nodata: float | None, allow_vrt: bool, allow_pixel_space: bool
+) -> None:
     """Validate SCENE and print its grid, bands and nodata as JSON.
 
     \b
@@ -25,10 +27,25 @@ def info(scene: Path, nodata: float | None, allow_vrt: bool, allow_pixel_space: 
     """
     from geolabel.io.scene import open_scene
 
-    s = open_scene(scene, nodata=nodata, allow_vrt=allow_vrt, allow_pixel_space=allow_pixel_space)
-    click.echo(json.dumps({
-        "path": str(s.path), "driver": s.driver, "shape": list(s.grid.shape),
-        "transform": list(s.grid.transform)[:6], "crs": s.grid.crs, "bounds": list(s.grid.bounds),
-        "bands": list(s.bands), "band_names": list(s.band_names), "dtype": s.dtype,
-        "nodata": s.nodata, "nodata_source": s.nodata_source, "area_or_point": s.area_or_point,
-    }, indent=2))
+    s = open_scene(
+        scene, nodata=nodata, allow_vrt=allow_vrt, allow_pixel_space=allow_pixel_space
+    )
+    click.echo(
+        json.dumps(
+            {
+                "path": str(s.path),
+                "driver": s.driver,
+                "shape": list(s.grid.shape),
+                "transform": list(s.grid.transform)[:6],
+                "crs": s.grid.crs,
+                "bounds": list(s.grid.bounds),
+                "bands": list(s.bands),
+                "band_names": list(s.band_names),
+                "dtype": s.dtype,
+                "nodata": s.nodata,
+                "nodata_source": s.nodata_source,
+                "area_or_point": s.area_or_point,
+            },
+            indent=2,
+        )
+    )

@@ -62,7 +62,12 @@ class _Group(click.Group):
 
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="geolabel")
-@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug); shows tracebacks.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More logging (-vv for debug); shows tracebacks.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, warnings only.")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
@@ -71,8 +76,11 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     level = logging.WARNING - 10 * verbose
     if debug:
         level = logging.DEBUG
-    logging.basicConfig(level=max(level, logging.DEBUG), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG),
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     ctx.obj = {"verbose": verbose, "quiet": quiet, "debug": debug or verbose > 0}
 
 

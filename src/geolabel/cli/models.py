@@ -30,7 +30,9 @@ def list_() -> None:
 
 @models.command()
 @click.argument("spec", type=click.Path(path_type=Path))
-@click.option("--device", default="cpu", show_default=True, help="Device for local models.")
+@click.option(
+    "--device", default="cpu", show_default=True, help="Device for local models."
+)
 @click.pass_context
 def check(ctx: click.Context, spec: Path, device: str) -> None:
     """Check SPEC before a run: it loads or is reachable, the server's metadata matches
@@ -51,6 +53,11 @@ def check(ctx: click.Context, spec: Path, device: str) -> None:
     for s in steps:
         if not s.ok:
             click.echo(f"geolabel: error: {spec}: {s.name}: {s.detail}", err=True)
-    click.echo(json.dumps({"spec": str(spec), "ok": ok, "checks": [s.to_dict() for s in steps]}, indent=2))
+    click.echo(
+        json.dumps(
+            {"spec": str(spec), "ok": ok, "checks": [s.to_dict() for s in steps]},
+            indent=2,
+        )
+    )
     if not ok:
         ctx.exit(1)

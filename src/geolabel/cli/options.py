@@ -17,18 +17,22 @@ import click
 __all__ = ["BandsType", "ProgressBar", "run_options"]
 
 
-class BandsType(click.ParamType):
+class BandsType(click.ParamType):  # type: ignore[type-arg]
     """``1,2,3`` -> ``(1, 2, 3)`` (1-based band indexes)."""
 
     name = "bands"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
         if isinstance(value, tuple):
             return value
         try:
             out = tuple(int(v) for v in str(value).split(","))
         except ValueError:
-            self.fail(f"{value!r} is not a comma-separated list of band numbers", param, ctx)
+            self.fail(
+                f"{value!r} is not a comma-separated list of band numbers", param, ctx
+            )
         if any(b < 1 for b in out):
             self.fail(f"band numbers start at 1, got {value!r}", param, ctx)
         return out
@@ -37,25 +41,115 @@ class BandsType(click.ParamType):
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The tiling and execution options shared by predict-like commands."""
     opts = [
-        click.option("--tile-size", type=click.IntRange(16, 8192), help="Tile size in pixels [default: the model's]."),
-        click.option("--overlap", type=click.IntRange(0), help="Context pixels per tile side [default: the model's recommendation]."),
-        click.option("--dead-zone", type=click.IntRange(0), help="Zero-weight pixels at blended tile edges [default: receptive radius]."),
-        click.option("--batch-size", type=click.IntRange(1, 1024), default=4, show_default=True, help="Tiles per model call."),
-        click.option("-b", "--bands", type=BandsType(), help="1-based band indexes in model order, e.g. 4,3,2."),
-        click.option("--nodata", type=float, help="Treat this value as nodata (overrides the file)."),
-        click.option("--allow-vrt", is_flag=True, help="Accept VRT inputs (they can reference any file)."),
-        click.option("--allow-pixel-space", is_flag=True, help="Accept inputs without a CRS."),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True, help="Model precision; auto: bf16 (CPU) or fp16 (CUDA) if its argmax agrees with fp32 on >= 99.9 % of the first batch's pixels."),
-        click.option("--threads", type=click.IntRange(1), help="Model threads [default: all cores]."),
-        click.option("--probabilities/--no-probabilities", default=True, show_default=True, help="Write the per-class probability COG."),
-        click.option("--vectors/--no-vectors", default=True, show_default=True, help="Write the polygon GeoPackage."),
-        click.option("--retry-failed", is_flag=True, help="Re-run tiles that failed in an earlier run."),
-        click.option("--overwrite", is_flag=True, help="Discard existing results in the run folder."),
-        click.option("--uncertainty", type=click.Choice(["entropy", "margin", "least-confidence", "none"]), default="entropy", show_default=True, help="Per-pixel measure of the uncertainty COG (scaled 0-1)."),
-        click.option("--model-uncertainty", type=click.Choice(["none", "mc-dropout", "tta"]), default="none", show_default=True, help="Also stitch MC-dropout BALD or test-time-augmentation disagreement."),
-        click.option("--mc-passes", type=click.IntRange(2, 256), default=8, show_default=True, help="MC-dropout passes."),
-        click.option("--seed", type=int, default=0, show_default=True, help="Seed of the MC-dropout passes."),
+        click.option(
+            "--tile-size",
+            type=click.IntRange(16, 8192),
+            help="Tile size in pixels [default: the model's].",
+        ),
+        click.option(
+            "--overlap",
+            type=click.IntRange(0),
+            help="Context pixels per tile side [default: the model's recommendation].",
+        ),
+        click.option(
+            "--dead-zone",
+            type=click.IntRange(0),
+            help="Zero-weight pixels at blended tile edges [default: receptive radius].",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, 1024),
+            default=4,
+            show_default=True,
+            help="Tiles per model call.",
+        ),
+        click.option(
+            "-b",
+            "--bands",
+            type=BandsType(),
+            help="1-based band indexes in model order, e.g. 4,3,2.",
+        ),
+        click.option(
+            "--nodata",
+            type=float,
+            help="Treat this value as nodata (overrides the file).",
+        ),
+        click.option(
+            "--allow-vrt",
+            is_flag=True,
+            help="Accept VRT inputs (they can reference any file).",
+        ),
+        click.option(
+            "--allow-pixel-space", is_flag=True, help="Accept inputs without a CRS."
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help="auto, cpu, cuda or cuda:N.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16", "fp16", "auto"]),
+            default="fp32",
+            show_default=True,
+            help="Model precision; auto: bf16 (CPU) or fp16 (CUDA) if its argmax agrees with fp32 on >= 99.9 % of the first batch's pixels.",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(1),
+            help="Model threads [default: all cores].",
+        ),
+        click.option(
+            "--probabilities/--no-probabilities",
+            default=True,
+            show_default=True,
+            help="Write the per-class probability COG.",
+        ),
+        click.option(
+            "--vectors/--no-vectors",
+            default=True,
+            show_default=True,
+            help="Write the polygon GeoPackage.",
+        ),
+        click.option(
+            "--retry-failed",
+            is_flag=True,
+            help="Re-run tiles that failed in an earlier run.",
+        ),
+        click.option(
+            "--overwrite",
+            is_flag=True,
+            help="Discard existing results in the run folder.",
+        ),
+        click.option(
+            "--uncertainty",
+            type=click.Choice(["entropy", "margin", "least-confidence", "none"]),
+            default="entropy",
+            show_default=True,
+            help="Per-pixel measure of the uncertainty COG (scaled 0-1).",
+        ),
+        click.option(
+            "--model-uncertainty",
+            type=click.Choice(["none", "mc-dropout", "tta"]),
+            default="none",
+            show_default=True,
+            help="Also stitch MC-dropout BALD or test-time-augmentation disagreement.",
+        ),
+        click.option(
+            "--mc-passes",
+            type=click.IntRange(2, 256),
+            default=8,
+            show_default=True,
+            help="MC-dropout passes.",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of the MC-dropout passes.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -79,7 +173,9 @@ class ProgressBar:
 
         if scene != self.scene:
             self.close()
-            self.bar = tqdm(total=total, desc=scene, unit="tile", file=sys.stderr, leave=True)
+            self.bar = tqdm(
+                total=total, desc=scene, unit="tile", file=sys.stderr, leave=True
+            )
             self.scene = scene
         self.bar.n = done
         self.bar.refresh()

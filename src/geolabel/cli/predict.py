@@ -20,24 +20,55 @@ def report(result: Any, quiet: bool) -> None:
             click.echo(f"geolabel: error: {s.scene}: {s.error}", err=True)
     summary = {
         "run": str(result.run_json),
-        "scenes": [{"scene": s.scene, "status": s.status, "outputs": s.outputs} for s in result.scenes],
+        "scenes": [
+            {"scene": s.scene, "status": s.status, "outputs": s.outputs}
+            for s in result.scenes
+        ],
     }
     click.echo(json.dumps(summary, indent=None if quiet else 2))
 
 
 @click.command()
 @click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-m", "--model", "model", required=True, type=click.Path(path_type=Path), help="Model spec (YAML).")
-@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Run folder (created; re-running resumes).")
+@click.option(
+    "-m",
+    "--model",
+    "model",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Model spec (YAML).",
+)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Run folder (created; re-running resumes).",
+)
 @run_options
-@click.option("--cluster", default="local", show_default=True, metavar="TARGET",
-              help="Where batches run: local, local:N (worker processes), tcp://HOST:PORT (a dask "
-                   "scheduler), slurm:FILE.yaml or pbs:FILE.yaml (dask-jobqueue).")
-@click.option("--shard", metavar="I/N|auto",
-              help="Run only shard I (0-based) of N of the batches and do not finalize "
-                   "(`geolabel finalize OUT` does); auto: from SLURM_ARRAY_TASK_ID/_COUNT.")
+@click.option(
+    "--cluster",
+    default="local",
+    show_default=True,
+    metavar="TARGET",
+    help="Where batches run: local, local:N (worker processes), tcp://HOST:PORT (a dask "
+    "scheduler), slurm:FILE.yaml or pbs:FILE.yaml (dask-jobqueue).",
+)
+@click.option(
+    "--shard",
+    metavar="I/N|auto",
+    help="Run only shard I (0-based) of N of the batches and do not finalize "
+    "(`geolabel finalize OUT` does); auto: from SLURM_ARRAY_TASK_ID/_COUNT.",
+)
 @click.pass_context
-def predict(ctx: click.Context, scenes: tuple[Path, ...], model: Path, out: Path, **opts: Any) -> None:
+def predict(
+    ctx: click.Context,
+    /,
+    scenes: tuple[Path, ...],
+    model: Path,
+    out: Path,
+    **opts: Any,
+) -> None:
     """Run MODEL over SCENES, stitch the tiles and write COGs, vectors and run.json.
 
     Re-running the same command resumes: finished tiles are not redone. A bad scene is
@@ -54,22 +85,34 @@ def predict(ctx: click.Context, scenes: tuple[Path, ...], model: Path, out: Path
     status 75 within 30 s; the same command resumes.
     """
     from geolabel.config import RunConfig
-    from geolabel.execution import PREEMPTED_EXIT, Preempted, preemption_guard, resolve_shard_option
+    from geolabel.execution import (
+        PREEMPTED_EXIT,
+        Preempted,
+        preemption_guard,
+        resolve_shard_option,
+    )
     from geolabel.pipeline import run_predict
 
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     opts["shard"] = resolve_shard_option(opts["shard"])
     if opts["shard"] is not None and opts["overwrite"]:
-        raise click.BadParameter("shards share one run folder and must not --overwrite it; "
-                                 "empty OUT once before submitting", param_hint="--shard")
-    config = RunConfig(scenes=tuple(str(s) for s in scenes), model=str(model), out=str(out), **opts)
+        raise click.BadParameter(
+            "shards share one run folder and must not --overwrite it; "
+            "empty OUT once before submitting",
+            param_hint="--shard",
+        )
+    config = RunConfig(
+        scenes=tuple(str(s) for s in scenes), model=str(model), out=str(out), **opts
+    )
     bar = ProgressBar(quiet)
     try:
         with preemption_guard():
             result = run_predict(config, progress=bar)
     except Preempted as stop:
         bar.close()
-        click.echo(f"geolabel: preempted: {stop}; re-run the same command to resume", err=True)
+        click.echo(
+            f"geolabel: preempted: {stop}; re-run the same command to resume", err=True
+        )
         ctx.exit(PREEMPTED_EXIT)
     finally:
         bar.close()

@@ -13,17 +13,68 @@ __all__ = ["serve"]
 
 
 @click.command()
-@click.option("-m", "--model", "model", required=True, type=click.Path(path_type=Path), help="Local model spec (YAML).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 exposes the model to the network).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="TCP port (0: a free one).")
-@click.option("--token-env", metavar="NAME", help="Require the bearer token held in environment variable NAME.")
-@click.option("--max-body-mb", type=click.FloatRange(0.001, 16384), default=64.0, show_default=True, help="Largest request body in MiB.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Model calls run at once.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(1), help="Model threads [default: all cores].")
-@click.option("--client-spec", type=click.Path(path_type=Path), help="Also write a client spec (backend: http) pointing here.")
-def serve(model: Path, host: str, port: int, token_env: str | None, max_body_mb: float, workers: int,
-          device: str, threads: int | None, client_spec: Path | None) -> None:
+@click.option(
+    "-m",
+    "--model",
+    "model",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Local model spec (YAML).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (0.0.0.0 exposes the model to the network).",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="TCP port (0: a free one).",
+)
+@click.option(
+    "--token-env",
+    metavar="NAME",
+    help="Require the bearer token held in environment variable NAME.",
+)
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(0.001, 16384),
+    default=64.0,
+    show_default=True,
+    help="Largest request body in MiB.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Model calls run at once.",
+)
+@click.option(
+    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."
+)
+@click.option(
+    "--threads", type=click.IntRange(1), help="Model threads [default: all cores]."
+)
+@click.option(
+    "--client-spec",
+    type=click.Path(path_type=Path),
+    help="Also write a client spec (backend: http) pointing here.",
+)
+def serve(
+    model: Path,
+    host: str,
+    port: int,
+    token_env: str | None,
+    max_body_mb: float,
+    workers: int,
+    device: str,
+    threads: int | None,
+    client_spec: Path | None,
+) -> None:
     """Serve MODEL on V2 REST until interrupted; print {"url": ...} as a JSON line on stdout.
 
     Health: /v2/health/live, /v2/health/ready; metadata: /v2/models/NAME; inference:
@@ -45,12 +96,21 @@ def serve(model: Path, host: str, port: int, token_env: str | None, max_body_mb:
     if token_env is not None:
         token = os.environ.get(token_env)
         if not token:
-            raise click.BadParameter(f"environment variable {token_env} is not set", param_hint="--token-env")
+            raise click.BadParameter(
+                f"environment variable {token_env} is not set", param_hint="--token-env"
+            )
     spec = load_spec(model)
     backend = load_model(spec, device=device, threads=threads)
     try:
-        server = ModelServer(spec, backend, host=host, port=port, token=token,
-                             max_body_bytes=int(max_body_mb * (1 << 20)), workers=workers)
+        server = ModelServer(
+            spec,
+            backend,
+            host=host,
+            port=port,
+            token=token,
+            max_body_bytes=int(max_body_mb * (1 << 20)),
+            workers=workers,
+        )
     except OSError as err:
         raise ConfigError(f"cannot bind {host}:{port}: {err.strerror or err}") from err
     if client_spec is not None:
@@ -59,7 +119,9 @@ def serve(model: Path, host: str, port: int, token_env: str | None, max_body_mb:
         tmp = client_spec.with_suffix(client_spec.suffix + ".partial")
         tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
         tmp.replace(client_spec)
-    click.echo(json.dumps({"url": server.url, "model": spec.name, "model_id": spec.model_id}))
+    click.echo(
+        json.dumps({"url": server.url, "model": spec.name, "model_id": spec.model_id})
+    )
     sys.stdout.flush()
     try:
         server.serve_forever()

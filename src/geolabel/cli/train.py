@@ -17,36 +17,102 @@ __all__ = ["train"]
 
 @click.command()
 @click.argument("scene", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--labels", "labels", multiple=True, required=True, type=LayerPath(),
-              help="Label vectors PATH[:LAYER]: polygons and/or points (repeatable).")
-@click.option("--class-field", default="label", show_default=True,
-              help="Class field: names (matched to the model's classes) or integer codes.")
-@click.option("--class-offset", type=int, default=0, show_default=True,
-              help="Added to integer class codes (-1 for 1-based codes).")
-@click.option("--point-buffer", type=click.IntRange(0), default=0, show_default=True,
-              help="Grow point labels to (2N+1)^2 pixel squares.")
-@click.option("-m", "--model", required=True, type=click.Path(exists=True, path_type=Path),
-              help="Base model spec (its weights are the starting point).")
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="New spec YAML (weights: same name, .safetensors).")
-@click.option("--from-scratch", is_flag=True, help="Start from fresh weights, not the spec's.")
+@click.option(
+    "--labels",
+    "labels",
+    multiple=True,
+    required=True,
+    type=LayerPath(),
+    help="Label vectors PATH[:LAYER]: polygons and/or points (repeatable).",
+)
+@click.option(
+    "--class-field",
+    default="label",
+    show_default=True,
+    help="Class field: names (matched to the model's classes) or integer codes.",
+)
+@click.option(
+    "--class-offset",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Added to integer class codes (-1 for 1-based codes).",
+)
+@click.option(
+    "--point-buffer",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Grow point labels to (2N+1)^2 pixel squares.",
+)
+@click.option(
+    "-m",
+    "--model",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Base model spec (its weights are the starting point).",
+)
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New spec YAML (weights: same name, .safetensors).",
+)
+@click.option(
+    "--from-scratch", is_flag=True, help="Start from fresh weights, not the spec's."
+)
 @click.option("--steps", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--chip-size", type=click.IntRange(8), default=64, show_default=True, help="Pixels.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate.")
-@click.option("--sampler", type=click.Choice(["balanced", "uniform"]), default="balanced", show_default=True)
+@click.option(
+    "--chip-size", type=click.IntRange(8), default=64, show_default=True, help="Pixels."
+)
+@click.option(
+    "--lr", type=float, default=1e-3, show_default=True, help="Peak learning rate."
+)
+@click.option(
+    "--sampler",
+    type=click.Choice(["balanced", "uniform"]),
+    default="balanced",
+    show_default=True,
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1), help="torch threads [default: torch's].")
+@click.option(
+    "--threads", type=click.IntRange(1), help="torch threads [default: torch's]."
+)
 @click.option("--name", help="Model name of the new spec [default: the base's].")
-@click.option("--version", "version", help="Version of the new spec [default: base version bumped].")
-@click.option("-b", "--bands", type=BandsType(), help="1-based band indexes in model order.")
+@click.option(
+    "--version",
+    "version",
+    help="Version of the new spec [default: base version bumped].",
+)
+@click.option(
+    "-b", "--bands", type=BandsType(), help="1-based band indexes in model order."
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.pass_context
-def train(ctx: click.Context, scene: Path, labels: tuple[tuple[str, str | None], ...],
-          class_field: str, class_offset: int, point_buffer: int, model: Path, out: Path,
-          from_scratch: bool, steps: int, batch_size: int, chip_size: int, lr: float,
-          sampler: str, seed: int, threads: int | None, name: str | None, version: str | None,
-          bands: tuple[int, ...] | None, overwrite: bool) -> None:
+def train(
+    ctx: click.Context,
+    scene: Path,
+    labels: tuple[tuple[str, str | None], ...],
+    class_field: str,
+    class_offset: int,
+    point_buffer: int,
+    model: Path,
+    out: Path,
+    from_scratch: bool,
+    steps: int,
+    batch_size: int,
+    chip_size: int,
+    lr: float,
+    sampler: str,
+    seed: int,
+    threads: int | None,
+    name: str | None,
+    version: str | None,
+    bands: tuple[int, ...] | None,
+    overwrite: bool,
+) -> None:
     """Fine-tune MODEL on the labelled pixels of SCENE; write a new spec + weights.
 
     Unlabelled pixels are ignored by the loss. Same inputs and seed give the same
@@ -75,13 +141,30 @@ def train(ctx: click.Context, scene: Path, labels: tuple[tuple[str, str | None],
     base = open_scene(scene)
     sc = open_scene(scene, bands=resolve_bands(base, spec, bands))
     lookup = class_lookup(spec.class_names, spec.labels())
-    target = merge_labels(*(
-        rasterize_labels(read_labels(p, layer=layer), sc.grid, num_classes=spec.num_classes,
-                         class_field=class_field, lookup=lookup, class_offset=class_offset,
-                         point_buffer=point_buffer, source=f"{p}:{layer or ''}")
-        for p, layer in labels))
-    config = FitConfig(steps=steps, batch_size=batch_size, chip_size=chip_size, lr=lr,
-                       sampler=sampler, seed=seed, threads=threads)  # type: ignore[arg-type]
+    target = merge_labels(
+        *(
+            rasterize_labels(
+                read_labels(p, layer=layer),
+                sc.grid,
+                num_classes=spec.num_classes,
+                class_field=class_field,
+                lookup=lookup,
+                class_offset=class_offset,
+                point_buffer=point_buffer,
+                source=f"{p}:{layer or ''}",
+            )
+            for p, layer in labels
+        )
+    )
+    config = FitConfig(
+        steps=steps,
+        batch_size=batch_size,
+        chip_size=chip_size,
+        lr=lr,
+        sampler=sampler,  # type: ignore[arg-type]
+        seed=seed,
+        threads=threads,
+    )
     bar: Any = None
     if not (ctx.obj and ctx.obj.get("quiet")):
         from tqdm import tqdm
@@ -94,10 +177,28 @@ def train(ctx: click.Context, scene: Path, labels: tuple[tuple[str, str | None],
             bar.update(step - bar.n)
 
     try:
-        result = train_model(sc, target, spec, out, config, from_scratch=from_scratch,
-                             name=name, version=version, overwrite=overwrite, progress=progress)
+        result = train_model(
+            sc,
+            target,
+            spec,
+            out,
+            config,
+            from_scratch=from_scratch,
+            name=name,
+            version=version,
+            overwrite=overwrite,
+            progress=progress,
+        )
     finally:
         if bar is not None:
             bar.close()
-    click.echo(json.dumps({"spec": str(result.spec_path), "weights": str(result.weights_path),
-                           "model_id": result.model_id, "metrics": result.metrics}))
+    click.echo(
+        json.dumps(
+            {
+                "spec": str(result.spec_path),
+                "weights": str(result.weights_path),
+                "model_id": result.model_id,
+                "metrics": result.metrics,
+            }
+        )
+    )

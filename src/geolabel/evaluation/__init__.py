@@ -20,8 +20,15 @@ from geolabel.evaluation._metrics import (
 )
 
 __all__ = [
-    "EVALUATORS", "EvalOptions", "confusion_matrix", "evaluate", "format_table",
-    "reference_kind", "register_evaluator", "resolve_mask", "segmentation_scores",
+    "EVALUATORS",
+    "EvalOptions",
+    "confusion_matrix",
+    "evaluate",
+    "format_table",
+    "reference_kind",
+    "register_evaluator",
+    "resolve_mask",
+    "segmentation_scores",
 ]
 
 # Object boxes (issue 7): box CSVs score detections with AP50 / precision / recall.

@@ -32,8 +32,14 @@ from geolabel.evaluation._metrics import confusion_matrix, segmentation_scores
 from geolabel.grid import SceneGrid, Window
 from geolabel.labels import IGNORE_INDEX, class_lookup, rasterize_labels, read_labels
 
-__all__ = ["EVALUATORS", "EvalOptions", "evaluate", "reference_kind", "register_evaluator",
-           "resolve_mask"]
+__all__ = [
+    "EVALUATORS",
+    "EvalOptions",
+    "evaluate",
+    "reference_kind",
+    "register_evaluator",
+    "resolve_mask",
+]
 
 _RASTER = (".tif", ".tiff", ".vrt", ".img")
 _VECTOR = (".gpkg", ".geojson", ".json", ".fgb", ".shp", ".parquet")
@@ -65,7 +71,9 @@ class EvalOptions:
 Evaluator = Callable[[Path, Path, EvalOptions], dict[str, Any]]
 
 
-def resolve_mask(prediction: Path, scene: str | None) -> tuple[Path, tuple[str, ...] | None]:
+def resolve_mask(
+    prediction: Path, scene: str | None
+) -> tuple[Path, tuple[str, ...] | None]:
     """The mask GeoTIFF of a prediction (run folder or mask file) and its class names.
 
     Raises:
@@ -76,16 +84,26 @@ def resolve_mask(prediction: Path, scene: str | None) -> tuple[Path, tuple[str, 
         return prediction, None
     run_json = prediction / "run.json"
     if not run_json.is_file():
-        raise ConfigError(f"{prediction}: neither a mask GeoTIFF nor a run folder with run.json")
+        raise ConfigError(
+            f"{prediction}: neither a mask GeoTIFF nor a run folder with run.json"
+        )
     doc = json.loads(run_json.read_text())
     masks = [o for o in doc.get("outputs", []) if o.get("role") == "mask"]
     if scene is not None:
-        masks = [o for o in masks if scene in (o["scene"], Path(o["scene"]).stem, Path(o["scene"]).name)]
+        masks = [
+            o
+            for o in masks
+            if scene in (o["scene"], Path(o["scene"]).stem, Path(o["scene"]).name)
+        ]
     if not masks:
-        raise ConfigError(f"{run_json}: no mask output{f' for scene {scene!r}' if scene else ''}")
+        raise ConfigError(
+            f"{run_json}: no mask output{f' for scene {scene!r}' if scene else ''}"
+        )
     if len(masks) > 1:
         names = [Path(o["scene"]).stem for o in masks]
-        raise ConfigError(f"{run_json}: {len(masks)} scenes {names}; choose one with --scene")
+        raise ConfigError(
+            f"{run_json}: {len(masks)} scenes {names}; choose one with --scene"
+        )
     path = Path(masks[0]["path"])
     if not path.is_absolute():
         path = prediction / path
@@ -94,25 +112,39 @@ def resolve_mask(prediction: Path, scene: str | None) -> tuple[Path, tuple[str, 
 
 
 def _strips(grid: SceneGrid, rows: int) -> list[Window]:
-    return [Window(r, 0, min(rows, grid.height - r), grid.width) for r in range(0, grid.height, rows)]
+    return [
+        Window(r, 0, min(rows, grid.height - r), grid.width)
+        for r in range(0, grid.height, rows)
+    ]
 
 
-def _score_strips(mask: Path, names: tuple[str, ...] | None, opts: EvalOptions,
-                  reference: Callable[[SceneGrid, Window], npt.NDArray[np.integer]],
-                  kind: str, ref_path: Path) -> dict[str, Any]:
+def _score_strips(
+    mask: Path,
+    names: tuple[str, ...] | None,
+    opts: EvalOptions,
+    reference: Callable[[SceneGrid, Window], npt.NDArray[np.integer]],
+    kind: str,
+    ref_path: Path,
+) -> dict[str, Any]:
     with rasterio.open(mask) as src:
-        grid = SceneGrid(src.shape, src.transform, src.crs.to_wkt() if src.crs else None)
+        grid = SceneGrid(
+            src.shape, src.transform, src.crs.to_wkt() if src.crs else None
+        )
         nd = IGNORE_INDEX if src.nodata is None else int(src.nodata)
         strips = _strips(grid, opts.strip_rows)
 
         def read(w: Window) -> npt.NDArray[np.int64]:
-            pred = src.read(1, window=RioWindow(w.col_off, w.row_off, w.width, w.height))
+            pred = src.read(
+                1, window=RioWindow(w.col_off, w.row_off, w.width, w.height)
+            )
             return np.where(pred == nd, IGNORE_INDEX, pred).astype(np.int64)
 
         if names is not None:
             k = len(names)
         else:  # one extra pass for the class count, still one strip at a time
-            k = 1 + max(int(p[p != IGNORE_INDEX].max(initial=0)) for p in map(read, strips))
+            k = 1 + max(
+                int(p[p != IGNORE_INDEX].max(initial=0)) for p in map(read, strips)
+            )
         cm = np.zeros((k, k), dtype=np.int64)
         unpredicted = 0
         for w in strips:
@@ -120,34 +152,51 @@ def _score_strips(mask: Path, names: tuple[str, ...] | None, opts: EvalOptions,
             ref = reference(grid, w).astype(np.int64)
             labelled = ref != IGNORE_INDEX
             if names is None and labelled.any() and ref[labelled].max() >= k:
-                raise ConfigError(f"{ref_path}: reference class {ref[labelled].max()} but the "
-                                  f"mask has only {k} classes; pass the class names (--model)")
+                raise ConfigError(
+                    f"{ref_path}: reference class {ref[labelled].max()} but the "
+                    f"mask has only {k} classes; pass the class names (--model)"
+                )
             unpredicted += int((labelled & (pred == IGNORE_INDEX)).sum())
             cm += confusion_matrix(pred, ref, k)
     class_names = names or tuple(f"class_{i}" for i in range(k))
-    return {"prediction": str(mask), "reference": str(ref_path), "reference_kind": kind,
-            **segmentation_scores(cm, class_names), "unpredicted_reference_pixels": unpredicted}
+    return {
+        "prediction": str(mask),
+        "reference": str(ref_path),
+        "reference_kind": kind,
+        **segmentation_scores(cm, class_names),
+        "unpredicted_reference_pixels": unpredicted,
+    }
 
 
-def _raster_evaluator(prediction: Path, reference: Path, opts: EvalOptions) -> dict[str, Any]:
+def _raster_evaluator(
+    prediction: Path, reference: Path, opts: EvalOptions
+) -> dict[str, Any]:
     mask, names = resolve_mask(prediction, opts.scene)
     names = opts.class_names or names
     with rasterio.open(reference) as ref:
         ref_nd = ref.nodata
 
         def read(grid: SceneGrid, w: Window) -> npt.NDArray[np.integer]:
-            if ref.shape != grid.shape or tuple(ref.transform)[:6] != tuple(grid.transform)[:6]:
+            if (
+                ref.shape != grid.shape
+                or tuple(ref.transform)[:6] != tuple(grid.transform)[:6]
+            ):
                 raise CRSMismatchError(
                     f"{reference}: grid {ref.shape} {tuple(ref.transform)[:6]} is not the mask's "
-                    f"{grid.shape} {tuple(grid.transform)[:6]}; resample it onto the mask first")
-            raw = ref.read(1, window=RioWindow(w.col_off, w.row_off, w.width, w.height)).astype(np.int64)
+                    f"{grid.shape} {tuple(grid.transform)[:6]}; resample it onto the mask first"
+                )
+            raw = ref.read(
+                1, window=RioWindow(w.col_off, w.row_off, w.width, w.height)
+            ).astype(np.int64)
             bad = raw == ref_nd if ref_nd is not None else np.zeros(raw.shape, bool)
             return np.where(bad, IGNORE_INDEX, raw + opts.class_offset)
 
         return _score_strips(mask, names, opts, read, "raster", reference)
 
 
-def _vector_evaluator(prediction: Path, reference: Path, opts: EvalOptions) -> dict[str, Any]:
+def _vector_evaluator(
+    prediction: Path, reference: Path, opts: EvalOptions
+) -> dict[str, Any]:
     mask, names = resolve_mask(prediction, opts.scene)
     names = opts.class_names or names
     gdf = read_labels(reference, layer=opts.reference_layer)
@@ -155,19 +204,34 @@ def _vector_evaluator(prediction: Path, reference: Path, opts: EvalOptions) -> d
     num = len(names) if names else IGNORE_INDEX
 
     def read(grid: SceneGrid, w: Window) -> npt.NDArray[np.integer]:
-        return rasterize_labels(gdf, grid.crop(w), num_classes=num, class_field=opts.class_field,
-                                lookup=lookup, class_offset=opts.class_offset,
-                                point_buffer=opts.point_buffer, source=str(reference))
+        return rasterize_labels(
+            gdf,
+            grid.crop(w),
+            num_classes=num,
+            class_field=opts.class_field,
+            lookup=lookup,
+            class_offset=opts.class_offset,
+            point_buffer=opts.point_buffer,
+            source=str(reference),
+        )
 
     return _score_strips(mask, names, opts, read, "vector", reference)
 
 
 #: reference kind -> evaluator ``(prediction, reference, options) -> JSON dict``.
-EVALUATORS: dict[str, Evaluator] = {"raster": _raster_evaluator, "vector": _vector_evaluator}
-_SUFFIXES: dict[str, str] = {**dict.fromkeys(_RASTER, "raster"), **dict.fromkeys(_VECTOR, "vector")}
+EVALUATORS: dict[str, Evaluator] = {
+    "raster": _raster_evaluator,
+    "vector": _vector_evaluator,
+}
+_SUFFIXES: dict[str, str] = {
+    **dict.fromkeys(_RASTER, "raster"),
+    **dict.fromkeys(_VECTOR, "vector"),
+}
 
 
-def register_evaluator(kind: str, evaluator: Evaluator, *, suffixes: tuple[str, ...] = ()) -> None:
+def register_evaluator(
+    kind: str, evaluator: Evaluator, *, suffixes: tuple[str, ...] = ()
+) -> None:
     """Add (or replace) the evaluator of a reference kind, optionally by file suffix."""
     EVALUATORS[kind] = evaluator
     for s in suffixes:
@@ -182,13 +246,20 @@ def reference_kind(path: Path) -> str:
     """
     kind = _SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise ConfigError(f"{path}: cannot tell the reference kind from {path.suffix!r}; "
-                          f"choose one of {sorted(EVALUATORS)}")
+        raise ConfigError(
+            f"{path}: cannot tell the reference kind from {path.suffix!r}; "
+            f"choose one of {sorted(EVALUATORS)}"
+        )
     return kind
 
 
-def evaluate(prediction: str | Path, reference: str | Path, *, kind: str | None = None,
-             options: EvalOptions | None = None) -> dict[str, Any]:
+def evaluate(
+    prediction: str | Path,
+    reference: str | Path,
+    *,
+    kind: str | None = None,
+    options: EvalOptions | None = None,
+) -> dict[str, Any]:
     """Score ``prediction`` against ``reference`` with the evaluator of its kind.
 
     Args:
@@ -212,5 +283,7 @@ def evaluate(prediction: str | Path, reference: str | Path, *, kind: str | None 
             raise ConfigError(f"{p}: {what} not found")
     kind = kind or reference_kind(ref)
     if kind not in EVALUATORS:
-        raise ConfigError(f"unknown reference kind {kind!r}; choose one of {sorted(EVALUATORS)}")
+        raise ConfigError(
+            f"unknown reference kind {kind!r}; choose one of {sorted(EVALUATORS)}"
+        )
     return EVALUATORS[kind](pred, ref, options or EvalOptions())

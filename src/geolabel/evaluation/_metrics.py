@@ -21,7 +21,10 @@ __all__ = ["confusion_matrix", "format_table", "segmentation_scores"]
 
 
 def confusion_matrix(
-    pred: npt.ArrayLike, ref: npt.ArrayLike, num_classes: int, *,
+    pred: npt.ArrayLike,
+    ref: npt.ArrayLike,
+    num_classes: int,
+    *,
     ignore_index: int = IGNORE_INDEX,
 ) -> npt.NDArray[np.int64]:
     """``(num_classes, num_classes)`` counts, rows = reference, columns = prediction.
@@ -37,7 +40,9 @@ def confusion_matrix(
     """
     p, r = np.asarray(pred).ravel(), np.asarray(ref).ravel()
     if np.asarray(pred).shape != np.asarray(ref).shape:
-        raise ConfigError(f"prediction {np.shape(pred)} and reference {np.shape(ref)} differ")
+        raise ConfigError(
+            f"prediction {np.shape(pred)} and reference {np.shape(ref)} differ"
+        )
     keep = (p != ignore_index) & (r != ignore_index)
     p, r = p[keep].astype(np.int64), r[keep].astype(np.int64)
     for name, a in (("prediction", p), ("reference", r)):
@@ -47,14 +52,19 @@ def confusion_matrix(
                 f"(min {a.min()}, max {a.max()}); check the class offset"
             )
     return np.bincount(num_classes * r + p, minlength=num_classes**2).reshape(
-        num_classes, num_classes)
+        num_classes, num_classes
+    )
 
 
-def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> list[float | None]:
+def _ratio(
+    num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]
+) -> list[float | None]:
     return [None if d == 0 else float(n / d) for n, d in zip(num, den, strict=True)]
 
 
-def segmentation_scores(cm: npt.NDArray[np.int64], class_names: Sequence[str]) -> dict[str, Any]:
+def segmentation_scores(
+    cm: npt.NDArray[np.int64], class_names: Sequence[str]
+) -> dict[str, Any]:
     """Per-class IoU, F1, precision, recall and support; mIoU, macro F1, accuracy.
 
     Args:
@@ -71,7 +81,9 @@ def segmentation_scores(cm: npt.NDArray[np.int64], class_names: Sequence[str]) -
     """
     k = cm.shape[0]
     if cm.shape != (k, k) or len(class_names) != k:
-        raise ConfigError(f"confusion matrix {cm.shape} does not fit {len(class_names)} classes")
+        raise ConfigError(
+            f"confusion matrix {cm.shape} does not fit {len(class_names)} classes"
+        )
     cmf = cm.astype(np.float64)
     tp = np.diag(cmf)
     support, predicted = cmf.sum(axis=1), cmf.sum(axis=0)
@@ -91,9 +103,16 @@ def segmentation_scores(cm: npt.NDArray[np.int64], class_names: Sequence[str]) -
         "miou": mean(iou),
         "macro_f1": mean(f1),
         "classes": [
-            {"index": i, "name": class_names[i], "iou": iou[i], "f1": f1[i],
-             "precision": precision[i], "recall": recall[i], "support": int(support[i]),
-             "predicted": int(predicted[i])}
+            {
+                "index": i,
+                "name": class_names[i],
+                "iou": iou[i],
+                "f1": f1[i],
+                "precision": precision[i],
+                "recall": recall[i],
+                "support": int(support[i]),
+                "predicted": int(predicted[i]),
+            }
             for i in range(k)
         ],
         "class_names": list(class_names),
@@ -109,14 +128,22 @@ def format_table(scores: dict[str, Any]) -> str:
     """A readable table of :func:`segmentation_scores` (per class, then the means)."""
     names = scores["class_names"]
     width = max(8, *(len(n) for n in names))
-    lines = [f"{'class':<{width}}  {'IoU':>6}  {'F1':>6}  {'prec':>6}  {'recall':>6}  "
-             f"{'support':>9}"]
-    lines.extend(f"{c['name']:<{width}}  {_fmt(c['iou'])}  {_fmt(c['f1'])}  "
-                 f"{_fmt(c['precision'])}  {_fmt(c['recall'])}  {c['support']:>9}"
-                 for c in scores["classes"])
-    lines.append(f"{'mean':<{width}}  {_fmt(scores['miou'])}  {_fmt(scores['macro_f1'])}")
-    lines.append(f"overall accuracy {_fmt(scores['overall_accuracy']).strip()} over "
-                 f"{scores['pixels']} pixels")
+    lines = [
+        f"{'class':<{width}}  {'IoU':>6}  {'F1':>6}  {'prec':>6}  {'recall':>6}  "
+        f"{'support':>9}"
+    ]
+    lines.extend(
+        f"{c['name']:<{width}}  {_fmt(c['iou'])}  {_fmt(c['f1'])}  "
+        f"{_fmt(c['precision'])}  {_fmt(c['recall'])}  {c['support']:>9}"
+        for c in scores["classes"]
+    )
+    lines.append(
+        f"{'mean':<{width}}  {_fmt(scores['miou'])}  {_fmt(scores['macro_f1'])}"
+    )
+    lines.append(
+        f"overall accuracy {_fmt(scores['overall_accuracy']).strip()} over "
+        f"{scores['pixels']} pixels"
+    )
     lines.append("confusion matrix (rows reference, columns prediction):")
     cm = scores["confusion_matrix"]
     cw = max(6, *(len(str(v)) for row in cm for v in row))

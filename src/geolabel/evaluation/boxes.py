@@ -19,8 +19,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BoxMetrics", "average_precision", "box_evaluator", "box_iou", "evaluate_boxes", "match_boxes",
-           "read_reference_boxes"]
+__all__ = [
+    "BoxMetrics",
+    "average_precision",
+    "box_evaluator",
+    "box_iou",
+    "evaluate_boxes",
+    "match_boxes",
+    "read_reference_boxes",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -29,8 +36,18 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> F64:
     """Pairwise IoU of ``(n, 4)`` and ``(m, 4)`` boxes; returns ``(n, m)``."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    ix = np.clip(
+        np.minimum(a[:, None, 2], b[None, :, 2])
+        - np.maximum(a[:, None, 0], b[None, :, 0]),
+        0,
+        None,
+    )
+    iy = np.clip(
+        np.minimum(a[:, None, 3], b[None, :, 3])
+        - np.maximum(a[:, None, 1], b[None, :, 1]),
+        0,
+        None,
+    )
     inter = ix * iy
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
@@ -40,7 +57,11 @@ def box_iou(a: npt.ArrayLike, b: npt.ArrayLike) -> F64:
 
 
 def match_boxes(
-    pred: npt.ArrayLike, scores: npt.ArrayLike, truth: npt.ArrayLike, *, iou_threshold: float = 0.5
+    pred: npt.ArrayLike,
+    scores: npt.ArrayLike,
+    truth: npt.ArrayLike,
+    *,
+    iou_threshold: float = 0.5,
 ) -> npt.NDArray[np.bool_]:
     """True-positive flags of one class's predictions, in descending-score order.
 
@@ -152,8 +173,16 @@ def evaluate_boxes(
     pb = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
     ps = np.asarray(pred_scores, dtype=np.float64).reshape(-1)
     tb = np.asarray(truth_boxes, dtype=np.float64).reshape(-1, 4)
-    pl = np.zeros(len(pb), dtype=object) if pred_labels is None else np.asarray(pred_labels, dtype=object)
-    tl = np.zeros(len(tb), dtype=object) if truth_labels is None else np.asarray(truth_labels, dtype=object)
+    pl = (
+        np.zeros(len(pb), dtype=object)
+        if pred_labels is None
+        else np.asarray(pred_labels, dtype=object)
+    )
+    tl = (
+        np.zeros(len(tb), dtype=object)
+        if truth_labels is None
+        else np.asarray(truth_labels, dtype=object)
+    )
     if len(ps) != len(pb) or len(pl) != len(pb) or len(tl) != len(tb):
         raise ValueError("boxes, scores and labels must have matching lengths")
     for name, b in (("predicted", pb), ("ground-truth", tb)):
@@ -167,19 +196,35 @@ def evaluate_boxes(
         tp_all = match_boxes(pb[pm], ps[pm], tb[tm], iou_threshold=iou_threshold)
         ap = average_precision(tp_all, int(tm.sum()))
         kept = ps[pm] >= score_threshold
-        tp_kept = match_boxes(pb[pm][kept], ps[pm][kept], tb[tm], iou_threshold=iou_threshold)
+        tp_kept = match_boxes(
+            pb[pm][kept], ps[pm][kept], tb[tm], iou_threshold=iou_threshold
+        )
         tp, fp = int(tp_kept.sum()), int((~tp_kept).sum())
         fn = int(tm.sum()) - tp
         tot_tp, tot_fp, tot_fn = tot_tp + tp, tot_fp + fp, tot_fn + fn
         if tm.any():
             aps.append(ap)
-        per_class[str(cls)] = {"ap": ap, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
-                               "tp": tp, "fp": fp, "fn": fn, "n_truth": int(tm.sum())}
+        per_class[str(cls)] = {
+            "ap": ap,
+            "precision": _ratio(tp, tp + fp),
+            "recall": _ratio(tp, tp + fn),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "n_truth": int(tm.sum()),
+        }
     return BoxMetrics(
         ap=float(np.mean(aps)) if aps else float("nan"),
-        precision=_ratio(tot_tp, tot_tp + tot_fp), recall=_ratio(tot_tp, tot_tp + tot_fn),
-        tp=tot_tp, fp=tot_fp, fn=tot_fn, n_pred=len(pb), n_truth=len(tb),
-        iou_threshold=iou_threshold, score_threshold=score_threshold, per_class=per_class,
+        precision=_ratio(tot_tp, tot_tp + tot_fp),
+        recall=_ratio(tot_tp, tot_tp + tot_fn),
+        tp=tot_tp,
+        fp=tot_fp,
+        fn=tot_fn,
+        n_pred=len(pb),
+        n_truth=len(tb),
+        iou_threshold=iou_threshold,
+        score_threshold=score_threshold,
+        per_class=per_class,
     )
 
 
@@ -191,17 +236,30 @@ def _detections_gpkg(prediction: Path, scene: str | None) -> Path:
         return prediction
     run = prediction / "run.json"
     if not run.is_file():
-        raise ConfigError(f"{prediction}: neither a detections .gpkg nor a run folder with run.json")
-    outs = [o for o in json.loads(run.read_text()).get("outputs", []) if o.get("role") == "detections"]
+        raise ConfigError(
+            f"{prediction}: neither a detections .gpkg nor a run folder with run.json"
+        )
+    outs = [
+        o
+        for o in json.loads(run.read_text()).get("outputs", [])
+        if o.get("role") == "detections"
+    ]
     if scene is not None:
-        outs = [o for o in outs if scene in (o["scene"], Path(o["scene"]).name, Path(o["scene"]).stem)]
+        outs = [
+            o
+            for o in outs
+            if scene in (o["scene"], Path(o["scene"]).name, Path(o["scene"]).stem)
+        ]
     if len(outs) != 1:
-        raise ConfigError(f"{prediction}: {len(outs)} detection outputs match; name one with --scene")
+        raise ConfigError(
+            f"{prediction}: {len(outs)} detection outputs match; name one with --scene"
+        )
     return Path(outs[0]["path"])
 
 
-def read_reference_boxes(reference: Path, *, class_field: str = "label",
-                         transform: Any | None = None) -> tuple[F64, npt.NDArray[np.object_]]:
+def read_reference_boxes(
+    reference: Path, *, class_field: str = "label", transform: Any | None = None
+) -> tuple[F64, npt.NDArray[np.object_]]:
     """Ground-truth boxes in map units, with their labels (lower-cased).
 
     ``reference`` is a vector file of box polygons (their bounds are used) or a
@@ -221,17 +279,25 @@ def read_reference_boxes(reference: Path, *, class_field: str = "label",
             df = pd.read_csv(reference)
         except (OSError, ValueError) as err:
             raise ConfigError(f"{reference}: cannot read box CSV: {err}") from err
-        missing = [c for c in ("xmin", "ymin", "xmax", "ymax", class_field) if c not in df.columns]
+        missing = [
+            c
+            for c in ("xmin", "ymin", "xmax", "ymax", class_field)
+            if c not in df.columns
+        ]
         if missing:
             raise ConfigError(f"{reference}: box CSV lacks columns {missing}")
         if transform is None:
             if "image_path" not in df.columns:
-                raise ConfigError(f"{reference}: pixel boxes need an image_path column or a scene")
+                raise ConfigError(
+                    f"{reference}: pixel boxes need an image_path column or a scene"
+                )
             import rasterio
 
             with rasterio.open(reference.parent / str(df["image_path"].iloc[0])) as ds:
                 transform = ds.transform
-        boxes = boxes_to_map(transform, df[["xmin", "ymin", "xmax", "ymax"]].to_numpy(np.float64))
+        boxes = boxes_to_map(
+            transform, df[["xmin", "ymin", "xmax", "ymax"]].to_numpy(np.float64)
+        )
         return boxes, df[class_field].astype(str).str.lower().to_numpy(dtype=object)
     import geopandas as gpd
 
@@ -241,8 +307,10 @@ def read_reference_boxes(reference: Path, *, class_field: str = "label",
         raise ConfigError(f"{reference}: cannot read reference boxes: {err}") from err
     if class_field not in gdf.columns:
         raise ConfigError(f"{reference}: no class field {class_field!r}")
-    return (np.asarray(gdf.geometry.bounds.to_numpy(), dtype=np.float64),
-            gdf[class_field].astype(str).str.lower().to_numpy(dtype=object))
+    return (
+        np.asarray(gdf.geometry.bounds.to_numpy(), dtype=np.float64),
+        gdf[class_field].astype(str).str.lower().to_numpy(dtype=object),
+    )
 
 
 def box_evaluator(prediction: Path, reference: Path, options: Any) -> dict[str, Any]:
@@ -267,9 +335,19 @@ def box_evaluator(prediction: Path, reference: Path, options: Any) -> dict[str, 
             if Path(o["path"]).resolve() == gpkg.resolve():
                 with rasterio.open(o["scene"]) as ds:
                     transform = ds.transform
-    truth, tl = read_reference_boxes(reference, class_field=getattr(options, "class_field", "label"),
-                                     transform=transform)
+    truth, tl = read_reference_boxes(
+        reference,
+        class_field=getattr(options, "class_field", "label"),
+        transform=transform,
+    )
     pred = det[["xmin", "ymin", "xmax", "ymax"]].to_numpy(np.float64)
     pl = det["label"].astype(str).str.lower().to_numpy(dtype=object)
-    m = evaluate_boxes(pred, det["score"].to_numpy(np.float64), truth, pred_labels=pl, truth_labels=tl)
-    return {"kind": "boxes", "prediction": str(gpkg), "reference": str(reference), **m.to_dict()}
+    m = evaluate_boxes(
+        pred, det["score"].to_numpy(np.float64), truth, pred_labels=pl, truth_labels=tl
+    )
+    return {
+        "kind": "boxes",
+        "prediction": str(gpkg),
+        "reference": str(reference),
+        **m.to_dict(),
+    }

@@ -35,7 +35,13 @@ from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["BatchExecutor", "DistributedExecutor", "LocalExecutor", "open_executor", "parse_cluster"]
+__all__ = [
+    "BatchExecutor",
+    "DistributedExecutor",
+    "LocalExecutor",
+    "open_executor",
+    "parse_cluster",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +49,17 @@ logger = logging.getLogger(__name__)
 class BatchExecutor(Protocol):
     """Runs a scene's pending batches, writes the store and records the manifest."""
 
-    def run(self, scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStore, manifest: Manifest,
-            batches: list[list[Tile]], dead_zone: float,
-            progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    def run(
+        self,
+        scene: Scene,
+        grid: TileGrid,
+        spec: ModelSpec,
+        store: RunStore,
+        manifest: Manifest,
+        batches: list[list[Tile]],
+        dead_zone: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, float]:
         """Run ``batches``; returns timings (seconds) by stage.
 
         Raises:
@@ -65,9 +79,17 @@ class LocalExecutor:
         """Keep the factory; the model loads on the first scene with work."""
         self.model_factory = model_factory
 
-    def run(self, scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStore, manifest: Manifest,
-            batches: list[list[Tile]], dead_zone: float,
-            progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    def run(
+        self,
+        scene: Scene,
+        grid: TileGrid,
+        spec: ModelSpec,
+        store: RunStore,
+        manifest: Manifest,
+        batches: list[list[Tile]],
+        dead_zone: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, float]:
         """Run the batches in this process (see :class:`BatchExecutor`)."""
         from geolabel.pipeline import run_tiles
 
@@ -78,7 +100,17 @@ class LocalExecutor:
                 progress(n)
             check_preempted()  # after the batch is recorded: nothing durable is lost
 
-        return run_tiles(scene, grid, spec, self.model_factory(), store, manifest, batches, dead_zone, tick)
+        return run_tiles(
+            scene,
+            grid,
+            spec,
+            self.model_factory(),
+            store,
+            manifest,
+            batches,
+            dead_zone,
+            tick,
+        )
 
 
 class DistributedExecutor:
@@ -96,40 +128,71 @@ class DistributedExecutor:
         self.config = config
         self.poll_s = poll_s
 
-    def run(self, scene: Scene, grid: TileGrid, spec: ModelSpec, store: RunStore, manifest: Manifest,
-            batches: list[list[Tile]], dead_zone: float,
-            progress: Callable[[int], None] | None = None) -> dict[str, float]:
+    def run(
+        self,
+        scene: Scene,
+        grid: TileGrid,
+        spec: ModelSpec,
+        store: RunStore,
+        manifest: Manifest,
+        batches: list[list[Tile]],
+        dead_zone: float,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, float]:
         """Submit one task per batch and record each result as it returns."""
         dist: Any = importlib.import_module("distributed")  # untyped: used as Any
         KilledWorker = importlib.import_module("distributed.scheduler").KilledWorker
 
         check_preempted()
-        job = BatchJob(scene=scene, grid=grid, spec=spec, config=self.config, store_path=str(store.path),
-                       channels=store.channels, halo_len=int(store.halo.shape[2]),
-                       token=str(store.root.attrs["token"]), dead_zone=dead_zone)
+        job = BatchJob(
+            scene=scene,
+            grid=grid,
+            spec=spec,
+            config=self.config,
+            store_path=str(store.path),
+            channels=store.channels,
+            halo_len=int(store.halo.shape[2]),
+            token=str(store.root.attrs["token"]),
+            dead_zone=dead_zone,
+        )
         run = uuid.uuid4().hex[:8]
         futures: dict[Any, list[Tile]] = {}
         for k, tiles in enumerate(batches):
-            fut = self.client.submit(run_batch, job, tiles,
-                                     key=f"geolabel-batch-{scene.name}-{k:06d}-{run}",
-                                     pure=False, priority=-k)
+            fut = self.client.submit(
+                run_batch,
+                job,
+                tiles,
+                key=f"geolabel-batch-{scene.name}-{k:06d}-{run}",
+                pure=False,
+                priority=-k,
+            )
             futures[fut] = tiles
         timings = {"read": 0.0, "model": 0.0, "write": 0.0}
         pending = set(futures)
         try:
             while pending:
                 if is_preempted():
-                    raise Preempted("stopped on SIGTERM after recording the finished batches")
+                    raise Preempted(
+                        "stopped on SIGTERM after recording the finished batches"
+                    )
                 try:
-                    done, pending = dist.wait(pending, timeout=self.poll_s, return_when="FIRST_COMPLETED")
+                    done, pending = dist.wait(
+                        pending, timeout=self.poll_s, return_when="FIRST_COMPLETED"
+                    )
                 except TimeoutError:
                     continue
                 for fut in sorted(done, key=lambda f: str(f.key)):
                     try:
                         outcome: BatchOutcome = fut.result()
                     except KilledWorker as err:
-                        err_rows = [{"tile_id": t.id, "status": "failed",
-                                     "error": f"KilledWorker: {err}"} for t in futures[fut]]
+                        err_rows = [
+                            {
+                                "tile_id": t.id,
+                                "status": "failed",
+                                "error": f"KilledWorker: {err}",
+                            }
+                            for t in futures[fut]
+                        ]
                         manifest.record(err_rows)
                         continue
                     manifest.record(outcome.rows)
@@ -155,7 +218,9 @@ def parse_cluster(value: str) -> tuple[str, str]:
     if v.startswith("local:"):
         n = v.removeprefix("local:")
         if not n.isdigit() or int(n) < 1:
-            raise ConfigError(f"--cluster {value!r}: local:N needs a worker count N >= 1")
+            raise ConfigError(
+                f"--cluster {value!r}: local:N needs a worker count N >= 1"
+            )
         return "localcluster", n
     if v.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
         return "scheduler", v
@@ -163,7 +228,9 @@ def parse_cluster(value: str) -> tuple[str, str]:
         if v.startswith(f"{kind}:"):
             path = v.removeprefix(f"{kind}:")
             if not path:
-                raise ConfigError(f"--cluster {value!r}: {kind}: needs a YAML file, e.g. {kind}:configs/cluster/{kind}.yaml")
+                raise ConfigError(
+                    f"--cluster {value!r}: {kind}: needs a YAML file, e.g. {kind}:configs/cluster/{kind}.yaml"
+                )
             return kind, path
     raise ConfigError(
         f"--cluster {value!r}: expected local, local:N, tcp://HOST:PORT, slurm:FILE.yaml or pbs:FILE.yaml"
@@ -171,8 +238,13 @@ def parse_cluster(value: str) -> tuple[str, str]:
 
 
 @contextmanager
-def open_executor(config: RunConfig, model_factory: Callable[[], ModelBackend], *,
-                  in_process_model: bool = False, task: str = "segmentation") -> Iterator[BatchExecutor]:
+def open_executor(
+    config: RunConfig,
+    model_factory: Callable[[], ModelBackend],
+    *,
+    in_process_model: bool = False,
+    task: str = "segmentation",
+) -> Iterator[BatchExecutor]:
     """The executor of ``config.cluster``; closes what it started on exit.
 
     Args:
@@ -188,14 +260,18 @@ def open_executor(config: RunConfig, model_factory: Callable[[], ModelBackend], 
     """
     kind, target = parse_cluster(config.cluster)
     if task != "segmentation" and (kind != "local" or config.shard is not None):
-        raise ConfigError(f"--cluster/--shard: {task} models run in one process for now "
-                          "(use --cluster local without --shard)")
+        raise ConfigError(
+            f"--cluster/--shard: {task} models run in one process for now "
+            "(use --cluster local without --shard)"
+        )
     if kind == "local":
         yield LocalExecutor(model_factory)
         return
     if in_process_model:
-        raise ConfigError(f"--cluster {config.cluster}: workers load the model from its spec; "
-                          "pass a spec path, not a model object")
+        raise ConfigError(
+            f"--cluster {config.cluster}: workers load the model from its spec; "
+            "pass a spec path, not a model object"
+        )
     try:
         dist: Any = importlib.import_module("distributed")  # untyped: used as Any
     except ImportError as err:
@@ -203,14 +279,22 @@ def open_executor(config: RunConfig, model_factory: Callable[[], ModelBackend], 
     cluster: Any = None
     t0 = time.perf_counter()
     if kind == "localcluster":
-        cluster = dist.LocalCluster(n_workers=int(target), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        cluster = dist.LocalCluster(
+            n_workers=int(target),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
         client = dist.Client(cluster)
     elif kind == "scheduler":
         try:
-            client = dist.Client(target)  # waits distributed.comm.timeouts.connect (30 s)
+            client = dist.Client(
+                target
+            )  # waits distributed.comm.timeouts.connect (30 s)
         except (OSError, TimeoutError) as err:
-            raise ConfigError(f"--cluster {target}: cannot reach the dask scheduler: {err}") from err
+            raise ConfigError(
+                f"--cluster {target}: cannot reach the dask scheduler: {err}"
+            ) from err
     else:
         from geolabel.execution.jobqueue import start_jobqueue_cluster
 
@@ -223,5 +307,9 @@ def open_executor(config: RunConfig, model_factory: Callable[[], ModelBackend], 
             client.close()
             if cluster is not None:
                 cluster.close()
-        except (OSError, RuntimeError, GeolabelError) as err:  # closing must not hide the result
+        except (
+            OSError,
+            RuntimeError,
+            GeolabelError,
+        ) as err:  # closing must not hide the result
             logger.warning("closing the cluster failed: %s", err)

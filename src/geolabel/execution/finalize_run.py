@@ -73,19 +73,34 @@ class RunCheck:
         """One line for the error message."""
         n_missing = sum(len(s.missing) for s in self.scenes)
         states = ", ".join(f"{k}: {self.shards[k]}" for k in self.missing_shards)
-        return (f"{self.out}: not finalized: {n_missing} tiles not done, owned by shard(s) "
-                f"{states} of {self.count}; re-submit those shards (--shard I/{self.count}, "
-                "add --retry-failed for failed tiles) and finalize again")
+        return (
+            f"{self.out}: not finalized: {n_missing} tiles not done, owned by shard(s) "
+            f"{states} of {self.count}; re-submit those shards (--shard I/{self.count}, "
+            "add --retry-failed for failed tiles) and finalize again"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able report."""
-        return {"run": str(self.out), "ready": self.ready, "shards": self.count,
-                "shard_status": {str(k): v for k, v in sorted(self.shards.items())},
-                "missing_shards": self.missing_shards,
-                "scenes": [{"scene": s.scene, "tiles": s.tiles, "missing": s.missing,
-                            "failed": s.failed, "error": s.error,
-                            "missing_by_shard": {str(k): v for k, v in sorted(s.by_shard.items())}}
-                           for s in self.scenes]}
+        return {
+            "run": str(self.out),
+            "ready": self.ready,
+            "shards": self.count,
+            "shard_status": {str(k): v for k, v in sorted(self.shards.items())},
+            "missing_shards": self.missing_shards,
+            "scenes": [
+                {
+                    "scene": s.scene,
+                    "tiles": s.tiles,
+                    "missing": s.missing,
+                    "failed": s.failed,
+                    "error": s.error,
+                    "missing_by_shard": {
+                        str(k): v for k, v in sorted(s.by_shard.items())
+                    },
+                }
+                for s in self.scenes
+            ],
+        }
 
 
 def _config(doc: dict[str, Any]) -> RunConfig:
@@ -100,12 +115,16 @@ def _config(doc: dict[str, Any]) -> RunConfig:
 def _load(out: Path) -> tuple[RunConfig, int, dict[int, str]]:
     docs = read_shard_status(out)
     if not docs:
-        raise RunStateError(f"{out}: no shard status files in {out / 'shards'}; "
-                            "run `geolabel predict ... --shard I/N --out RUN_DIR` first")
+        raise RunStateError(
+            f"{out}: no shard status files in {out / 'shards'}; "
+            "run `geolabel predict ... --shard I/N --out RUN_DIR` first"
+        )
     counts = {int(d["count"]) for d in docs}
     if len(counts) != 1:
-        raise RunStateError(f"{out}: shard status files disagree on the shard count "
-                            f"({sorted(counts)}); run all shards with one N")
+        raise RunStateError(
+            f"{out}: shard status files disagree on the shard count "
+            f"({sorted(counts)}); run all shards with one N"
+        )
     count = counts.pop()
     shards = {i: "missing" for i in range(count)}
     for d in docs:
@@ -133,10 +152,17 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
         sc = SceneCheck(scene=str(path))
         scenes.append(sc)
         try:
-            opts = {"nodata": config.nodata, "allow_vrt": config.allow_vrt,
-                    "allow_pixel_space": config.allow_pixel_space}
+            opts = {
+                "nodata": config.nodata,
+                "allow_vrt": config.allow_vrt,
+                "allow_pixel_space": config.allow_pixel_space,
+            }
             scene = open_scene(path, **opts)  # type: ignore[arg-type]
-            scene = open_scene(path, bands=resolve_bands(scene, spec, config.bands), **opts)  # type: ignore[arg-type]
+            scene = open_scene(
+                path,
+                bands=resolve_bands(scene, spec, config.bands),
+                **opts,  # type: ignore[arg-type]
+            )
             grid, _ = plan_scene(scene, spec, config)
         except GeolabelError as err:
             sc.error = str(err)
@@ -152,7 +178,9 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
                 sc.missing.append(t.id)
                 if row.get("status") == "failed":
                     sc.failed.append(t.id)
-                sc.by_shard.setdefault(shard_of_batch(k, len(batches), count), []).append(t.id)
+                sc.by_shard.setdefault(
+                    shard_of_batch(k, len(batches), count), []
+                ).append(t.id)
     return config, RunCheck(out, count, shards, scenes)
 
 
@@ -171,5 +199,7 @@ def finalize_run(out: str | Path, *, progress: Any = None) -> tuple[RunCheck, An
     config, check = check_run(out)
     if not check.ready:
         return check, None
-    final = dataclasses.replace(config, out=str(Path(out)), shard=None, cluster="local", overwrite=False)
+    final = dataclasses.replace(
+        config, out=str(Path(out)), shard=None, cluster="local", overwrite=False
+    )
     return check, run_predict(final, progress=progress)

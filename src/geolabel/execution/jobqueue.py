@@ -19,7 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from geolabel.errors import ConfigError, MissingDependencyError
 
-__all__ = ["AdaptSettings", "JobqueueSettings", "load_jobqueue_settings", "start_jobqueue_cluster"]
+__all__ = [
+    "AdaptSettings",
+    "JobqueueSettings",
+    "load_jobqueue_settings",
+    "start_jobqueue_cluster",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +77,11 @@ class JobqueueSettings(BaseModel):
         skip = {"jobs", "adapt", "wait_timeout_s"}
         if kind != "pbs":
             skip.add("resource_spec")
-        return {k: v for k, v in self.model_dump().items() if k not in skip and v not in (None, [], {})}
+        return {
+            k: v
+            for k, v in self.model_dump().items()
+            if k not in skip and v not in (None, [], {})
+        }
 
 
 def load_jobqueue_settings(path: str | Path) -> JobqueueSettings:
@@ -93,8 +102,10 @@ def load_jobqueue_settings(path: str | Path) -> JobqueueSettings:
     try:
         return JobqueueSettings.model_validate(raw)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc']) or 'config'}: {e['msg']}"
-                             for e in err.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'config'}: {e['msg']}"
+            for e in err.errors()
+        )
         raise ConfigError(f"--cluster: {p}: {problems}") from err
 
 
@@ -121,7 +132,10 @@ def start_jobqueue_cluster(kind: Kind, path: str | Path) -> tuple[Any, Any]:
         raise ConfigError(f"--cluster {kind}:{path}: {err}") from err
     logger.info("jobqueue worker job script:\n%s", cluster.job_script())
     if settings.adapt is not None:
-        cluster.adapt(minimum_jobs=settings.adapt.minimum_jobs, maximum_jobs=settings.adapt.maximum_jobs)
+        cluster.adapt(
+            minimum_jobs=settings.adapt.minimum_jobs,
+            maximum_jobs=settings.adapt.maximum_jobs,
+        )
     else:
         cluster.scale(jobs=settings.jobs)
     client = dist.Client(cluster)

@@ -20,7 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["PREEMPTED_EXIT", "Preempted", "check_preempted", "is_preempted", "preemption_guard"]
+__all__ = [
+    "PREEMPTED_EXIT",
+    "Preempted",
+    "check_preempted",
+    "is_preempted",
+    "preemption_guard",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +60,10 @@ def check_preempted() -> None:
 
 
 def _hard_exit(grace_s: float) -> None:
-    msg = (f"geolabel: preempted: still busy {grace_s:g} s after SIGTERM; exiting now "
-           "(recorded tiles are kept; re-run the same command to resume)\n")
+    msg = (
+        f"geolabel: preempted: still busy {grace_s:g} s after SIGTERM; exiting now "
+        "(recorded tiles are kept; re-run the same command to resume)\n"
+    )
     os.write(2, msg.encode())
     os._exit(PREEMPTED_EXIT)
 
@@ -81,7 +89,10 @@ def preemption_guard(grace_s: float = 25.0) -> Iterator[None]:
         if _STOP.is_set():
             _hard_exit(0)
         _STOP.set()
-        logger.warning("SIGTERM: finishing the batch in flight, then stopping (at most %g s)", grace_s)
+        logger.warning(
+            "SIGTERM: finishing the batch in flight, then stopping (at most %g s)",
+            grace_s,
+        )
         t = threading.Timer(grace_s, _hard_exit, args=(grace_s,))
         t.daemon = True
         t.start()

@@ -55,7 +55,9 @@ class Shard:
     def __post_init__(self) -> None:
         """Check ``0 <= index < count``."""
         if self.count < 1 or not 0 <= self.index < self.count:
-            raise ConfigError(f"--shard {self.index}/{self.count}: needs 0 <= I < N (I is 0-based)")
+            raise ConfigError(
+                f"--shard {self.index}/{self.count}: needs 0 <= I < N (I is 0-based)"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Shard:
@@ -103,7 +105,9 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-def resolve_shard_option(value: str | None, env: Mapping[str, str] | None = None) -> str | None:
+def resolve_shard_option(
+    value: str | None, env: Mapping[str, str] | None = None
+) -> str | None:
     """The ``--shard`` option as ``I/N`` (``auto`` read from the SLURM environment).
 
     Raises:
@@ -133,7 +137,9 @@ def shard_batches(batches: Sequence[T], shard: Shard | str | None) -> list[T]:
     if s is None:
         return list(batches)
     n = len(batches)
-    return [b for k, b in enumerate(batches) if shard_of_batch(k, n, s.count) == s.index]
+    return [
+        b for k, b in enumerate(batches) if shard_of_batch(k, n, s.count) == s.index
+    ]
 
 
 def writer_name(shard: Shard | str | None) -> str:
@@ -150,12 +156,22 @@ def _write_json(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
-def begin_shard(out: Path, shard: Shard | str, config: dict[str, Any], model: dict[str, Any]) -> Path:
+def begin_shard(
+    out: Path, shard: Shard | str, config: dict[str, Any], model: dict[str, Any]
+) -> Path:
     """Record that a shard started (status ``running``), with the run's config."""
     s = _as_shard(shard)
     assert s is not None
-    doc = {"shard": s.name, "index": s.index, "count": s.count, "status": "running",
-           "started": time.time(), "pid": os.getpid(), "config": config, "model": model}
+    doc = {
+        "shard": s.name,
+        "index": s.index,
+        "count": s.count,
+        "status": "running",
+        "started": time.time(),
+        "pid": os.getpid(),
+        "config": config,
+        "model": model,
+    }
     return _write_json(out / SHARDS_DIR / f"{s.name}.json", doc)
 
 
@@ -168,8 +184,14 @@ def write_shard_status(out: Path, shard: Shard | str, doc: dict[str, Any]) -> Pa
     s = _as_shard(shard)
     assert s is not None
     ok = all(sc.get("status") == "done" for sc in doc.get("scenes", []))
-    full = {"shard": s.name, "index": s.index, "count": s.count,
-            "status": "done" if ok else "incomplete", "finished": time.time(), **doc}
+    full = {
+        "shard": s.name,
+        "index": s.index,
+        "count": s.count,
+        "status": "done" if ok else "incomplete",
+        "finished": time.time(),
+        **doc,
+    }
     return _write_json(out / SHARDS_DIR / f"{s.name}.json", full)
 
 

@@ -38,11 +38,27 @@ logger = logging.getLogger(__name__)
 
 
 #: RunConfig fields that never change the loaded model.
-_NOT_MODEL = frozenset({
-    "scenes", "out", "cluster", "shard", "overwrite", "retry_failed", "probabilities", "vectors",
-    "tile_size", "overlap", "dead_zone", "batch_size", "bands", "nodata", "allow_vrt",
-    "allow_pixel_space", "uncertainty",
-})
+_NOT_MODEL = frozenset(
+    {
+        "scenes",
+        "out",
+        "cluster",
+        "shard",
+        "overwrite",
+        "retry_failed",
+        "probabilities",
+        "vectors",
+        "tile_size",
+        "overlap",
+        "dead_zone",
+        "batch_size",
+        "bands",
+        "nodata",
+        "allow_vrt",
+        "allow_pixel_space",
+        "uncertainty",
+    }
+)
 
 #: models kept per worker process (least recently used ones are closed).
 MAX_CACHED_MODELS = 2
@@ -81,9 +97,14 @@ class BatchJob:
         Paths, tiling and output options are left out, so runs of the same model on a
         long-lived cluster share the loaded model.
         """
-        settings = {k: v for k, v in self.config.to_dict().items() if k not in _NOT_MODEL}
-        text = json.dumps([self.spec.model_dump_json(), self.spec.source, settings],
-                          sort_keys=True, default=str)
+        settings = {
+            k: v for k, v in self.config.to_dict().items() if k not in _NOT_MODEL
+        }
+        text = json.dumps(
+            [self.spec.model_dump_json(), self.spec.source, settings],
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -157,7 +178,9 @@ def _store(job: BatchJob) -> RunStore:
     with _LOCK:
         store = _STORES.get(key)
         if store is None:
-            store = RunStore(Path(job.store_path), job.grid, job.channels, job.halo_len, job.token)
+            store = RunStore(
+                Path(job.store_path), job.grid, job.channels, job.halo_len, job.token
+            )
             _STORES[key] = store
         return store
 
@@ -194,6 +217,14 @@ def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
     store = _store(job)
     rows = _Rows()
     with rasterio.Env(**GDAL_ENV):
-        timings = run_tiles(job.scene, job.grid, job.spec, model, store, rows,  # type: ignore[arg-type]
-                            [tiles], job.dead_zone)
+        timings = run_tiles(
+            job.scene,
+            job.grid,
+            job.spec,
+            model,
+            store,
+            rows,  # type: ignore[arg-type]
+            [tiles],
+            job.dead_zone,
+        )
     return BatchOutcome(rows.rows, timings, os.getpid())

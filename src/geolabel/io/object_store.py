@@ -68,7 +68,11 @@ class ObjectStore:
 
     def write(self, pred: Prediction) -> None:
         """Record one tile's prediction (``boxes`` or ``scores``) atomically."""
-        doc: dict[str, Any] = {"tile_id": pred.tile.id, "kind": pred.kind, "model_id": pred.model_id}
+        doc: dict[str, Any] = {
+            "tile_id": pred.tile.id,
+            "kind": pred.kind,
+            "model_id": pred.model_id,
+        }
         if pred.kind == "scores":
             doc["scores"] = [float(v) for v in pred.array]
         else:
@@ -81,7 +85,9 @@ class ObjectStore:
                 from geolabel.stitch.georef import mask_to_polygon
 
                 stack = np.asarray(masks, dtype=bool)
-                doc["polygons"] = [shapely.to_wkb(mask_to_polygon(m), hex=True) for m in stack]
+                doc["polygons"] = [
+                    shapely.to_wkb(mask_to_polygon(m), hex=True) for m in stack
+                ]
         self._write(self.path / _name(pred.tile), doc)
 
     def read(self, tile: Tile) -> dict[str, Any]:
@@ -94,9 +100,13 @@ class ObjectStore:
         try:
             doc: dict[str, Any] = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise RunStateError(f"{path}: tile {tile.id} has no readable record: {err}") from err
+            raise RunStateError(
+                f"{path}: tile {tile.id} has no readable record: {err}"
+            ) from err
         if doc.get("tile_id") != tile.id:
-            raise RunStateError(f"{path}: holds tile {doc.get('tile_id')!r}, expected {tile.id!r}")
+            raise RunStateError(
+                f"{path}: holds tile {doc.get('tile_id')!r}, expected {tile.id!r}"
+            )
         if doc.get("polygons") is not None:
             doc["polygons"] = [shapely.from_wkb(h) for h in doc["polygons"]]
         return doc

@@ -140,7 +140,10 @@ class CogWriter:
         return self
 
     def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+        self,
+        et: type[BaseException] | None,
+        ev: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         """Abort on error (publishing is explicit via :meth:`close`)."""
         if et is not None:

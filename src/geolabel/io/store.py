@@ -40,7 +40,11 @@ def _drop_dead_partials(path: Path) -> None:
     """Remove half-built stores left by killed processes of this host."""
     prefix = f"{path.name}.{_host()}-"
     for tmp in path.parent.glob(f"{path.name}.*.partial"):
-        pid = tmp.name[len(prefix) : -len(".partial")] if tmp.name.startswith(prefix) else ""
+        pid = (
+            tmp.name[len(prefix) : -len(".partial")]
+            if tmp.name.startswith(prefix)
+            else ""
+        )
         if not pid.isdigit():
             continue  # another host's (a shard building now): not ours to judge
         try:

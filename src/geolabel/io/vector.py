@@ -74,10 +74,16 @@ class GpkgWriter:
             if layer in self._layers:
                 continue
             pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-            pyogrio.write_dataframe(gpd.GeoDataFrame([], geometry=[], crs=self.crs), self.tmp,
-                                    layer=layer, driver="GPKG", append=bool(self._layers),
-                                    promote_to_multi=gtype.startswith("Multi"), geometry_type=gtype,
-                                    dataset_options={"VERSION": "1.2"})
+            pyogrio.write_dataframe(
+                gpd.GeoDataFrame([], geometry=[], crs=self.crs),
+                self.tmp,
+                layer=layer,
+                driver="GPKG",
+                append=bool(self._layers),
+                promote_to_multi=gtype.startswith("Multi"),
+                geometry_type=gtype,
+                dataset_options={"VERSION": "1.2"},
+            )
             self._layers.add(layer)
         atomic_replace(self.tmp, self.path)
         return self.path

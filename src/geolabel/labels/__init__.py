@@ -20,5 +20,13 @@ from geolabel.labels._rasterize import (
 )
 
 __all__ = [
-    "STATUSES", "AcceptResult", "Selection", "accept_suggestions",
-    "IGNORE_INDEX", "class_lookup", "merge_labels", "rasterize_labels", "read_labels"]
+    "STATUSES",
+    "AcceptResult",
+    "Selection",
+    "accept_suggestions",
+    "IGNORE_INDEX",
+    "class_lookup",
+    "merge_labels",
+    "rasterize_labels",
+    "read_labels",
+]

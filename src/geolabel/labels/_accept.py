@@ -70,8 +70,12 @@ class Selection:
     @property
     def is_empty(self) -> bool:
         """True when no criterion is given (only reviewed features are taken)."""
-        return (self.threshold is None and not self.class_thresholds and self.ids is None
-                and self.inside is None)
+        return (
+            self.threshold is None
+            and not self.class_thresholds
+            and self.ids is None
+            and self.inside is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +94,10 @@ class AcceptResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict."""
-        return {k: (str(v) if isinstance(v, Path) else v)
-                for k, v in ((n, getattr(self, n)) for n in self.__dataclass_fields__)}
+        return {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in ((n, getattr(self, n)) for n in self.__dataclass_fields__)
+        }
 
 
 def _statuses(gdf: gpd.GeoDataFrame, source: str) -> np.ndarray:
@@ -101,7 +107,9 @@ def _statuses(gdf: gpd.GeoDataFrame, source: str) -> np.ndarray:
     st = st.replace("", "suggested").to_numpy(dtype=object)
     unknown = sorted(set(st) - set(STATUSES))
     if unknown:
-        raise ConfigError(f"{source}: unknown status values {unknown}; use one of {list(STATUSES)}")
+        raise ConfigError(
+            f"{source}: unknown status values {unknown}; use one of {list(STATUSES)}"
+        )
     return np.asarray(st, dtype=object)
 
 
@@ -114,14 +122,20 @@ def _selected(gdf: gpd.GeoDataFrame, sel: Selection, source: str) -> np.ndarray:
         if "score" not in gdf.columns:
             raise ConfigError(f"{source}: no 'score' field to apply a threshold to")
         per = {k.lower(): v for k, v in sel.class_thresholds.items()}
-        names = [gdf[c].astype(str).str.lower().to_numpy() if c in gdf.columns
-                 else np.full(len(gdf), "", object) for c in ("class_name", "label")]
+        names = [
+            gdf[c].astype(str).str.lower().to_numpy()
+            if c in gdf.columns
+            else np.full(len(gdf), "", object)
+            for c in ("class_name", "label")
+        ]
         known = set(names[0]) | set(names[1])
         unknown = sorted(set(per) - known)
         if unknown:
             logger.warning("%s: no suggestion has class %s", source, unknown)
-        thr = np.array([per.get(a, per.get(b, np.nan)) for a, b in zip(*names, strict=True)],
-                       dtype=float)
+        thr = np.array(
+            [per.get(a, per.get(b, np.nan)) for a, b in zip(*names, strict=True)],
+            dtype=float,
+        )
         if sel.threshold is not None:
             thr = np.where(np.isnan(thr), sel.threshold, thr)
         score = pd.to_numeric(gdf["score"], errors="coerce").to_numpy(dtype=float)
@@ -138,24 +152,41 @@ def _selected(gdf: gpd.GeoDataFrame, sel: Selection, source: str) -> np.ndarray:
 
 def _as_labels(gdf: gpd.GeoDataFrame, status: np.ndarray) -> gpd.GeoDataFrame:
     """Label rows in the labels-layer schema (provenance kept)."""
+
     def col(name: str, default: Any = None) -> Any:
         return gdf[name].to_numpy() if name in gdf.columns else [default] * len(gdf)
 
     labels = col("label")
     names = col("class_name")
-    label = [lab if lab is not None and lab == lab else n for lab, n in zip(labels, names, strict=True)]
-    out = gpd.GeoDataFrame({
-        "label": label, "class_name": names, "class_id": col("class_id"),
-        "score": col("score"), "review": np.where(status == "suggested", "threshold", status),
-        "source_run_id": col("run_id"), "source_model_id": col("model_id"),
-        "source_id": col("id"), "source_tile_id": col("tile_id"),
-    }, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
+    label = [
+        lab if lab is not None and lab == lab else n
+        for lab, n in zip(labels, names, strict=True)
+    ]
+    out = gpd.GeoDataFrame(
+        {
+            "label": label,
+            "class_name": names,
+            "class_id": col("class_id"),
+            "score": col("score"),
+            "review": np.where(status == "suggested", "threshold", status),
+            "source_run_id": col("run_id"),
+            "source_model_id": col("model_id"),
+            "source_id": col("id"),
+            "source_tile_id": col("tile_id"),
+        },
+        geometry=gdf.geometry.to_numpy(),
+        crs=gdf.crs,
+    )
     return out
 
 
 def _geom_keys(gdf: gpd.GeoDataFrame) -> list[tuple[bytes, str]]:
     geoms = shapely.normalize(gdf.geometry.to_numpy())
-    labels = gdf["label"].astype(str).to_numpy() if "label" in gdf.columns else [""] * len(gdf)
+    labels = (
+        gdf["label"].astype(str).to_numpy()
+        if "label" in gdf.columns
+        else [""] * len(gdf)
+    )
     return [(shapely.to_wkb(g), str(lab)) for g, lab in zip(geoms, labels, strict=True)]
 
 
@@ -167,8 +198,14 @@ def _write_layer(path: Path, layer: str, gdf: gpd.GeoDataFrame) -> None:
         if path.exists():
             shutil.copy2(path, tmp)
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        pyogrio.write_dataframe(gdf, tmp, layer=layer, driver="GPKG", promote_to_multi=True,
-                                dataset_options={"VERSION": "1.2"})
+        pyogrio.write_dataframe(
+            gdf,
+            tmp,
+            layer=layer,
+            driver="GPKG",
+            promote_to_multi=True,
+            dataset_options={"VERSION": "1.2"},
+        )
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -209,9 +246,15 @@ def accept_suggestions(
     take = reviewed | picked
     new = _as_labels(sugg[take], status[take])
     existing: gpd.GeoDataFrame | None = None
-    if lpath.exists() and labels_layer in [str(n) for n, _ in pyogrio.list_layers(lpath)]:
+    if lpath.exists() and labels_layer in [
+        str(n) for n, _ in pyogrio.list_layers(lpath)
+    ]:
         existing = read_labels(lpath, layer=labels_layer)
-        if existing.crs is not None and new.crs is not None and not existing.crs.equals(new.crs):
+        if (
+            existing.crs is not None
+            and new.crs is not None
+            and not existing.crs.equals(new.crs)
+        ):
             new = new.to_crs(existing.crs)
     replaced = duplicates = 0
     if existing is not None and len(existing):
@@ -219,15 +262,27 @@ def accept_suggestions(
         drop_old: list[int] = []
         row_of: dict[tuple[str, str], int] = {}
         if all(c in existing.columns for c in _KEY):
-            for i, (r, f) in enumerate(zip(existing["source_run_id"], existing["source_id"], strict=True)):
+            for i, (r, f) in enumerate(
+                zip(existing["source_run_id"], existing["source_id"], strict=True)
+            ):
                 if r is not None and r == r and f is not None and f == f:
                     row_of[(str(r), str(int(f)))] = i
         old_keys = _geom_keys(existing)
         geom_set = set(old_keys)
-        for j, (key, gk) in enumerate(zip(
-                zip(new["source_run_id"].astype(str),
-                    pd.to_numeric(new["source_id"], errors="coerce").fillna(-1).astype(int)
-                    .astype(str), strict=True), _geom_keys(new), strict=True)):
+        for j, (key, gk) in enumerate(
+            zip(
+                zip(
+                    new["source_run_id"].astype(str),
+                    pd.to_numeric(new["source_id"], errors="coerce")
+                    .fillna(-1)
+                    .astype(int)
+                    .astype(str),
+                    strict=True,
+                ),
+                _geom_keys(new),
+                strict=True,
+            )
+        ):
             hit = row_of.get(key)
             if hit is not None:
                 if old_keys[hit] == gk:
@@ -244,12 +299,20 @@ def accept_suggestions(
     added = len(new) - replaced
     if len(new) or replaced:
         frames = [f for f in (existing, new) if f is not None and len(f)]
-        merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+        merged = gpd.GeoDataFrame(
+            pd.concat(frames, ignore_index=True), crs=frames[0].crs
+        )
         _write_layer(lpath, labels_layer, merged)
     result = AcceptResult(
-        labels=lpath, layer=labels_layer, total=len(sugg), added=added, replaced=replaced,
-        duplicates=duplicates, rejected=int((status == "rejected").sum()),
-        reviewed=int(reviewed.sum()), not_selected=int(((status == "suggested") & ~picked).sum()),
+        labels=lpath,
+        layer=labels_layer,
+        total=len(sugg),
+        added=added,
+        replaced=replaced,
+        duplicates=duplicates,
+        rejected=int((status == "rejected").sum()),
+        reviewed=int(reviewed.sum()),
+        not_selected=int(((status == "suggested") & ~picked).sum()),
     )
     logger.info("accept %s -> %s: %s", spath, lpath, result.to_dict())
     return result

@@ -22,7 +22,13 @@ from rasterio.features import rasterize
 from geolabel.errors import ConfigError, CRSMismatchError
 from geolabel.grid import SceneGrid
 
-__all__ = ["IGNORE_INDEX", "class_lookup", "merge_labels", "rasterize_labels", "read_labels"]
+__all__ = [
+    "IGNORE_INDEX",
+    "class_lookup",
+    "merge_labels",
+    "rasterize_labels",
+    "read_labels",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +66,9 @@ def read_labels(path: str | Path, *, layer: str | None = None) -> gpd.GeoDataFra
     return gdf
 
 
-def class_lookup(class_names: Sequence[str], labels: Sequence[str | None] = ()) -> dict[str, int]:
+def class_lookup(
+    class_names: Sequence[str], labels: Sequence[str | None] = ()
+) -> dict[str, int]:
     """Map class names (and project labels) to model class indexes.
 
     Args:
@@ -78,14 +86,23 @@ def class_lookup(class_names: Sequence[str], labels: Sequence[str | None] = ()) 
 
 
 def _class_index(
-    values: Any, *, lookup: Mapping[str, int] | None, offset: int, num_classes: int,
-    source: str, field: str,
+    values: Any,
+    *,
+    lookup: Mapping[str, int] | None,
+    offset: int,
+    num_classes: int,
+    source: str,
+    field: str,
 ) -> npt.NDArray[np.int64]:
     """Model class index per feature from a class field (names or integer codes)."""
     arr = np.asarray(values)
     if arr.dtype.kind in "iuf":
-        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-            raise ConfigError(f"{source}: field {field!r} holds non-integer class codes")
+        if arr.dtype.kind == "f" and not np.all(
+            np.isfinite(arr) & (arr == np.round(arr))
+        ):
+            raise ConfigError(
+                f"{source}: field {field!r} holds non-integer class codes"
+            )
         idx = arr.astype(np.int64) + offset
         bad = sorted({int(v) for v in arr[(idx < 0) | (idx >= num_classes)]})
         if bad:
@@ -95,7 +112,9 @@ def _class_index(
             )
         return idx
     if lookup is None:
-        raise ConfigError(f"{source}: field {field!r} holds names; a class list is needed")
+        raise ConfigError(
+            f"{source}: field {field!r} holds names; a class list is needed"
+        )
     names = [str(v).lower() for v in arr]
     unknown = sorted({n for n in names if n not in lookup})
     if unknown:
@@ -172,12 +191,18 @@ def rasterize_labels(
             f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
         )
     if (gdf.crs is None) != (grid.crs is None):
-        raise CRSMismatchError(f"{source}: labels CRS {gdf.crs} vs scene CRS {grid.crs}")
+        raise CRSMismatchError(
+            f"{source}: labels CRS {gdf.crs} vs scene CRS {grid.crs}"
+        )
     if gdf.crs is not None and not gdf.crs.equals(grid.crs):
         gdf = gdf.to_crs(grid.crs)
     idx = _class_index(
-        gdf[class_field].to_numpy(), lookup=lookup, offset=class_offset,
-        num_classes=num_classes, source=source, field=class_field,
+        gdf[class_field].to_numpy(),
+        lookup=lookup,
+        offset=class_offset,
+        num_classes=num_classes,
+        source=source,
+        field=class_field,
     )
     is_point = gdf.geometry.geom_type.isin(_POINTS).to_numpy()
     count = np.zeros(grid.shape, dtype=np.uint16)
@@ -187,8 +212,12 @@ def rasterize_labels(
         polys = gdf.geometry[sel & ~is_point]
         if len(polys):
             claimed |= rasterize(
-                ((g, 1) for g in polys), out_shape=grid.shape, transform=grid.transform,
-                fill=0, all_touched=False, dtype="uint8",
+                ((g, 1) for g in polys),
+                out_shape=grid.shape,
+                transform=grid.transform,
+                fill=0,
+                all_touched=False,
+                dtype="uint8",
             ).astype(bool)
         cells = _point_cells(gdf.geometry[sel & is_point], grid, point_buffer)
         if cells:
@@ -199,8 +228,11 @@ def rasterize_labels(
     conflicts = count > 1
     out[conflicts] = IGNORE_INDEX
     if conflicts.any():
-        logger.warning("%s: %d pixels claimed by two classes set to ignore", source,
-                       int(conflicts.sum()))
+        logger.warning(
+            "%s: %d pixels claimed by two classes set to ignore",
+            source,
+            int(conflicts.sum()),
+        )
     return out
 
 
@@ -215,7 +247,9 @@ def merge_labels(*layers: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     out = layers[0].copy()
     for lab in layers[1:]:
         if lab.shape != out.shape:
-            raise ConfigError(f"label rasters differ in shape: {out.shape} vs {lab.shape}")
+            raise ConfigError(
+                f"label rasters differ in shape: {out.shape} vs {lab.shape}"
+            )
         clash = (out != IGNORE_INDEX) & (lab != IGNORE_INDEX) & (out != lab)
         out = np.where(out == IGNORE_INDEX, lab, out)
         out[clash] = IGNORE_INDEX

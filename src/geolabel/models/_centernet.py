@@ -41,23 +41,36 @@ class CenterNet(nn.Module):
     work; the top-down path resizes); output ``(n, classes + 4, ceil(rows/4), ceil(cols/4))``.
     """
 
-    def __init__(self, in_channels: int = 3, num_classes: int = 1, width: int = 32) -> None:
+    def __init__(
+        self, in_channels: int = 3, num_classes: int = 1, width: int = 32
+    ) -> None:
         """Build the layers; the heat-map bias starts at a prior of 0.1."""
         super().__init__()
         self.num_classes = num_classes
         half = max(width // 2, 4)
-        self.stem = nn.Sequential(_block(in_channels, half, 2), _block(half, width, 2))  # /4
+        self.stem = nn.Sequential(
+            _block(in_channels, half, 2), _block(half, width, 2)
+        )  # /4
         self.down8 = _block(width, 2 * width, 2)
         self.down16 = _block(2 * width, 4 * width, 2)
         self.lat8 = nn.Conv2d(2 * width, width, 1)
         self.lat16 = nn.Conv2d(4 * width, width, 1)
         self.fuse = _block(width, width)
-        self.heat = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(width, num_classes, 1))
-        self.size = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-                                  nn.Conv2d(width, 2, 1))
-        self.offset = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-                                    nn.Conv2d(width, 2, 1))
+        self.heat = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, num_classes, 1),
+        )
+        self.size = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2, 1),
+        )
+        self.offset = nn.Sequential(
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, 2, 1),
+        )
         last = self.heat[-1]
         assert isinstance(last, nn.Conv2d) and last.bias is not None
         nn.init.constant_(last.bias, -math.log((1 - 0.1) / 0.1))
@@ -67,7 +80,13 @@ class CenterNet(nn.Module):
         f4 = self.stem(x)
         f8 = self.down8(f4)
         f16 = self.down16(f8)
-        top = functional.interpolate(self.lat16(f16), size=f8.shape[-2:], mode="nearest")
-        top = functional.interpolate(top + self.lat8(f8), size=f4.shape[-2:], mode="nearest")
+        top = functional.interpolate(
+            self.lat16(f16), size=f8.shape[-2:], mode="nearest"
+        )
+        top = functional.interpolate(
+            top + self.lat8(f8), size=f4.shape[-2:], mode="nearest"
+        )
         feat = self.fuse(f4 + top)
-        return torch.cat([self.heat(feat), self.size(feat), torch.sigmoid(self.offset(feat))], dim=1)
+        return torch.cat(
+            [self.heat(feat), self.size(feat), torch.sigmoid(self.offset(feat))], dim=1
+        )

@@ -27,8 +27,14 @@ def fold_batchnorm(module: Any) -> int:
         names = list(seq._modules)
         for a, b in pairwise(names):
             conv, bn = seq._modules[a], seq._modules[b]
-            if (type(conv) is nn.Conv2d and type(bn) is nn.BatchNorm2d and not bn.training
-                    and not conv.training and bn.track_running_stats and bn.running_mean is not None):
+            if (
+                type(conv) is nn.Conv2d
+                and type(bn) is nn.BatchNorm2d
+                and not bn.training
+                and not conv.training
+                and bn.track_running_stats
+                and bn.running_mean is not None
+            ):
                 seq._modules[a] = fuse_conv_bn_eval(conv, bn)
                 seq._modules[b] = nn.Identity()
                 folded += 1

@@ -152,14 +152,22 @@ class HttpClient:
                 last = self.redact(str(err))
                 if attempt + 1 >= attempts:
                     break
-                wait = self._rng.uniform(0.0, min(pol.max_backoff, pol.backoff * 2**attempt))
+                wait = self._rng.uniform(
+                    0.0, min(pol.max_backoff, pol.backoff * 2**attempt)
+                )
                 if err.retry_after is not None:
                     if err.retry_after > pol.max_backoff:
                         last += f" (server asks to retry after {err.retry_after:.0f} s, more than max_backoff)"
                         break
                     wait = max(wait, err.retry_after)
-                logger.warning("%s %s: attempt %d failed (%s); retrying in %.2f s",
-                               method, url, attempt + 1, last, wait)
+                logger.warning(
+                    "%s %s: attempt %d failed (%s); retrying in %.2f s",
+                    method,
+                    url,
+                    attempt + 1,
+                    last,
+                    wait,
+                )
                 time.sleep(wait)
                 continue
             if 300 <= resp.status < 400:
@@ -182,15 +190,23 @@ class HttpClient:
 
     # -- one attempt ---------------------------------------------------------------
 
-    def _connect(self, timeout: float, *, fresh: bool = False) -> tuple[http.client.HTTPConnection, bool]:
+    def _connect(
+        self, timeout: float, *, fresh: bool = False
+    ) -> tuple[http.client.HTTPConnection, bool]:
         with self._lock:
             if self._idle and not fresh:
                 return self._idle.pop(), True
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        cls = (
+            http.client.HTTPSConnection
+            if self.scheme == "https"
+            else http.client.HTTPConnection
+        )
         conn = cls(self.host, self.port, timeout=timeout)
         return conn, False
 
-    def _attempt(self, method: str, path: str, body: bytes | None, extra: dict[str, str]) -> Response:
+    def _attempt(
+        self, method: str, path: str, body: bytes | None, extra: dict[str, str]
+    ) -> Response:
         pol = self.policy
         deadline = time.monotonic() + pol.timeout
         headers = {"Accept-Encoding": "identity", "User-Agent": "geolabel", **extra}
@@ -198,18 +214,34 @@ class HttpClient:
             headers["Authorization"] = f"Bearer {self._token}"
         conn, reused = self._connect(min(pol.connect_timeout, pol.timeout))
         try:
-            resp, will_close = self._exchange(conn, method, f"{self.prefix}{path}", body, headers, deadline)
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err:
+            resp, will_close = self._exchange(
+                conn, method, f"{self.prefix}{path}", body, headers, deadline
+            )
+        except (
+            http.client.RemoteDisconnected,
+            BrokenPipeError,
+            ConnectionResetError,
+        ) as err:
             conn.close()
             if not reused:
-                raise _Retryable(f"connection lost: {type(err).__name__}: {err}") from err
+                raise _Retryable(
+                    f"connection lost: {type(err).__name__}: {err}"
+                ) from err
             # a stale keep-alive connection: one more try on a fresh one, not counted
             conn, _ = self._connect(min(pol.connect_timeout, pol.timeout), fresh=True)
             try:
-                resp, will_close = self._exchange(conn, method, f"{self.prefix}{path}", body, headers, deadline)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as err2:
+                resp, will_close = self._exchange(
+                    conn, method, f"{self.prefix}{path}", body, headers, deadline
+                )
+            except (
+                http.client.RemoteDisconnected,
+                BrokenPipeError,
+                ConnectionResetError,
+            ) as err2:
                 conn.close()
-                raise _Retryable(f"connection lost: {type(err2).__name__}: {err2}") from err2
+                raise _Retryable(
+                    f"connection lost: {type(err2).__name__}: {err2}"
+                ) from err2
             except BaseException:
                 conn.close()
                 raise
@@ -244,7 +276,9 @@ class HttpClient:
         def left() -> float:
             rem = deadline - time.monotonic()
             if rem <= 0:
-                raise _Retryable(f"no complete response within {self.policy.timeout:g} s")
+                raise _Retryable(
+                    f"no complete response within {self.policy.timeout:g} s"
+                )
             return rem
 
         try:
@@ -269,7 +303,11 @@ class HttpClient:
                         "although identity was asked for"
                     )
                 declared = hdrs.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                if (
+                    declared is not None
+                    and declared.isdigit()
+                    and int(declared) > self.max_body
+                ):
                     raise RemoteModelError(
                         f"{self.base_url}{path}: response of {int(declared)} bytes exceeds the "
                         f"limit of {self.max_body} bytes (max_response_mb)"
@@ -295,18 +333,28 @@ class HttpClient:
         except RemoteModelError:
             raise
         except TimeoutError as err:
-            raise _Retryable(f"no complete response within {self.policy.timeout:g} s") from err
+            raise _Retryable(
+                f"no complete response within {self.policy.timeout:g} s"
+            ) from err
         except http.client.IncompleteRead as err:
             if time.monotonic() >= deadline:
-                raise _Retryable(f"no complete response within {self.policy.timeout:g} s") from err
-            raise _Retryable(f"truncated response ({len(err.partial)} bytes read)") from err
+                raise _Retryable(
+                    f"no complete response within {self.policy.timeout:g} s"
+                ) from err
+            raise _Retryable(
+                f"truncated response ({len(err.partial)} bytes read)"
+            ) from err
         except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
             if time.monotonic() >= deadline:
-                raise _Retryable(f"no complete response within {self.policy.timeout:g} s") from None
+                raise _Retryable(
+                    f"no complete response within {self.policy.timeout:g} s"
+                ) from None
             raise
         except (http.client.HTTPException, OSError) as err:
             if time.monotonic() >= deadline:
-                raise _Retryable(f"no complete response within {self.policy.timeout:g} s") from err
+                raise _Retryable(
+                    f"no complete response within {self.policy.timeout:g} s"
+                ) from err
             raise _Retryable(f"{type(err).__name__}: {err}") from err
         return Response(status, hdrs, b"".join(chunks)), bool(resp.will_close)
 

@@ -69,7 +69,11 @@ def encode(
     blobs: list[bytes] = []
     for t in tensors:
         arr = np.ascontiguousarray(t.array)
-        item: dict[str, Any] = {"name": t.name, "shape": list(arr.shape), "datatype": datatype_of(arr)}
+        item: dict[str, Any] = {
+            "name": t.name,
+            "shape": list(arr.shape),
+            "datatype": datatype_of(arr),
+        }
         if binary:
             raw = arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
             item["parameters"] = {"binary_data_size": len(raw)}
@@ -77,7 +81,9 @@ def encode(
         else:
             item["data"] = arr.ravel().tolist()
         items.append(item)
-    text = json.dumps({**head, key: items}, separators=(",", ":"), allow_nan=False).encode()
+    text = json.dumps(
+        {**head, key: items}, separators=(",", ":"), allow_nan=False
+    ).encode()
     if not binary:
         return text, {"Content-Type": "application/json"}
     return text + b"".join(blobs), {
@@ -86,7 +92,9 @@ def encode(
     }
 
 
-def decode(body: bytes, key: str, header_length: str | None) -> tuple[dict[str, Any], list[Tensor]]:
+def decode(
+    body: bytes, key: str, header_length: str | None
+) -> tuple[dict[str, Any], list[Tensor]]:
     """Parse a V2 body; returns the JSON document and its tensors under ``key``.
 
     Raises:
@@ -97,9 +105,13 @@ def decode(body: bytes, key: str, header_length: str | None) -> tuple[dict[str, 
         try:
             n = int(header_length)
         except ValueError:
-            raise TensorError(f"{HEADER_LENGTH} {header_length!r} is not an integer") from None
+            raise TensorError(
+                f"{HEADER_LENGTH} {header_length!r} is not an integer"
+            ) from None
         if not 0 < n <= len(body):
-            raise TensorError(f"{HEADER_LENGTH} {n} does not fit a body of {len(body)} bytes")
+            raise TensorError(
+                f"{HEADER_LENGTH} {n} does not fit a body of {len(body)} bytes"
+            )
         text, rest = body[:n], memoryview(body)[n:]
     else:
         text, rest = body, memoryview(b"")
@@ -114,33 +126,54 @@ def decode(body: bytes, key: str, header_length: str | None) -> tuple[dict[str, 
     for i, item in enumerate(doc[key]):
         if not isinstance(item, dict):
             raise TensorError(f"{key}[{i}] is not an object")
-        name, shape, dtype_name = item.get("name"), item.get("shape"), item.get("datatype")
+        name, shape, dtype_name = (
+            item.get("name"),
+            item.get("shape"),
+            item.get("datatype"),
+        )
         if not isinstance(name, str):
             raise TensorError(f"{key}[{i}] has no name")
-        if not (isinstance(shape, list) and all(isinstance(s, int) and s >= 0 for s in shape)):
-            raise TensorError(f"{key}[{i}] ({name!r}): shape {shape!r} is not a list of sizes")
+        if not (
+            isinstance(shape, list)
+            and all(isinstance(s, int) and s >= 0 for s in shape)
+        ):
+            raise TensorError(
+                f"{key}[{i}] ({name!r}): shape {shape!r} is not a list of sizes"
+            )
         if dtype_name not in DTYPES:
-            raise TensorError(f"{key}[{i}] ({name!r}): unsupported datatype {dtype_name!r}")
+            raise TensorError(
+                f"{key}[{i}] ({name!r}): unsupported datatype {dtype_name!r}"
+            )
         dtype = DTYPES[dtype_name]
         count = int(np.prod(shape, dtype=np.int64))
         params = item.get("parameters") or {}
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
-            if not isinstance(size, int) or size != count * dtype.itemsize or offset + size > len(rest):
+            if (
+                not isinstance(size, int)
+                or size != count * dtype.itemsize
+                or offset + size > len(rest)
+            ):
                 raise TensorError(
                     f"{key}[{i}] ({name!r}): binary_data_size {size!r} does not match shape "
                     f"{shape} of {dtype_name} or the body"
                 )
-            arr = np.frombuffer(rest[offset : offset + size], dtype=dtype).reshape(shape)
+            arr = np.frombuffer(rest[offset : offset + size], dtype=dtype).reshape(
+                shape
+            )
             offset += size
         else:
             data = item.get("data")
             if not isinstance(data, list):
-                raise TensorError(f"{key}[{i}] ({name!r}) has neither data nor binary_data_size")
+                raise TensorError(
+                    f"{key}[{i}] ({name!r}) has neither data nor binary_data_size"
+                )
             try:
                 arr = np.asarray(data, dtype=dtype)
             except (TypeError, ValueError) as err:
-                raise TensorError(f"{key}[{i}] ({name!r}): data is not {dtype_name}: {err}") from None
+                raise TensorError(
+                    f"{key}[{i}] ({name!r}): data is not {dtype_name}: {err}"
+                ) from None
             if arr.size != count:
                 raise TensorError(
                     f"{key}[{i}] ({name!r}): {arr.size} values do not fill shape {shape}"

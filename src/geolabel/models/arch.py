@@ -23,7 +23,12 @@ from geolabel.errors import MissingDependencyError, ModelSpecError
 
 __all__ = ["KNOWN_ARCHITECTURES", "UNet", "build_architecture"]
 
-KNOWN_ARCHITECTURES = ("geolabel.unet", "geolabel.centernet", "smp.<ClassName>", "torchgeo.<name>")
+KNOWN_ARCHITECTURES = (
+    "geolabel.unet",
+    "geolabel.centernet",
+    "smp.<ClassName>",
+    "torchgeo.<name>",
+)
 
 # Third-party architecture families: prefix -> (module, pip package, geolabel extra).
 _FAMILIES = {

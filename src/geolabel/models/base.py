@@ -39,9 +39,13 @@ class Batch:
         """Check that the arrays agree."""
         n = len(self.tiles)
         if self.data.ndim != 4 or self.data.shape[0] != n:
-            raise ValueError(f"batch data must be (n={n}, bands, rows, cols), got {self.data.shape}")
+            raise ValueError(
+                f"batch data must be (n={n}, bands, rows, cols), got {self.data.shape}"
+            )
         if self.valid.shape != (n, *self.data.shape[2:]):
-            raise ValueError(f"batch valid mask {self.valid.shape} does not match {self.data.shape}")
+            raise ValueError(
+                f"batch valid mask {self.valid.shape} does not match {self.data.shape}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,9 @@ class Prediction:
         a = self.array
         where = f"model {self.model_id!r}, tile {self.tile.id}"
         if not np.issubdtype(a.dtype, np.floating):
-            raise ModelOutputError(f"{where}: output dtype {a.dtype} is not floating point")
+            raise ModelOutputError(
+                f"{where}: output dtype {a.dtype} is not floating point"
+            )
         if not np.isfinite(a).all():
             raise ModelOutputError(f"{where}: output has NaN or infinite values")
         if self.kind == "probabilities":
@@ -86,19 +92,32 @@ class Prediction:
                 )
         elif self.kind == "scores":
             if a.shape != (self.num_classes,):
-                raise ModelOutputError(f"{where}: expected {self.num_classes} scores, got {a.shape}")
+                raise ModelOutputError(
+                    f"{where}: expected {self.num_classes} scores, got {a.shape}"
+                )
         elif self.kind == "boxes":
             n = a.shape[0] if a.ndim == 2 else -1
             if a.ndim != 2 or a.shape[1] != 4:
                 raise ModelOutputError(f"{where}: boxes must be (n, 4), got {a.shape}")
-            if self.scores is None or self.labels is None or len(self.scores) != n or len(self.labels) != n:
+            if (
+                self.scores is None
+                or self.labels is None
+                or len(self.scores) != n
+                or len(self.labels) != n
+            ):
                 raise ModelOutputError(f"{where}: boxes need {n} scores and {n} labels")
             if n and ((a[:, 2] < a[:, 0]).any() or (a[:, 3] < a[:, 1]).any()):
                 raise ModelOutputError(f"{where}: boxes need x1 >= x0 and y1 >= y0")
             if n and not np.isfinite(self.scores).all():
-                raise ModelOutputError(f"{where}: box scores have NaN or infinite values")
-            if n and ((self.labels < 0).any() or (self.labels >= self.num_classes).any()):
-                raise ModelOutputError(f"{where}: box labels outside 0..{self.num_classes - 1}")
+                raise ModelOutputError(
+                    f"{where}: box scores have NaN or infinite values"
+                )
+            if n and (
+                (self.labels < 0).any() or (self.labels >= self.num_classes).any()
+            ):
+                raise ModelOutputError(
+                    f"{where}: box labels outside 0..{self.num_classes - 1}"
+                )
 
 
 @runtime_checkable
@@ -148,7 +167,9 @@ def normalize(
 def softmax(x: npt.NDArray[np.float32], axis: int = 1) -> npt.NDArray[np.float32]:
     """Numerically stable softmax along ``axis``."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
-    out: npt.NDArray[np.float32] = (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
+    out: npt.NDArray[np.float32] = (e / e.sum(axis=axis, keepdims=True)).astype(
+        np.float32
+    )
     return out
 
 

@@ -43,7 +43,11 @@ def synthetic_batch(spec: ModelSpec, n: int = 1, *, seed: int = 0) -> Batch:
     t = spec.input.tile_size
     grid = TileGrid(SceneGrid((t, t * n), Affine(1, 0, 0, 0, -1, 0), None), t, 0)
     tiles = tuple(grid)[:n]
-    data = np.random.default_rng(seed).normal(size=(n, len(spec.input.bands), t, t)).astype(np.float32)
+    data = (
+        np.random.default_rng(seed)
+        .normal(size=(n, len(spec.input.bands), t, t))
+        .astype(np.float32)
+    )
     return Batch(tiles, data, np.ones((n, t, t), dtype=bool))
 
 
@@ -60,19 +64,29 @@ def _metadata_problems(spec: ModelSpec, meta: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     inputs = {i.get("name"): i for i in meta.get("inputs") or [] if isinstance(i, dict)}
     if ep.input not in inputs:
-        problems.append(f"server has no input {ep.input!r} (inputs: {sorted(map(str, inputs))}); set endpoint.input")
+        problems.append(
+            f"server has no input {ep.input!r} (inputs: {sorted(map(str, inputs))}); set endpoint.input"
+        )
     else:
         inp = inputs[ep.input]
         if inp.get("datatype") != ep.datatype:
-            problems.append(f"input {ep.input!r} is {inp.get('datatype')}, spec sends {ep.datatype} (endpoint.datatype)")
+            problems.append(
+                f"input {ep.input!r} is {inp.get('datatype')}, spec sends {ep.datatype} (endpoint.datatype)"
+            )
         want = [-1, t, t, b] if ep.layout == "NHWC" else [-1, b, t, t]
         if not _dims_match(inp.get("shape"), want):
-            problems.append(f"input {ep.input!r} has shape {inp.get('shape')}, spec needs {want} "
-                            f"({b} bands, tile {t}, layout {ep.layout})")
-    outputs = {o.get("name"): o for o in meta.get("outputs") or [] if isinstance(o, dict)}
+            problems.append(
+                f"input {ep.input!r} has shape {inp.get('shape')}, spec needs {want} "
+                f"({b} bands, tile {t}, layout {ep.layout})"
+            )
+    outputs = {
+        o.get("name"): o for o in meta.get("outputs") or [] if isinstance(o, dict)
+    }
     name = ep.output or next(iter(outputs), None)
     if ep.output is not None and ep.output not in outputs:
-        problems.append(f"server has no output {ep.output!r} (outputs: {sorted(map(str, outputs))}); set endpoint.output")
+        problems.append(
+            f"server has no output {ep.output!r} (outputs: {sorted(map(str, outputs))}); set endpoint.output"
+        )
     elif name is not None and spec.task in ("segmentation", "classification"):
         if spec.task == "segmentation":
             want = [-1, t, t, c] if ep.layout == "NHWC" else [-1, c, t, t]
@@ -80,10 +94,18 @@ def _metadata_problems(spec: ModelSpec, meta: dict[str, Any]) -> list[str]:
             want = [-1, c]
         shape = outputs[name].get("shape")
         if shape is not None and not _dims_match(shape, want):
-            problems.append(f"output {name!r} has shape {shape}, spec needs {want} ({c} classes)")
-    act = (meta.get("parameters") or {}).get("activation") if isinstance(meta.get("parameters"), dict) else None
+            problems.append(
+                f"output {name!r} has shape {shape}, spec needs {want} ({c} classes)"
+            )
+    act = (
+        (meta.get("parameters") or {}).get("activation")
+        if isinstance(meta.get("parameters"), dict)
+        else None
+    )
     if act is not None and act != spec.output.activation:
-        problems.append(f"server says activation {act!r}, spec says {spec.output.activation!r} (output.activation)")
+        problems.append(
+            f"server says activation {act!r}, spec says {spec.output.activation!r} (output.activation)"
+        )
     return problems
 
 
@@ -112,7 +134,9 @@ def check_model(spec: ModelSpec, *, device: str = "cpu") -> list[Check]:
             assert isinstance(model, HttpBackend)
             try:
                 resp = model.client.request("GET", "/v2/health/ready")
-                checks.append(Check("reachable", True, f"{ep.url} is ready (HTTP {resp.status})"))
+                checks.append(
+                    Check("reachable", True, f"{ep.url} is ready (HTTP {resp.status})")
+                )
             except GeolabelError as err:
                 checks.append(Check("reachable", False, str(err)))
                 return checks
@@ -122,14 +146,25 @@ def check_model(spec: ModelSpec, *, device: str = "cpu") -> list[Check]:
                 checks.append(Check("metadata", False, str(err)))
                 return checks
             problems = _metadata_problems(spec, meta)
-            detail = "; ".join(problems) if problems else (
-                f"model {meta.get('name')!r}: inputs and outputs match the spec")
+            detail = (
+                "; ".join(problems)
+                if problems
+                else (f"model {meta.get('name')!r}: inputs and outputs match the spec")
+            )
             checks.append(Check("metadata", not problems, detail))
             logger.debug("metadata: %s", json.dumps(meta)[:2000])
         elif ep is not None:
-            checks.append(Check("metadata", True, "SCANEO has no metadata endpoint; checked by the dry run"))
+            checks.append(
+                Check(
+                    "metadata",
+                    True,
+                    "SCANEO has no metadata endpoint; checked by the dry run",
+                )
+            )
         else:
-            checks.append(Check("load", True, f"{spec.backend} model {spec.model_id} loaded"))
+            checks.append(
+                Check("load", True, f"{spec.backend} model {spec.model_id} loaded")
+            )
         n = ep.max_tiles_per_request if ep is not None else 1
         batch = synthetic_batch(spec, n)
         try:
@@ -138,10 +173,16 @@ def check_model(spec: ModelSpec, *, device: str = "cpu") -> list[Check]:
             checks.append(Check("dry-run", False, f"{type(err).__name__}: {err}"))
             return checks
         if len(preds) != n:
-            checks.append(Check("dry-run", False, f"{len(preds)} predictions for {n} tiles"))
+            checks.append(
+                Check("dry-run", False, f"{len(preds)} predictions for {n} tiles")
+            )
         else:
             shape = tuple(preds[0].array.shape)
-            checks.append(Check("dry-run", True, f"{n} synthetic tile(s) -> {preds[0].kind} {shape}"))
+            checks.append(
+                Check(
+                    "dry-run", True, f"{n} synthetic tile(s) -> {preds[0].kind} {shape}"
+                )
+            )
     finally:
         model.close()
     return checks

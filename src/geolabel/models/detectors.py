@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["DetectionArrays", "build_centernet", "decode_centernet", "task_predictions"]
 
 #: ``(boxes (n, 4) x0, y0, x1, y1; scores (n,); labels (n,))`` for one image.
-DetectionArrays = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]]
+DetectionArrays = tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.int64]
+]
 
 
 def decode_centernet(
@@ -71,18 +73,35 @@ def decode_centernet(
             f"CenterNet output must be ({num_classes + 4}, rows, cols), got {raw.shape}"
         )
     heat = 1.0 / (1.0 + np.exp(-raw[:num_classes].astype(np.float64)))
-    peaks = heat == ndimage.maximum_filter(heat, size=(1, 3, 3), mode="constant", cval=-1.0)
+    peaks = heat == ndimage.maximum_filter(
+        heat, size=(1, 3, 3), mode="constant", cval=-1.0
+    )
     peaks &= heat >= score_threshold
     cls, iy, ix = np.nonzero(peaks)
     scores = heat[cls, iy, ix]
-    size = np.exp(np.clip(raw[num_classes : num_classes + 2, iy, ix].astype(np.float64), -8, 8)) * stride
+    size = (
+        np.exp(
+            np.clip(
+                raw[num_classes : num_classes + 2, iy, ix].astype(np.float64), -8, 8
+            )
+        )
+        * stride
+    )
     off = raw[num_classes + 2 : num_classes + 4, iy, ix].astype(np.float64)
     cx = (ix + off[0]) * stride
     cy = (iy + off[1]) * stride
     if extent is not None:
         keep = (cx >= 0) & (cy >= 0) & (cx < extent[1]) & (cy < extent[0])
-        cls, cx, cy, size, scores = cls[keep], cx[keep], cy[keep], size[:, keep], scores[keep]
-    boxes = np.stack([cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2, cy + size[1] / 2], axis=1)
+        cls, cx, cy, size, scores = (
+            cls[keep],
+            cx[keep],
+            cy[keep],
+            size[:, keep],
+            scores[keep],
+        )
+    boxes = np.stack(
+        [cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2, cy + size[1] / 2], axis=1
+    )
     if extent is not None:
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, extent[1])
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, extent[0])
@@ -137,7 +156,9 @@ def task_predictions(
 
     n = len(batch.tiles)
     if raw.shape[0] != n:
-        raise ModelOutputError(f"model {spec.model_id}: {raw.shape[0]} outputs for {n} tiles")
+        raise ModelOutputError(
+            f"model {spec.model_id}: {raw.shape[0]} outputs for {n} tiles"
+        )
     out: list[Prediction] = []
     if spec.task == "classification":
         if raw.ndim != 2:
@@ -146,18 +167,39 @@ def task_predictions(
             )
         scores = activate(raw, spec)
         for i, tile in enumerate(batch.tiles):
-            out.append(Prediction(tile=tile, kind="scores", array=np.ascontiguousarray(scores[i]),
-                                  num_classes=spec.num_classes, model_id=spec.model_id))
+            out.append(
+                Prediction(
+                    tile=tile,
+                    kind="scores",
+                    array=np.ascontiguousarray(scores[i]),
+                    num_classes=spec.num_classes,
+                    model_id=spec.model_id,
+                )
+            )
         return out
     if raw.ndim != 4 or raw.shape[-1] == 0:
-        raise ModelOutputError(f"model {spec.model_id}: detection output must be 4-d, got {raw.shape}")
+        raise ModelOutputError(
+            f"model {spec.model_id}: detection output must be 4-d, got {raw.shape}"
+        )
     stride = batch.data.shape[-1] // raw.shape[-1]
     for i, tile in enumerate(batch.tiles):
         boxes, scores, labels = decode_centernet(
-            raw[i], num_classes=spec.num_classes, stride=max(stride, 1),
+            raw[i],
+            num_classes=spec.num_classes,
+            stride=max(stride, 1),
             score_threshold=spec.output.score_threshold,
-            max_detections=spec.output.max_detections, extent=tile.read_window.shape,
+            max_detections=spec.output.max_detections,
+            extent=tile.read_window.shape,
         )
-        out.append(Prediction(tile=tile, kind="boxes", array=boxes, num_classes=spec.num_classes,
-                              model_id=spec.model_id, scores=scores, labels=labels))
+        out.append(
+            Prediction(
+                tile=tile,
+                kind="boxes",
+                array=boxes,
+                num_classes=spec.num_classes,
+                model_id=spec.model_id,
+                scores=scores,
+                labels=labels,
+            )
+        )
     return out

@@ -89,11 +89,15 @@ class EndpointSpec(BaseModel):
     def _url(cls, v: str) -> str:
         parts = urlsplit(v)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"endpoint url must be http(s)://host[:port][/path], got {v!r}")
+            raise ValueError(
+                f"endpoint url must be http(s)://host[:port][/path], got {v!r}"
+            )
         if parts.username or parts.password:
             raise ValueError("endpoint url must not hold credentials; use token_env")
         if parts.query or parts.fragment:
-            raise ValueError(f"endpoint url must not have a query or fragment, got {v!r}")
+            raise ValueError(
+                f"endpoint url must not have a query or fragment, got {v!r}"
+            )
         return v.rstrip("/")
 
     @field_validator("path")
@@ -107,5 +111,7 @@ class EndpointSpec(BaseModel):
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
         if v is not None and not (v.replace("_", "a").isalnum() and not v[0].isdigit()):
-            raise ValueError(f"token_env must be an environment variable name, got {v!r}")
+            raise ValueError(
+                f"token_env must be an environment variable name, got {v!r}"
+            )
         return v

@@ -58,10 +58,14 @@ def extra_channels(spec: ModelSpec, config: Any) -> tuple[str, ...]:
     """
     mode = getattr(config, "model_uncertainty", "none")
     if mode not in MODEL_UNCERTAINTY:
-        raise ConfigError(f"--model-uncertainty {mode!r} is unknown; choose one of {', '.join(MODEL_UNCERTAINTY)}")
+        raise ConfigError(
+            f"--model-uncertainty {mode!r} is unknown; choose one of {', '.join(MODEL_UNCERTAINTY)}"
+        )
     if spec.backend == "ensemble":
         if mode != "none":
-            raise ConfigError(f"model {spec.model_id} is an ensemble; --model-uncertainty {mode} does not apply")
+            raise ConfigError(
+                f"model {spec.model_id} is an ensemble; --model-uncertainty {mode} does not apply"
+            )
         return ("ensemble_disagreement",)
     return {"none": (), "mc-dropout": ("bald",), "tta": ("tta_disagreement",)}[mode]
 
@@ -70,8 +74,11 @@ def wrap_backend(backend: ModelBackend, config: Any) -> ModelBackend:
     """Wrap ``backend`` for the run's ``model_uncertainty`` (unchanged for ``none``)."""
     mode = getattr(config, "model_uncertainty", "none")
     if mode == "mc-dropout":
-        return MCDropoutBackend(backend, passes=int(getattr(config, "mc_passes", 8)),
-                                seed=int(getattr(config, "seed", 0)))
+        return MCDropoutBackend(
+            backend,
+            passes=int(getattr(config, "mc_passes", 8)),
+            seed=int(getattr(config, "seed", 0)),
+        )
     if mode == "tta":
         return TTABackend(backend)
     return backend
@@ -84,7 +91,11 @@ def stacked_channels(pred: Prediction, channels: int) -> F32:
         ModelOutputError: the prediction's channels do not match the run store's.
     """
     extra = pred.extra.get("uncertainty")
-    arr = pred.array if extra is None else np.concatenate([pred.array, np.asarray(extra, np.float32)])
+    arr = (
+        pred.array
+        if extra is None
+        else np.concatenate([pred.array, np.asarray(extra, np.float32)])
+    )
     if arr.shape[0] != channels:
         raise ModelOutputError(
             f"model {pred.model_id!r}, tile {pred.tile.id}: {arr.shape[0]} output channels "
@@ -93,14 +104,23 @@ def stacked_channels(pred: Prediction, channels: int) -> F32:
     return arr
 
 
-def _combine(samples: F32, preds: list[Prediction], backend_spec: ModelSpec) -> list[Prediction]:
+def _combine(
+    samples: F32, preds: list[Prediction], backend_spec: ModelSpec
+) -> list[Prediction]:
     """Mean + mutual information over ``samples`` (T, n, C, rows, cols) per tile."""
     out = []
     for i, p in enumerate(preds):
         s = samples[:, i]
-        out.append(Prediction(tile=p.tile, kind="probabilities", array=s.mean(axis=0).astype(np.float32),
-                              num_classes=p.num_classes, model_id=backend_spec.model_id,
-                              extra={"uncertainty": mutual_information(s)[None]}))
+        out.append(
+            Prediction(
+                tile=p.tile,
+                kind="probabilities",
+                array=s.mean(axis=0).astype(np.float32),
+                num_classes=p.num_classes,
+                model_id=backend_spec.model_id,
+                extra={"uncertainty": mutual_information(s)[None]},
+            )
+        )
     return out
 
 
@@ -147,19 +167,29 @@ class MCDropoutBackend(_Wrapper):
             raise ConfigError(f"--mc-passes must be at least 2, got {passes}")
         module = getattr(inner, "module", None)
         if module is None or not hasattr(module, "modules"):
-            raise BackendError(f"model {inner.spec.model_id}: MC dropout needs a torch backend")
+            raise BackendError(
+                f"model {inner.spec.model_id}: MC dropout needs a torch backend"
+            )
         import torch
 
-        self.dropouts = [m for m in module.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)]
+        self.dropouts = [
+            m
+            for m in module.modules()
+            if isinstance(m, torch.nn.modules.dropout._DropoutNd)
+        ]
         if not self.dropouts or all(m.p == 0 for m in self.dropouts):
-            raise BackendError(f"model {inner.spec.model_id}: has no dropout layer with p > 0; "
-                               "MC dropout needs one (use --model-uncertainty tta instead)")
+            raise BackendError(
+                f"model {inner.spec.model_id}: has no dropout layer with p > 0; "
+                "MC dropout needs one (use --model-uncertainty tta instead)"
+            )
         self.passes, self.seed = passes, seed
 
     def pass_seed(self, t: int) -> int:
         """The seed of pass ``t``: ``seed`` and ``t``, hashed."""
         key = f"{self.seed}|{t}"
-        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & (2**63 - 1)
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") & (
+            2**63 - 1
+        )
 
     def predict(self, batch: Batch) -> list[Prediction]:
         """Mean probabilities of ``T`` dropout passes, plus channel ``bald``.
@@ -214,11 +244,19 @@ def _dihedral(square: bool) -> list[_Transform]:
     if not square:
         return flips
     rots: list[_Transform] = [
-        (lambda a: np.rot90(a, 1, axes=(-2, -1)), lambda a: np.rot90(a, -1, axes=(-2, -1))),
-        (lambda a: np.rot90(a, -1, axes=(-2, -1)), lambda a: np.rot90(a, 1, axes=(-2, -1))),
+        (
+            lambda a: np.rot90(a, 1, axes=(-2, -1)),
+            lambda a: np.rot90(a, -1, axes=(-2, -1)),
+        ),
+        (
+            lambda a: np.rot90(a, -1, axes=(-2, -1)),
+            lambda a: np.rot90(a, 1, axes=(-2, -1)),
+        ),
         (lambda a: np.swapaxes(a, -1, -2), lambda a: np.swapaxes(a, -1, -2)),
-        (lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2),
-         lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2)),
+        (
+            lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2),
+            lambda a: np.swapaxes(a[..., ::-1, ::-1], -1, -2),
+        ),
     ]
     return flips + rots
 
@@ -240,7 +278,9 @@ class TTABackend(_Wrapper):
                 valid[i, :h, :w] = fwd(batch.valid[i, :h, :w])
             preds = self.inner.predict(Batch(batch.tiles, data, valid))
             base = base or preds
-            samples.append(np.stack([np.ascontiguousarray(undo(p.array)) for p in preds]))
+            samples.append(
+                np.stack([np.ascontiguousarray(undo(p.array)) for p in preds])
+            )
         assert base is not None
         return _combine(np.stack(samples), base, self.spec)
 
@@ -265,7 +305,9 @@ class EnsembleBackend:
 
         members = tuple(getattr(spec, "members", None) or ())
         if len(members) < 2:
-            raise ModelSpecError(f"{spec.source}: an ensemble needs at least two members, got {len(members)}")
+            raise ModelSpecError(
+                f"{spec.source}: an ensemble needs at least two members, got {len(members)}"
+            )
         base = Path(spec.source).parent if spec.source else Path()
         self._spec = spec
         self.members: list[ModelBackend] = []
@@ -273,10 +315,14 @@ class EnsembleBackend:
             for m in members:
                 mspec = load_spec(base / m if not Path(m).is_absolute() else Path(m))
                 if mspec.class_names != spec.class_names or mspec.input != spec.input:
-                    raise ModelSpecError(f"{spec.source}: member {m} has other classes or input "
-                                         "than the ensemble spec; they must match")
+                    raise ModelSpecError(
+                        f"{spec.source}: member {m} has other classes or input "
+                        "than the ensemble spec; they must match"
+                    )
                 if mspec.backend == "ensemble":
-                    raise ModelSpecError(f"{spec.source}: member {m} is itself an ensemble")
+                    raise ModelSpecError(
+                        f"{spec.source}: member {m} is itself an ensemble"
+                    )
                 self.members.append(load_model(mspec, **options))
         except BaseException:
             self.close()

@@ -49,7 +49,12 @@ def _check_input(spec: ModelSpec, batch: int, seed: int) -> np.ndarray:
 
 
 def export_onnx(
-    spec_path: str | Path, out: str | Path, *, opset: int = 17, batch: int = 2, seed: int = 0,
+    spec_path: str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    batch: int = 2,
+    seed: int = 0,
     min_agreement: float = MIN_AGREEMENT,
 ) -> ExportResult:
     """Export the torch model of ``spec_path`` to ``out`` (``.onnx``) and ``out`` ``.yaml``.
@@ -73,7 +78,9 @@ def export_onnx(
 
     spec = load_spec(spec_path)
     if spec.backend != "torch":
-        raise ConfigError(f"{spec_path}: backend is {spec.backend!r}; export-onnx needs a torch spec")
+        raise ConfigError(
+            f"{spec_path}: backend is {spec.backend!r}; export-onnx needs a torch spec"
+        )
     if opset < 17:
         raise ConfigError(f"--opset {opset}: must be 17 or newer")
     out = Path(out)
@@ -93,8 +100,13 @@ def export_onnx(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
             torch.onnx.export(
-                module, (torch.from_numpy(x),), str(tmp_onnx), dynamo=False, opset_version=opset,
-                input_names=["input"], output_names=["logits"],
+                module,
+                (torch.from_numpy(x),),
+                str(tmp_onnx),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["input"],
+                output_names=["logits"],
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
             )
         raw = _onnx_spec(spec, tmp_onnx.name.replace(".partial", ""))
@@ -103,7 +115,9 @@ def export_onnx(
         check = load_spec(tmp_spec)
         got = OnnxBackend(check, device="cpu").forward(x)
         want = ref.float().numpy()
-        agreement = argmax_agreement(got, want, np.ones((batch, *x.shape[2:]), dtype=bool))
+        agreement = argmax_agreement(
+            got, want, np.ones((batch, *x.shape[2:]), dtype=bool)
+        )
         diff = float(np.abs(got - want).max())
         if agreement < min_agreement:
             out.unlink(missing_ok=True)
@@ -114,7 +128,9 @@ def export_onnx(
         os.replace(tmp_spec, spec_out)
     except (RuntimeError, ValueError, TypeError) as err:  # torch's exporter errors
         out.unlink(missing_ok=True)
-        raise BackendError(f"{spec_path}: ONNX export failed: {str(err).splitlines()[0]}") from err
+        raise BackendError(
+            f"{spec_path}: ONNX export failed: {str(err).splitlines()[0]}"
+        ) from err
     finally:
         tmp_onnx.unlink(missing_ok=True)
         tmp_spec.unlink(missing_ok=True)
@@ -128,5 +144,7 @@ def _onnx_spec(spec: ModelSpec, weights: str) -> dict[str, Any]:
     raw.pop("architecture", None)
     raw.update(backend="onnx", format="onnx", weights=weights)
     raw["output"] = {**raw.get("output", {}), "tensor": "logits"}
-    raw["description"] = (raw.get("description") or "") + f" (ONNX export of {spec.model_id})"
+    raw["description"] = (
+        raw.get("description") or ""
+    ) + f" (ONNX export of {spec.model_id})"
     return raw

@@ -59,11 +59,19 @@ def make_client(ep: EndpointSpec, *, seed: int | None = None) -> HttpClient:
                 f"endpoint {ep.url}: environment variable {ep.token_env} (token_env) is not set"
             )
     policy = RetryPolicy(
-        timeout=ep.timeout, connect_timeout=ep.connect_timeout, retries=ep.retries,
-        backoff=ep.backoff, max_backoff=ep.max_backoff,
+        timeout=ep.timeout,
+        connect_timeout=ep.connect_timeout,
+        retries=ep.retries,
+        backoff=ep.backoff,
+        max_backoff=ep.max_backoff,
     )
-    return HttpClient(ep.url, policy=policy, token=token,
-                      max_body=int(ep.max_response_mb * (1 << 20)), seed=seed)
+    return HttpClient(
+        ep.url,
+        policy=policy,
+        token=token,
+        max_body=int(ep.max_response_mb * (1 << 20)),
+        seed=seed,
+    )
 
 
 def concurrency_limit() -> int:
@@ -76,7 +84,9 @@ def concurrency_limit() -> int:
     if raw is None or raw == "":
         return 64
     if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"GEOLABEL_HTTP_CONCURRENCY must be a positive integer, got {raw!r}")
+        raise ConfigError(
+            f"GEOLABEL_HTTP_CONCURRENCY must be a positive integer, got {raw!r}"
+        )
     return int(raw)
 
 
@@ -89,7 +99,9 @@ class KServeProtocol:
         self.ep = ep
         self.client = client
         name = ep.model or spec.name
-        self.model_path = f"/v2/models/{name}" + (f"/versions/{ep.version}" if ep.version else "")
+        self.model_path = f"/v2/models/{name}" + (
+            f"/versions/{ep.version}" if ep.version else ""
+        )
         self.max_tiles = ep.max_tiles_per_request
 
     def metadata(self) -> dict[str, Any]:
@@ -104,9 +116,13 @@ class KServeProtocol:
         try:
             doc = json.loads(resp.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise RemoteModelError(f"{self.client.base_url}{self.model_path}: metadata is not JSON") from err
+            raise RemoteModelError(
+                f"{self.client.base_url}{self.model_path}: metadata is not JSON"
+            ) from err
         if not isinstance(doc, dict):
-            raise RemoteModelError(f"{self.client.base_url}{self.model_path}: metadata is not an object")
+            raise RemoteModelError(
+                f"{self.client.base_url}{self.model_path}: metadata is not an object"
+            )
         return doc
 
     def infer(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -124,14 +140,22 @@ class KServeProtocol:
             data = np.clip(np.rint(data), 0, 255).astype(np.uint8)
         head: dict[str, Any] = {}
         if ep.output is not None:
-            head["outputs"] = [{"name": ep.output, "parameters": {"binary_data": ep.binary}}]
+            head["outputs"] = [
+                {"name": ep.output, "parameters": {"binary_data": ep.binary}}
+            ]
         elif ep.binary:
             head["parameters"] = {"binary_data_output": True}
-        body, headers = _v2.encode(head, "inputs", [_v2.Tensor(ep.input, data)], binary=ep.binary)
+        body, headers = _v2.encode(
+            head, "inputs", [_v2.Tensor(ep.input, data)], binary=ep.binary
+        )
         url = f"{self.client.base_url}{self.model_path}/infer"
-        resp = self.client.request("POST", f"{self.model_path}/infer", body=body, headers=headers)
+        resp = self.client.request(
+            "POST", f"{self.model_path}/infer", body=body, headers=headers
+        )
         try:
-            _, outputs = _v2.decode(resp.body, "outputs", resp.headers.get(_v2.HEADER_LENGTH.lower()))
+            _, outputs = _v2.decode(
+                resp.body, "outputs", resp.headers.get(_v2.HEADER_LENGTH.lower())
+            )
         except _v2.TensorError as err:
             raise ModelOutputError(f"{url}: bad response: {err}") from None
         if not outputs:
@@ -146,14 +170,20 @@ class KServeProtocol:
             chosen = named[0]
         return self._check(chosen.array, x.shape, url)
 
-    def _check(self, y: npt.NDArray[Any], in_shape: tuple[int, ...], url: str) -> npt.NDArray[np.float32]:
+    def _check(
+        self, y: npt.NDArray[Any], in_shape: tuple[int, ...], url: str
+    ) -> npt.NDArray[np.float32]:
         k, _, rows, cols = in_shape
         c = self.spec.num_classes
         if not np.issubdtype(y.dtype, np.floating):
-            raise ModelOutputError(f"{url}: output {self.ep.output or 'tensor'} is {y.dtype}, not floating point")
+            raise ModelOutputError(
+                f"{url}: output {self.ep.output or 'tensor'} is {y.dtype}, not floating point"
+            )
         want: tuple[int, ...] | None
         if self.spec.task == "segmentation":
-            want = (k, rows, cols, c) if self.ep.layout == "NHWC" else (k, c, rows, cols)
+            want = (
+                (k, rows, cols, c) if self.ep.layout == "NHWC" else (k, c, rows, cols)
+            )
         elif self.spec.task == "classification":
             want = (k, c)
         else:
@@ -170,19 +200,31 @@ class KServeProtocol:
             raise ModelOutputError(f"{url}: output has NaN or infinite values")
         return out
 
-    def predictions(self, raw: npt.NDArray[np.float32], batch: Batch) -> list[Prediction]:
+    def predictions(
+        self, raw: npt.NDArray[np.float32], batch: Batch
+    ) -> list[Prediction]:
         """Activate raw outputs per the spec and wrap them per tile."""
         spec = self.spec
         if spec.task == "segmentation":
             return to_predictions(activate(raw, spec), batch, spec)
         if spec.task == "classification":
             probs = activate(raw, spec)
-            return [Prediction(tile=t, kind="scores", array=probs[i], num_classes=spec.num_classes,
-                               model_id=spec.model_id) for i, t in enumerate(batch.tiles)]
+            return [
+                Prediction(
+                    tile=t,
+                    kind="scores",
+                    array=probs[i],
+                    num_classes=spec.num_classes,
+                    model_id=spec.model_id,
+                )
+                for i, t in enumerate(batch.tiles)
+            ]
         try:
             from geolabel.models.detectors import task_predictions
         except ImportError as err:
-            raise ModelSpecError(f"model {spec.model_id}: task {spec.task!r} is not supported over HTTP") from err
+            raise ModelSpecError(
+                f"model {spec.model_id}: task {spec.task!r} is not supported over HTTP"
+            ) from err
         preds: list[Prediction] = task_predictions(raw, batch, spec)
         return preds
 
@@ -203,7 +245,9 @@ class HttpBackend:
     def __init__(self, spec: ModelSpec, *, seed: int | None = None, **_: Any) -> None:
         """Prepare the client and the request pool (nothing is sent yet)."""
         if spec.endpoint is None:
-            raise ModelSpecError(f"model {spec.model_id}: backend 'http' needs an 'endpoint'")
+            raise ModelSpecError(
+                f"model {spec.model_id}: backend 'http' needs an 'endpoint'"
+            )
         self._spec = spec
         self.endpoint = spec.endpoint
         self.client = make_client(spec.endpoint, seed=seed)
@@ -213,7 +257,9 @@ class HttpBackend:
         else:
             self.protocol = KServeProtocol(spec, spec.endpoint, self.client)
         self.concurrency = min(spec.endpoint.concurrency, concurrency_limit())
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="geolabel-http")
+        self._pool = ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="geolabel-http"
+        )
         self._lock = threading.Lock()
         self.failures = 0
         self.last_error: str | None = None
@@ -258,8 +304,12 @@ class HttpBackend:
                 self.failures += 1
                 self.last_error = f"{type(err).__name__}: {err}"
                 tripped = self.failures >= ep.max_consecutive_failures
-            logger.warning("remote model %s: batch failed (%d in a row): %s",
-                           self._spec.model_id, self.failures, self.last_error)
+            logger.warning(
+                "remote model %s: batch failed (%d in a row): %s",
+                self._spec.model_id,
+                self.failures,
+                self.last_error,
+            )
             if tripped:
                 raise CircuitOpenError(self._stop_message()) from err
             raise
@@ -268,9 +318,11 @@ class HttpBackend:
         return preds
 
     def _stop_message(self) -> str:
-        return (f"endpoint {self.endpoint.url}: {self.failures} batches failed in a row, "
-                f"stopping the run (re-run with --retry-failed to resume); last error: "
-                f"{self.last_error}")
+        return (
+            f"endpoint {self.endpoint.url}: {self.failures} batches failed in a row, "
+            f"stopping the run (re-run with --retry-failed to resume); last error: "
+            f"{self.last_error}"
+        )
 
     def close(self) -> None:
         """Stop the request pool and close connections."""

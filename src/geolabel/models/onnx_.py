@@ -33,7 +33,12 @@ class OnnxBackend:
     """
 
     def __init__(
-        self, spec: ModelSpec, *, device: str = "auto", threads: int | None = None, **_: Any
+        self,
+        spec: ModelSpec,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        **_: Any,
     ) -> None:
         """Create the inference session once."""
         try:
@@ -42,7 +47,9 @@ class OnnxBackend:
             raise MissingDependencyError("onnxruntime", "onnx") from err
         path = spec.weights_path()
         if path is None:
-            raise ModelSpecError(f"model {spec.model_id}: no weights for the onnx backend")
+            raise ModelSpecError(
+                f"model {spec.model_id}: no weights for the onnx backend"
+            )
         avail = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
         if device in ("auto", "cuda") and "CUDAExecutionProvider" in avail:
@@ -52,9 +59,13 @@ class OnnxBackend:
             so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+            self.session = ort.InferenceSession(
+                str(path), sess_options=so, providers=providers
+            )
         except Exception as err:  # onnxruntime raises its own untyped errors
-            raise BackendError(f"{path}: cannot load ONNX model: {str(err).splitlines()[0]}") from err
+            raise BackendError(
+                f"{path}: cannot load ONNX model: {str(err).splitlines()[0]}"
+            ) from err
         self._spec = spec
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -74,12 +85,16 @@ class OnnxBackend:
 
     def forward(self, data: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Raw output for ``(n, bands, rows, cols)`` normalised input."""
-        (y,) = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(data)})
+        (y,) = self.session.run(
+            [self.output_name], {self.input_name: np.ascontiguousarray(data)}
+        )
         return np.asarray(y, dtype=np.float32)
 
     def predict(self, batch: Batch) -> list[Prediction]:
         """Class probabilities for each tile of the batch."""
-        return to_predictions(activate(self.forward(batch.data), self._spec), batch, self._spec)
+        return to_predictions(
+            activate(self.forward(batch.data), self._spec), batch, self._spec
+        )
 
     def close(self) -> None:
         """Release the session."""

@@ -26,8 +26,14 @@ from geolabel.errors import GeolabelError
 from geolabel.models.base import Batch
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["MIN_AGREEMENT", "argmax_agreement", "candidate_precision", "check_precision",
-           "precision_record", "resolve_precision"]
+__all__ = [
+    "MIN_AGREEMENT",
+    "argmax_agreement",
+    "candidate_precision",
+    "check_precision",
+    "precision_record",
+    "resolve_precision",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +51,10 @@ def candidate_precision(spec: ModelSpec, device: str) -> str | None:
 
     if device.startswith("cuda"):
         return "fp16"
-    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if (
+        torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]
+        and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    ):
         return "bf16"
     return None
 
@@ -60,23 +69,44 @@ def argmax_agreement(
 
 
 def check_precision(
-    spec: ModelSpec, batch: Batch, *, device: str, candidate: str, threads: int | None = None
+    spec: ModelSpec,
+    batch: Batch,
+    *,
+    device: str,
+    candidate: str,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """Run ``candidate`` and fp32 on ``batch``; the check's record (see module doc)."""
     from geolabel.models.torch_ import TorchBackend
 
-    ref = TorchBackend(spec, device=device, precision="fp32", channels_last=False, threads=threads)
-    fast = TorchBackend(spec, device=device, precision=candidate, channels_last=True,  # type: ignore[arg-type]
-                        threads=threads)
+    ref = TorchBackend(
+        spec, device=device, precision="fp32", channels_last=False, threads=threads
+    )
+    fast = TorchBackend(
+        spec,
+        device=device,
+        precision=candidate,  # type: ignore[arg-type]
+        channels_last=True,
+        threads=threads,
+    )
     try:
-        agreement = argmax_agreement(fast.forward(batch.data), ref.forward(batch.data), batch.valid)
+        agreement = argmax_agreement(
+            fast.forward(batch.data), ref.forward(batch.data), batch.valid
+        )
     finally:
         ref.close()
         fast.close()
     chosen = candidate if agreement >= MIN_AGREEMENT else "fp32"
-    return {"requested": "auto", "precision": chosen, "candidate": candidate,
-            "agreement": round(agreement, 6), "min_agreement": MIN_AGREEMENT, "device": device,
-            "tiles": len(batch.tiles), "pixels": int(batch.valid.sum())}
+    return {
+        "requested": "auto",
+        "precision": chosen,
+        "candidate": candidate,
+        "agreement": round(agreement, 6),
+        "min_agreement": MIN_AGREEMENT,
+        "device": device,
+        "tiles": len(batch.tiles),
+        "pixels": int(batch.valid.sum()),
+    }
 
 
 def _first_batch(spec: ModelSpec, config: RunConfig) -> Batch:
@@ -87,13 +117,21 @@ def _first_batch(spec: ModelSpec, config: RunConfig) -> Batch:
     errors = []
     for path in config.scenes:
         try:
-            kw: dict[str, Any] = {"nodata": config.nodata, "allow_vrt": config.allow_vrt,
-                                  "allow_pixel_space": config.allow_pixel_space}
+            kw: dict[str, Any] = {
+                "nodata": config.nodata,
+                "allow_vrt": config.allow_vrt,
+                "allow_pixel_space": config.allow_pixel_space,
+            }
             scene = open_scene(path, **kw)
-            scene = open_scene(path, bands=resolve_bands(scene, spec, config.bands), **kw)
+            scene = open_scene(
+                path, bands=resolve_bands(scene, spec, config.bands), **kw
+            )
             grid, _ = plan_scene(scene, spec, config)
             with scene.open() as ds:
-                return _read_batch(scene, _batches(grid, config.batch_size)[0], spec, ds)
+                shape = grid.tile_shape
+                assert isinstance(shape, tuple)
+                first = _batches(grid, config.batch_size)[0]
+                return _read_batch(scene, first, spec, ds, shape)
         except GeolabelError as err:
             errors.append(str(err))
     raise GeolabelError("; ".join(errors) or "no scenes")
@@ -120,18 +158,34 @@ def resolve_precision(spec: ModelSpec, config: RunConfig) -> dict[str, Any]:
             pass
     candidate = candidate_precision(spec, device)
     if candidate is None:
-        rec = {"requested": "auto", "precision": "fp32", "candidate": None, "device": device,
-               "reason": "no faster mode for this backend and hardware"}
+        rec = {
+            "requested": "auto",
+            "precision": "fp32",
+            "candidate": None,
+            "device": device,
+            "reason": "no faster mode for this backend and hardware",
+        }
     else:
         try:
             batch = _first_batch(spec, config)
         except GeolabelError as err:
-            rec = {"requested": "auto", "precision": "fp32", "candidate": candidate, "device": device,
-                   "reason": f"check not run: {err}"}
+            rec = {
+                "requested": "auto",
+                "precision": "fp32",
+                "candidate": candidate,
+                "device": device,
+                "reason": f"check not run: {err}",
+            }
         else:
-            rec = check_precision(spec, batch, device=device, candidate=candidate, threads=config.threads)
+            rec = check_precision(
+                spec, batch, device=device, candidate=candidate, threads=config.threads
+            )
     rec["model_id"] = spec.model_id
-    logger.info("precision auto: %s (%s)", rec["precision"], rec.get("agreement", rec.get("reason")))
+    logger.info(
+        "precision auto: %s (%s)",
+        rec["precision"],
+        rec.get("agreement", rec.get("reason")),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{RECORD}.{os.getpid()}.partial")
     tmp.write_text(json.dumps(rec, indent=2) + "\n")

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geolabel.errors import ModelSpecError
 from geolabel.models.endpoint import EndpointSpec
@@ -47,7 +54,11 @@ class ClassInfo(_Frozen):
     @property
     def rgb(self) -> tuple[int, int, int]:
         """The colour as ``(r, g, b)`` 0–255."""
-        return (int(self.color[1:3], 16), int(self.color[3:5], 16), int(self.color[5:7], 16))
+        return (
+            int(self.color[1:3], 16),
+            int(self.color[3:5], 16),
+            int(self.color[5:7], 16),
+        )
 
 
 class InputSpec(_Frozen):
@@ -109,7 +120,9 @@ class ModelSpec(_Frozen):
     description: str = ""
     backend: str = Field(min_length=1)
     weights: str | None = None
-    format: Literal["torchscript", "export", "state_dict", "onnx", "remote"] | None = None
+    format: Literal["torchscript", "export", "state_dict", "onnx", "remote"] | None = (
+        None
+    )
     architecture: ArchitectureSpec | None = None
     endpoint: EndpointSpec | None = None
     input: InputSpec
@@ -137,7 +150,9 @@ class ModelSpec(_Frozen):
         if self.label_map:
             unknown = sorted(set(self.label_map) - set(names))
             if unknown:
-                raise ValueError(f"label_map names unknown classes {unknown}; classes are {names}")
+                raise ValueError(
+                    f"label_map names unknown classes {unknown}; classes are {names}"
+                )
         if self.backend == "http" and self.endpoint is None:
             raise ValueError("backend 'http' needs an 'endpoint' (url, protocol, ...)")
         if self.backend in ("torch", "onnx") and not self.weights:
@@ -145,7 +160,9 @@ class ModelSpec(_Frozen):
         if self.format == "state_dict" and self.architecture is None:
             raise ValueError("format 'state_dict' needs an 'architecture'")
         if self.backend == "ensemble" and len(self.members or ()) < 2:
-            raise ValueError("backend 'ensemble' needs at least two 'members' (spec paths)")
+            raise ValueError(
+                "backend 'ensemble' needs at least two 'members' (spec paths)"
+            )
         return self
 
     @property
@@ -234,7 +251,8 @@ def load_spec(path: str | Path) -> ModelSpec:
         spec = ModelSpec.model_validate({**raw, "source": str(p.resolve())})
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(str(x) for x in e['loc']) or 'spec'}: {e['msg']}" for e in err.errors()
+            f"{'.'.join(str(x) for x in e['loc']) or 'spec'}: {e['msg']}"
+            for e in err.errors()
         )
         raise ModelSpecError(f"{p}: invalid model spec: {problems}") from err
     w = spec.weights_path()

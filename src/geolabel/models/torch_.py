@@ -45,7 +45,9 @@ def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
     path = spec.weights_path()
     if path is None:
         raise ModelSpecError(f"model {spec.model_id}: no weights for the torch backend")
-    fmt = spec.format or ("torchscript" if path.suffix in (".pt", ".ts") else "state_dict")
+    fmt = spec.format or (
+        "torchscript" if path.suffix in (".pt", ".ts") else "state_dict"
+    )
     try:
         if fmt == "torchscript":
             module = torch.jit.load(str(path), map_location=device)
@@ -55,7 +57,9 @@ def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
             from geolabel.models.arch import build_architecture
 
             assert spec.architecture is not None  # checked by the spec
-            module = build_architecture(spec.architecture.name, dict(spec.architecture.params))
+            module = build_architecture(
+                spec.architecture.name, dict(spec.architecture.params)
+            )
             state = _load_state_dict(path)
             try:
                 module.load_state_dict(state, strict=True)
@@ -65,13 +69,19 @@ def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
                     f"{path}: weights do not fit architecture {spec.architecture.name!r}: {first}"
                 ) from err
         else:
-            raise ModelSpecError(f"model {spec.model_id}: format {fmt!r} is not a torch format")
+            raise ModelSpecError(
+                f"model {spec.model_id}: format {fmt!r} is not a torch format"
+            )
     except (OSError, RuntimeError) as err:
         if isinstance(err, ModelSpecError):
             raise
-        raise BackendError(f"{path}: cannot load torch model: {str(err).splitlines()[0]}") from err
+        raise BackendError(
+            f"{path}: cannot load torch model: {str(err).splitlines()[0]}"
+        ) from err
     module = module.to(device)
-    if fmt != "export":  # exported programs are frozen in the mode they were exported in
+    if (
+        fmt != "export"
+    ):  # exported programs are frozen in the mode they were exported in
         module.eval()
     return module
 
@@ -84,7 +94,9 @@ def _load_state_dict(path: Path) -> dict[str, Any]:
         return dict(load_file(str(path)))
     state = torch.load(str(path), map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ModelSpecError(f"{path}: expected a state dict, got {type(state).__name__}")
+        raise ModelSpecError(
+            f"{path}: expected a state dict, got {type(state).__name__}"
+        )
     return state
 
 
@@ -124,11 +136,17 @@ class TorchBackend:
         self.precision: Precision = precision
         self.channels_last = channels_last
         self.module = module if module is not None else load_torch_module(spec, device)
-        if module is None and precision != "fp32":  # part of the fast mode --precision auto checks
+        if (
+            module is None and precision != "fp32"
+        ):  # part of the fast mode --precision auto checks
             from geolabel.models._fuse import fold_batchnorm
 
             fold_batchnorm(self.module)
-        if channels_last and (spec.format or "") != "export" and hasattr(self.module, "to"):
+        if (
+            channels_last
+            and (spec.format or "") != "export"
+            and hasattr(self.module, "to")
+        ):
             self.module = self.module.to(memory_format=torch.channels_last)
         logger.info("torch model %s on %s (%s)", spec.model_id, device, precision)
 
@@ -146,7 +164,9 @@ class TorchBackend:
         autocast: Any = contextlib.nullcontext()
         if self.precision != "fp32":
             dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            autocast = torch.autocast(device_type=self.device.split(":")[0], dtype=dtype)
+            autocast = torch.autocast(
+                device_type=self.device.split(":")[0], dtype=dtype
+            )
         with torch.inference_mode(), autocast:
             y = self.module(x)
         if isinstance(y, dict):
@@ -159,9 +179,13 @@ class TorchBackend:
             from geolabel.models.detectors import task_predictions
 
             return task_predictions(self.forward(batch.data), batch, self._spec)
-        if self._spec.output.activation == "softmax":  # in torch: threaded, no numpy temporaries
+        if (
+            self._spec.output.activation == "softmax"
+        ):  # in torch: threaded, no numpy temporaries
             torch = _torch()
-            probs = torch.softmax(torch.from_numpy(self.forward(batch.data)), dim=1).numpy()
+            probs = torch.softmax(
+                torch.from_numpy(self.forward(batch.data)), dim=1
+            ).numpy()
         else:
             probs = activate(self.forward(batch.data), self._spec)
         return to_predictions(probs, batch, self._spec)

@@ -55,31 +55,47 @@ def read_labelled(path: Path, crs: str | None) -> list[Any]:
     try:
         layers = [str(name) for name, _ in pyogrio.list_layers(path)]
         frames = [pyogrio.read_dataframe(path, layer=layer) for layer in layers]
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as err:
-        raise ConfigError(f"--exclude {path}: cannot read labelled footprints: {err}") from err
+    except (
+        pyogrio.errors.DataSourceError,
+        pyogrio.errors.DataLayerError,
+        OSError,
+    ) as err:
+        raise ConfigError(
+            f"--exclude {path}: cannot read labelled footprints: {err}"
+        ) from err
     geoms: list[Any] = []
     for df in frames:
         if not isinstance(df, gpd.GeoDataFrame) or df.geometry is None or df.empty:
             continue
         if crs is not None:
             if df.crs is None:
-                raise ConfigError(f"--exclude {path}: has no CRS; cannot reproject it to the scene CRS")
+                raise ConfigError(
+                    f"--exclude {path}: has no CRS; cannot reproject it to the scene CRS"
+                )
             df = df.to_crs(crs)
         geoms.extend(g for g in df.geometry if g is not None and not g.is_empty)
     return geoms
 
 
 def _to_crs(geom: Any, src: str | None, dst: str | None) -> Any:
-    if src is None or dst is None or CRS.from_user_input(src) == CRS.from_user_input(dst):
+    if (
+        src is None
+        or dst is None
+        or CRS.from_user_input(src) == CRS.from_user_input(dst)
+    ):
         return geom
     tr = Transformer.from_crs(src, dst, always_xy=True)
     return shapely.transform(geom, tr.transform, interleaved=False)
 
 
-def _update_run_json(run_dir: Path, entries: list[dict[str, Any]], options: dict[str, Any]) -> None:
+def _update_run_json(
+    run_dir: Path, entries: list[dict[str, Any]], options: dict[str, Any]
+) -> None:
     rj = run_dir / "run.json"
     doc = json.loads(rj.read_text())
-    doc["outputs"] = [o for o in doc.get("outputs", []) if o.get("role") not in ROLES] + entries
+    doc["outputs"] = [
+        o for o in doc.get("outputs", []) if o.get("role") not in ROLES
+    ] + entries
     doc["priority"] = options
     tmp = rj.with_suffix(".json.partial")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
@@ -87,9 +103,16 @@ def _update_run_json(run_dir: Path, entries: list[dict[str, Any]], options: dict
 
 
 def _reason(r: Region, strategy: str, class_names: tuple[str, ...], why: str) -> str:
-    cls = class_names[r.dominant_class] if 0 <= r.dominant_class < len(class_names) else "?"
-    what = (f"random draw {r.score:.3f}" if strategy == "random"
-            else f"mean {r.extra['source']} {r.mean:.3f}, q90 {r.q90:.3f}")
+    cls = (
+        class_names[r.dominant_class]
+        if 0 <= r.dominant_class < len(class_names)
+        else "?"
+    )
+    what = (
+        f"random draw {r.score:.3f}"
+        if strategy == "random"
+        else f"mean {r.extra['source']} {r.mean:.3f}, q90 {r.q90:.3f}"
+    )
     return f"{what} over {r.valid_fraction:.0%} valid pixels, mostly {cls}; {why}"
 
 
@@ -143,35 +166,67 @@ def prioritize(
     regions: list[Region] = []
     excluded: list[bool] = []
     for k, run in enumerate(scenes):
-        found = score_regions(run, strategy, region_size=region_size, min_valid=min_valid,
-                              seed=seed, scene_index=k)
+        found = score_regions(
+            run,
+            strategy,
+            region_size=region_size,
+            min_valid=min_valid,
+            seed=seed,
+            scene_index=k,
+        )
         crs = found[0].crs if found else None
         labelled = [g for path in exclude for g in read_labelled(Path(path), crs)]
         excluded.extend(excluded_mask([r.geometry for r in found], labelled).tolist())
         regions.extend(found)
     out_crs = next((r.crs for r in regions), None)
     geoms = [_to_crs(r.geometry, r.crs, out_crs) for r in regions]
-    cands = [Candidate(r.score, g, r.dominant_class) for r, g in zip(regions, geoms, strict=True)]
-    picks = select_regions(cands, budget, min_distance=min_distance, spread=spread,
-                           pool_factor=pool_factor, balance_classes=balance_classes,
-                           excluded=np.asarray(excluded, dtype=bool))
+    cands = [
+        Candidate(r.score, g, r.dominant_class)
+        for r, g in zip(regions, geoms, strict=True)
+    ]
+    picks = select_regions(
+        cands,
+        budget,
+        min_distance=min_distance,
+        spread=spread,
+        pool_factor=pool_factor,
+        balance_classes=balance_classes,
+        excluded=np.asarray(excluded, dtype=bool),
+    )
     classes = scenes[0].class_names
     rows = []
     for p in picks:
         r, g = regions[p.index], geoms[p.index]
-        cls = classes[r.dominant_class] if 0 <= r.dominant_class < len(classes) else None
-        rows.append({"rank": p.rank, "score": round(r.score, 6), "strategy": strategy,
-                     "reason": _reason(r, strategy, classes, p.reason), "scene": r.scene,
-                     "region_id": r.region_id, "dominant_class": cls,
-                     "valid_fraction": round(r.valid_fraction, 4), "row_off": r.window.row_off,
-                     "col_off": r.window.col_off, "height": r.window.height, "width": r.window.width,
-                     "geometry": g})
+        cls = (
+            classes[r.dominant_class] if 0 <= r.dominant_class < len(classes) else None
+        )
+        rows.append(
+            {
+                "rank": p.rank,
+                "score": round(r.score, 6),
+                "strategy": strategy,
+                "reason": _reason(r, strategy, classes, p.reason),
+                "scene": r.scene,
+                "region_id": r.region_id,
+                "dominant_class": cls,
+                "valid_fraction": round(r.valid_fraction, 4),
+                "row_off": r.window.row_off,
+                "col_off": r.window.col_off,
+                "height": r.window.height,
+                "width": r.window.width,
+                "geometry": g,
+            }
+        )
     gpkg_path, csv_path = run_dir / "next_to_label.gpkg", run_dir / "next_to_label.csv"
     writer = GpkgWriter(gpkg_path, out_crs)
     try:
         if rows:
-            writer.write(LAYER, [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
-                         [row["geometry"] for row in rows], geometry_type="Polygon")
+            writer.write(
+                LAYER,
+                [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
+                [row["geometry"] for row in rows],
+                geometry_type="Polygon",
+            )
         else:  # nothing left to label: an empty layer that still has the columns
             _write_empty_layer(writer.tmp, out_crs)
         writer.close()
@@ -179,46 +234,117 @@ def prioritize(
         writer.abort()
         raise
     _write_csv(csv_path, rows, out_crs)
-    options = {"strategy": strategy, "budget": budget, "picked": len(rows), "candidates": len(regions),
-               "excluded": int(sum(excluded)), "region_size": region_size, "min_distance": min_distance,
-               "spread": spread, "pool_factor": pool_factor, "balance_classes": balance_classes,
-               "exclude": [str(Path(e).resolve()) for e in exclude], "min_valid": min_valid, "seed": seed}
-    _update_run_json(run_dir, [
-        {"scene": None, "role": "next_to_label", "path": str(gpkg_path), "layer": LAYER, "strategy": strategy},
-        {"scene": None, "role": "next_to_label_csv", "path": str(csv_path), "strategy": strategy},
-    ], options)
+    options = {
+        "strategy": strategy,
+        "budget": budget,
+        "picked": len(rows),
+        "candidates": len(regions),
+        "excluded": int(sum(excluded)),
+        "region_size": region_size,
+        "min_distance": min_distance,
+        "spread": spread,
+        "pool_factor": pool_factor,
+        "balance_classes": balance_classes,
+        "exclude": [str(Path(e).resolve()) for e in exclude],
+        "min_valid": min_valid,
+        "seed": seed,
+    }
+    _update_run_json(
+        run_dir,
+        [
+            {
+                "scene": None,
+                "role": "next_to_label",
+                "path": str(gpkg_path),
+                "layer": LAYER,
+                "strategy": strategy,
+            },
+            {
+                "scene": None,
+                "role": "next_to_label_csv",
+                "path": str(csv_path),
+                "strategy": strategy,
+            },
+        ],
+        options,
+    )
     logger.info("picked %d of %d regions (%s)", len(rows), len(regions), strategy)
     return PriorityResult(gpkg_path, csv_path, rows)
 
 
-_SCHEMA = {"rank": "int64", "score": "float64", "strategy": "str", "reason": "str", "scene": "str",
-           "region_id": "str", "dominant_class": "str", "valid_fraction": "float64", "row_off": "int64",
-           "col_off": "int64", "height": "int64", "width": "int64"}
+_SCHEMA = {
+    "rank": "int64",
+    "score": "float64",
+    "strategy": "str",
+    "reason": "str",
+    "scene": "str",
+    "region_id": "str",
+    "dominant_class": "str",
+    "valid_fraction": "float64",
+    "row_off": "int64",
+    "col_off": "int64",
+    "height": "int64",
+    "width": "int64",
+}
 
 
 def _write_empty_layer(path: Path, crs: str | None) -> None:
     from geolabel.io.vector import FIXED_DATE
 
-    cols = {k: gpd.pd.Series([], dtype=object if t == "str" else t) for k, t in _SCHEMA.items()}
+    cols = {
+        k: gpd.pd.Series([], dtype=object if t == "str" else t)
+        for k, t in _SCHEMA.items()
+    }
     gdf = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-    pyogrio.write_dataframe(gdf, path, layer=LAYER, driver="GPKG", geometry_type="Polygon",
-                            dataset_options={"VERSION": "1.2"})
+    pyogrio.write_dataframe(
+        gdf,
+        path,
+        layer=LAYER,
+        driver="GPKG",
+        geometry_type="Polygon",
+        dataset_options={"VERSION": "1.2"},
+    )
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:
     crs_name = CRS.from_user_input(crs).to_string() if crs else ""
     buf = io.StringIO()
-    fields = ["rank", "score", "strategy", "reason", "scene", "region_id", "dominant_class",
-              "valid_fraction", "center_x", "center_y", "minx", "miny", "maxx", "maxy", "crs"]
+    fields = [
+        "rank",
+        "score",
+        "strategy",
+        "reason",
+        "scene",
+        "region_id",
+        "dominant_class",
+        "valid_fraction",
+        "center_x",
+        "center_y",
+        "minx",
+        "miny",
+        "maxx",
+        "maxy",
+        "crs",
+    ]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for row in rows:
         g = row["geometry"]
         c = g.centroid
         minx, miny, maxx, maxy = g.bounds
-        w.writerow({**{k: row[k] for k in fields[:8]}, "center_x": round(c.x, 6), "center_y": round(c.y, 6),
-                    "minx": minx, "miny": miny, "maxx": maxx, "maxy": maxy, "crs": crs_name})
+        w.writerow(
+            {
+                **{k: row[k] for k in fields[:8]},
+                "center_x": round(c.x, 6),
+                "center_y": round(c.y, 6),
+                "minx": minx,
+                "miny": miny,
+                "maxx": maxx,
+                "maxy": maxy,
+                "crs": crs_name,
+            }
+        )
     tmp = path.with_name(path.stem + ".partial.csv")
     tmp.write_text(buf.getvalue())
     atomic_replace(tmp, path)

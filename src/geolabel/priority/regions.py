@@ -100,7 +100,9 @@ def load_run(run_dir: Path) -> list[SceneRun]:
     """
     rj = run_dir / "run.json"
     if not rj.is_file():
-        raise RunStateError(f"{run_dir}: no run.json; run `geolabel predict` into it first")
+        raise RunStateError(
+            f"{run_dir}: no run.json; run `geolabel predict` into it first"
+        )
     try:
         doc = json.loads(rj.read_text())
     except json.JSONDecodeError as err:
@@ -109,8 +111,11 @@ def load_run(run_dir: Path) -> list[SceneRun]:
     done = [s["scene"] for s in doc.get("scenes", []) if s.get("status") == "done"]
     scenes = []
     for scene in done:
-        outs = {o["role"]: _resolve(run_dir, o["path"]) for o in doc.get("outputs", [])
-                if o.get("scene") == scene}
+        outs = {
+            o["role"]: _resolve(run_dir, o["path"])
+            for o in doc.get("outputs", [])
+            if o.get("scene") == scene
+        }
         if "mask" not in outs:
             continue
         scenes.append(SceneRun(scene, outs["mask"].parent.name, outs, classes))
@@ -127,8 +132,9 @@ def _band_of(ds: Any, measures: tuple[str, ...]) -> int | None:
     return None
 
 
-def _pixel_reader(stack: contextlib.ExitStack, run: SceneRun, strategy: str
-                  ) -> tuple[Callable[[RioWindow], F32] | None, str]:
+def _pixel_reader(
+    stack: contextlib.ExitStack, run: SceneRun, strategy: str
+) -> tuple[Callable[[RioWindow], F32] | None, str]:
     """A ``window -> (rows, cols)`` uncertainty reader and the name of its source."""
     if strategy == "random":
         return None, "random"
@@ -139,40 +145,70 @@ def _pixel_reader(stack: contextlib.ExitStack, run: SceneRun, strategy: str
         ds = stack.enter_context(rasterio.open(outs["uncertainty"]))
         band = _band_of(ds, ("bald", *wanted) if strategy == "bald" else wanted)
         if band is not None:
-            return (lambda w: ds.read(band, window=w).astype(np.float32)), ds.tags(band)["MEASURE"]
+            return (lambda w: ds.read(band, window=w).astype(np.float32)), ds.tags(
+                band
+            )["MEASURE"]
     if strategy == "bald":
-        raise ConfigError(f"{run.scene}: the run has no model-based uncertainty band; re-run predict "
-                          "with --model-uncertainty mc-dropout (or tta, or an ensemble model)")
+        raise ConfigError(
+            f"{run.scene}: the run has no model-based uncertainty band; re-run predict "
+            "with --model-uncertainty mc-dropout (or tta, or an ensemble model)"
+        )
     if "probabilities" in outs:
         pds = stack.enter_context(rasterio.open(outs["probabilities"]))
-        return (lambda w: compute_measure(strategy, np.nan_to_num(pds.read(window=w)))), f"{strategy} (from probabilities)"
+        return (
+            lambda w: compute_measure(strategy, np.nan_to_num(pds.read(window=w)))
+        ), f"{strategy} (from probabilities)"
     if strategy == "least-confidence" and "confidence" in outs:
         cds = stack.enter_context(rasterio.open(outs["confidence"]))
         scale = n / (n - 1) if n > 1 else 0.0
-        return (lambda w: ((1.0 - cds.read(1, window=w)) * scale).astype(np.float32)), f"{strategy} (from confidence)"
-    raise ConfigError(f"{run.scene}: the run has neither a {strategy} band nor probabilities; re-run "
-                      f"predict with --uncertainty {strategy} or --probabilities")
+        return (
+            lambda w: ((1.0 - cds.read(1, window=w)) * scale).astype(np.float32)
+        ), f"{strategy} (from confidence)"
+    raise ConfigError(
+        f"{run.scene}: the run has neither a {strategy} band nor probabilities; re-run "
+        f"predict with --uncertainty {strategy} or --probabilities"
+    )
 
 
-def _windows(run: SceneRun, shape: tuple[int, int], region_size: int | None) -> Iterator[tuple[str, Window]]:
+def _windows(
+    run: SceneRun, shape: tuple[int, int], region_size: int | None
+) -> Iterator[tuple[str, Window]]:
     if region_size is None:
         if "tiles" not in run.outputs:
-            raise ConfigError(f"{run.scene}: the run wrote no tiles layer; use --region-size, or re-run "
-                              "predict with an --uncertainty measure")
-        df = pyogrio.read_dataframe(run.outputs["tiles"], layer="tiles", read_geometry=False,
-                                    columns=["tile_id", "row_off", "col_off", "height", "width"])
+            raise ConfigError(
+                f"{run.scene}: the run wrote no tiles layer; use --region-size, or re-run "
+                "predict with an --uncertainty measure"
+            )
+        df = pyogrio.read_dataframe(
+            run.outputs["tiles"],
+            layer="tiles",
+            read_geometry=False,
+            columns=["tile_id", "row_off", "col_off", "height", "width"],
+        )
         for r in df.itertuples(index=False):
-            yield str(r.tile_id), Window(int(r.row_off), int(r.col_off), int(r.height), int(r.width))
+            yield (
+                str(r.tile_id),
+                Window(int(r.row_off), int(r.col_off), int(r.height), int(r.width)),
+            )
         return
     h, w = shape
     for i, r0 in enumerate(range(0, h, region_size)):
         for j, c0 in enumerate(range(0, w, region_size)):
-            yield (f"{run.name}/s{region_size}/r{i:05d}c{j:05d}",
-                   Window(r0, c0, min(region_size, h - r0), min(region_size, w - c0)))
+            yield (
+                f"{run.name}/s{region_size}/r{i:05d}c{j:05d}",
+                Window(r0, c0, min(region_size, h - r0), min(region_size, w - c0)),
+            )
 
 
-def score_regions(run: SceneRun, strategy: str, *, region_size: int | None = None,
-                  min_valid: float = 0.5, seed: int = 0, scene_index: int = 0) -> list[Region]:
+def score_regions(
+    run: SceneRun,
+    strategy: str,
+    *,
+    region_size: int | None = None,
+    min_valid: float = 0.5,
+    seed: int = 0,
+    scene_index: int = 0,
+) -> list[Region]:
     """Score every candidate region of one scene (regions below ``min_valid`` dropped).
 
     Args:
@@ -187,7 +223,9 @@ def score_regions(run: SceneRun, strategy: str, *, region_size: int | None = Non
         ConfigError: unknown strategy, or the run lacks the outputs it needs.
     """
     if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        raise ConfigError(
+            f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+        )
     rng = np.random.default_rng([seed, scene_index])
     regions = []
     with contextlib.ExitStack() as stack:
@@ -216,7 +254,20 @@ def score_regions(run: SceneRun, strategy: str, *, region_size: int | None = Non
             x0, y0 = t @ (win.col_off, win.row_off)
             x1, y1 = t @ (win.col_off + win.width, win.row_off + win.height)
             geom = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-            regions.append(Region(run.scene, rid, win, geom, crs, score, mean, q90, frac,
-                                  int(np.argmax(counts)), {"source": source}))
+            regions.append(
+                Region(
+                    run.scene,
+                    rid,
+                    win,
+                    geom,
+                    crs,
+                    score,
+                    mean,
+                    q90,
+                    frac,
+                    int(np.argmax(counts)),
+                    {"source": source},
+                )
+            )
     logger.info("%s: %d candidate regions (%s)", run.scene, len(regions), source)
     return regions

@@ -63,7 +63,9 @@ def excluded_mask(geometries: list[Any], labelled: list[Any]) -> npt.NDArray[np.
     union = unary_union([g for g in labelled if g is not None and not g.is_empty])
     if union.is_empty:
         return np.zeros(len(geoms), dtype=bool)
-    return np.asarray(shapely.intersects(geoms, union) & ~shapely.touches(geoms, union), dtype=bool)
+    return np.asarray(
+        shapely.intersects(geoms, union) & ~shapely.touches(geoms, union), dtype=bool
+    )
 
 
 def select_regions(

@@ -85,7 +85,9 @@ def _values(path: Path, layer: str, field: str) -> np.ndarray:
     return np.asarray(df[field].to_numpy())
 
 
-def _ranges(vals: np.ndarray, *, ramp: str, n: int, integer: bool, reverse: bool) -> list[Range]:
+def _ranges(
+    vals: np.ndarray, *, ramp: str, n: int, integer: bool, reverse: bool
+) -> list[Range]:
     vals = vals[np.isfinite(vals.astype("float64"))].astype("float64")
     lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
     if integer:
@@ -98,12 +100,18 @@ def _ranges(vals: np.ndarray, *, ramp: str, n: int, integer: bool, reverse: bool
             a = float(np.ceil(a)) if i else lo
             b = float(np.floor(b)) if i < n - 1 else hi
         t = i / max(1, n - 1)
-        label = (f"{a:.0f}" if a == b else f"{a:.0f} - {b:.0f}") if integer else f"{a:.3g} - {b:.3g}"
+        label = (
+            (f"{a:.0f}" if a == b else f"{a:.0f} - {b:.0f}")
+            if integer
+            else f"{a:.3g} - {b:.3g}"
+        )
         out.append(Range(a, b, label, ramp_color(ramp, 1 - t if reverse else t)))
     return out
 
 
-def layer_styles(path: Path, *, class_colours: ClassColours | None = None) -> list[LayerStyle]:
+def layer_styles(
+    path: Path, *, class_colours: ClassColours | None = None
+) -> list[LayerStyle]:
     """The default style of each layer of ``path`` that geolabel knows how to style.
 
     Args:
@@ -127,37 +135,57 @@ def layer_styles(path: Path, *, class_colours: ClassColours | None = None) -> li
     return styles
 
 
-def _style_for(path: Path, name: str, fields: Sequence[str], kind: str, geom_col: str,
-               colours: ClassColours) -> LayerStyle | None:
+def _style_for(
+    path: Path,
+    name: str,
+    fields: Sequence[str],
+    kind: str,
+    geom_col: str,
+    colours: ClassColours,
+) -> LayerStyle | None:
     if name == "next_to_label" or "rank" in fields:
-        ranges = _ranges(_values(path, name, "rank"), ramp="ylorrd", n=5, integer=True,
-                         reverse=True)
-        rend = graduated_renderer("rank", ranges, geometry=kind, ramp="ylorrd", precision=0,
-                                  fill_alpha=70)
+        ranges = _ranges(
+            _values(path, name, "rank"), ramp="ylorrd", n=5, integer=True, reverse=True
+        )
+        rend = graduated_renderer(
+            "rank", ranges, geometry=kind, ramp="ylorrd", precision=0, fill_alpha=70
+        )
         lab = score_labeling('"rank"', geometry=kind)
         return LayerStyle(name, geom_col, "graduatedSymbol", "rank", (rend, lab), True)
     if "class_name" in fields:
-        seen = sorted({str(v) for v in _values(path, name, "class_name") if v is not None})
+        seen = sorted(
+            {str(v) for v in _values(path, name, "class_name") if v is not None}
+        )
         names = list(colours) + [n for n in seen if n not in colours]
         cats = []
         for i, n in enumerate(names):
-            rgb = colours.get(n) or ramp_color("viridis", i / max(1, len(names) - 1))[:3]
+            rgb = (
+                colours.get(n) or ramp_color("viridis", i / max(1, len(names) - 1))[:3]
+            )
             cats.append(Category(n, n, (*rgb, 255), render=not is_background(n)))
         rend = categorized_renderer("class_name", cats, geometry=kind, fill_alpha=0)
         elements: tuple[ET.Element, ...] = (rend,)
         if "score" in fields:
-            elements += (score_labeling("format_number(\"score\", 2)", geometry=kind),)
-        return LayerStyle(name, geom_col, "categorizedSymbol", "class_name", elements,
-                          "score" in fields)
+            elements += (score_labeling('format_number("score", 2)', geometry=kind),)
+        return LayerStyle(
+            name,
+            geom_col,
+            "categorizedSymbol",
+            "class_name",
+            elements,
+            "score" in fields,
+        )
     unc = [f for f in fields if "uncert" in f.lower()]
     if name == "tiles" and "mean" in fields:
         unc = ["mean"]  # the tile layer: mean of the run's uncertainty measure per tile
     if unc:
         field = "uncertainty" if "uncertainty" in unc else unc[0]
-        ranges = _ranges(_values(path, name, field), ramp="ylorrd", n=5, integer=False,
-                         reverse=False)
-        rend = graduated_renderer(field, ranges, geometry=kind, ramp="ylorrd", precision=4,
-                                  fill_alpha=90)
+        ranges = _ranges(
+            _values(path, name, field), ramp="ylorrd", n=5, integer=False, reverse=False
+        )
+        rend = graduated_renderer(
+            field, ranges, geometry=kind, ramp="ylorrd", precision=4, fill_alpha=90
+        )
         return LayerStyle(name, geom_col, "graduatedSymbol", field, (rend,), False)
     return None
 
@@ -177,33 +205,46 @@ def embed_styles(path: Path, styles: Sequence[LayerStyle]) -> Path:
         has_table = "layer_styles" in {str(n) for n, _ in pyogrio.list_layers(tmp)}
         if has_table:
             with sqlite3.connect(tmp) as con:
-                con.execute("DELETE FROM layer_styles WHERE styleName = ?", (STYLE_NAME,))
+                con.execute(
+                    "DELETE FROM layer_styles WHERE styleName = ?", (STYLE_NAME,)
+                )
                 con.executemany(
                     "UPDATE layer_styles SET useAsDefault = 0 WHERE f_table_name = ?",
-                    [(s.layer,) for s in styles])
+                    [(s.layer,) for s in styles],
+                )
             con.close()
-        rows = pd.DataFrame({
-            "f_table_catalog": ["" for _ in styles],
-            "f_table_schema": ["" for _ in styles],
-            "f_table_name": [s.layer for s in styles],
-            "f_geometry_column": [s.geometry_column for s in styles],
-            "styleName": [STYLE_NAME for _ in styles],
-            "styleQML": [s.qml for s in styles],
-            "styleSLD": ["" for _ in styles],
-            "useAsDefault": [True for _ in styles],
-            "description": [f"geolabel: {s.renderer} by {s.field}" for s in styles],
-            "owner": ["geolabel" for _ in styles],
-            "ui": [None for _ in styles],
-            "update_time": [pd.Timestamp(FIXED_DATE) for _ in styles],
-        })
+        rows = pd.DataFrame(
+            {
+                "f_table_catalog": ["" for _ in styles],
+                "f_table_schema": ["" for _ in styles],
+                "f_table_name": [s.layer for s in styles],
+                "f_geometry_column": [s.geometry_column for s in styles],
+                "styleName": [STYLE_NAME for _ in styles],
+                "styleQML": [s.qml for s in styles],
+                "styleSLD": ["" for _ in styles],
+                "useAsDefault": [True for _ in styles],
+                "description": [f"geolabel: {s.renderer} by {s.field}" for s in styles],
+                "owner": ["geolabel" for _ in styles],
+                "ui": [None for _ in styles],
+                "update_time": [pd.Timestamp(FIXED_DATE) for _ in styles],
+            }
+        )
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        pyogrio.write_dataframe(rows, tmp, layer="layer_styles", driver="GPKG",
-                                append=has_table, layer_options={"FID": "id"})
+        pyogrio.write_dataframe(
+            rows,
+            tmp,
+            layer="layer_styles",
+            driver="GPKG",
+            append=has_table,
+            layer_options={"FID": "id"},
+        )
         # GPKG DATETIME is YYYY-MM-DDTHH:MM:SS.SSSZ; newer GDAL drops zero milliseconds,
         # which GDAL 3.6 (QGIS 3.22's) reads with a "non-conformant content" warning.
         with sqlite3.connect(tmp) as con:
-            con.execute("UPDATE layer_styles SET update_time = ? WHERE styleName = ?",
-                        (FIXED_DATE, STYLE_NAME))
+            con.execute(
+                "UPDATE layer_styles SET update_time = ? WHERE styleName = ?",
+                (FIXED_DATE, STYLE_NAME),
+            )
         con.close()
         atomic_replace(tmp, path)
     except BaseException:

@@ -30,8 +30,16 @@ MASK_OPACITY = 0.7
 #: Roles shown when the project opens; the others are listed but switched off.
 VISIBLE = {"scene", "mask", "vectors", "detections", "next_to_label"}
 #: Draw order inside a group, top first (unknown roles go between rasters and the image).
-ORDER = ("next_to_label", "vectors", "detections", "tiles", "mask", "uncertainty",
-         "confidence", "probabilities")
+ORDER = (
+    "next_to_label",
+    "vectors",
+    "detections",
+    "tiles",
+    "mask",
+    "uncertainty",
+    "confidence",
+    "probabilities",
+)
 
 
 @dataclass(slots=True)
@@ -90,25 +98,52 @@ def build_groups(
                 els = raster_style(p, role, class_names=class_names)
                 if role == "mask":
                     _set_opacity(els, MASK_OPACITY)
-                g.layers.append(ProjectLayer(role, f"{name} {role}", p, "raster", els,
-                                             visible=role in VISIBLE))
+                g.layers.append(
+                    ProjectLayer(
+                        role,
+                        f"{name} {role}",
+                        p,
+                        "raster",
+                        els,
+                        visible=role in VISIBLE,
+                    )
+                )
             elif p.suffix == ".gpkg":
                 g.layers.extend(_vector_layers(role, p, name, class_colours))
         g.layers.sort(key=lambda lyr: _order(lyr.role))
-        g.layers.append(ProjectLayer("scene", f"{name} image", scene_path, "raster",
-                                     scene_style(scene_path, bands)))
+        g.layers.append(
+            ProjectLayer(
+                "scene",
+                f"{name} image",
+                scene_path,
+                "raster",
+                scene_style(scene_path, bands),
+            )
+        )
         groups.append(g)
     return groups
 
 
-def _vector_layers(role: str, path: Path, prefix: str, colours: ClassColours) -> list[ProjectLayer]:
+def _vector_layers(
+    role: str, path: Path, prefix: str, colours: ClassColours
+) -> list[ProjectLayer]:
     out = []
     gtypes = {str(n): g for n, g in pyogrio.list_layers(path)}
     for st in layer_styles(path, class_colours=colours):
         r = st.layer if st.layer in ORDER else role
-        out.append(ProjectLayer(r, f"{prefix} {st.layer}".strip(), path, "vector", list(st.elements),
-                                layer=st.layer, geometry=gtypes.get(st.layer), labels=st.labels,
-                                visible=r in VISIBLE))
+        out.append(
+            ProjectLayer(
+                r,
+                f"{prefix} {st.layer}".strip(),
+                path,
+                "vector",
+                list(st.elements),
+                layer=st.layer,
+                geometry=gtypes.get(st.layer),
+                labels=st.labels,
+                visible=r in VISIBLE,
+            )
+        )
     return out
 
 
@@ -186,8 +221,9 @@ def write_project(path: Path, groups: Sequence[SceneGroup], *, title: str) -> Pa
     order_el = ET.Element("layerorder")
     used: set[str] = set()
     for g in groups:
-        tg = ET.SubElement(tree, "layer-tree-group", name=g.name, checked="Qt::Checked",
-                           expanded="1")
+        tg = ET.SubElement(
+            tree, "layer-tree-group", name=g.name, checked="Qt::Checked", expanded="1"
+        )
         ET.SubElement(tg, "customproperties")
         for lyr in g.layers:
             lid = _layer_id(lyr.name, used)
@@ -195,14 +231,25 @@ def write_project(path: Path, groups: Sequence[SceneGroup], *, title: str) -> Pa
             if lyr.layer is not None:
                 src += f"|layername={lyr.layer}"
             provider = "gdal" if lyr.kind == "raster" else "ogr"
-            tl = ET.SubElement(tg, "layer-tree-layer", id=lid, name=lyr.name, source=src,
-                               providerKey=provider, expanded="0",
-                               checked="Qt::Checked" if lyr.visible else "Qt::Unchecked")
+            tl = ET.SubElement(
+                tg,
+                "layer-tree-layer",
+                id=lid,
+                name=lyr.name,
+                source=src,
+                providerKey=provider,
+                expanded="0",
+                checked="Qt::Checked" if lyr.visible else "Qt::Unchecked",
+            )
             ET.SubElement(tl, "customproperties")
             ET.SubElement(order_el, "layer", id=lid)
             layers_el.append(_maplayer(lyr, lid, src, provider))
-    canvas = ET.SubElement(root, "mapcanvas", name="theMapCanvas", annotationsVisible="1")
-    ET.SubElement(canvas, "units").text = "degrees" if crs is not None and crs.is_geographic else "meters"
+    canvas = ET.SubElement(
+        root, "mapcanvas", name="theMapCanvas", annotationsVisible="1"
+    )
+    ET.SubElement(canvas, "units").text = (
+        "degrees" if crs is not None and crs.is_geographic else "meters"
+    )
     _extent(canvas, "extent", bounds)
     ET.SubElement(canvas, "rotation").text = "0"
     _srs(ET.SubElement(canvas, "destinationsrs"), crs)
@@ -215,21 +262,37 @@ def write_project(path: Path, groups: Sequence[SceneGroup], *, title: str) -> Pa
     srs_props = ET.SubElement(props, "SpatialRefSys")
     ET.SubElement(srs_props, "ProjectionsEnabled", type="int").text = "1"
     ET.indent(root)
-    doc = ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
-           + ET.tostring(root, encoding="unicode") + "\n")
+    doc = (
+        "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+        + ET.tostring(root, encoding="unicode")
+        + "\n"
+    )
     return write_text_atomic(path, doc)
 
 
 def _maplayer(lyr: ProjectLayer, lid: str, src: str, provider: str) -> ET.Element:
-    attrs = {"type": lyr.kind, "hasScaleBasedVisibilityFlag": "0", "minScale": "1e+08",
-             "maxScale": "0", "styleCategories": "AllStyleCategories",
-             "refreshOnNotifyEnabled": "0", "autoRefreshEnabled": "0"}
+    attrs = {
+        "type": lyr.kind,
+        "hasScaleBasedVisibilityFlag": "0",
+        "minScale": "1e+08",
+        "maxScale": "0",
+        "styleCategories": "AllStyleCategories",
+        "refreshOnNotifyEnabled": "0",
+        "autoRefreshEnabled": "0",
+    }
     if lyr.kind == "vector":
         g = (lyr.geometry or "Polygon").replace("Multi", "")
-        attrs.update(geometry=g, wkbType=lyr.geometry or "MultiPolygon",
-                     labelsEnabled="1" if lyr.labels else "0", simplifyDrawingHints="1",
-                     simplifyDrawingTol="1", simplifyAlgorithm="0", simplifyLocal="1",
-                     simplifyMaxScale="1", readOnly="0")
+        attrs.update(
+            geometry=g,
+            wkbType=lyr.geometry or "MultiPolygon",
+            labelsEnabled="1" if lyr.labels else "0",
+            simplifyDrawingHints="1",
+            simplifyDrawingTol="1",
+            simplifyAlgorithm="0",
+            simplifyLocal="1",
+            simplifyMaxScale="1",
+            readOnly="0",
+        )
     ml = ET.Element("maplayer", attrs)
     ET.SubElement(ml, "id").text = lid
     ET.SubElement(ml, "datasource").text = src

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 
 from geolabel.errors import GeolabelError
 from geolabel.qgis._qml import (
@@ -72,7 +72,9 @@ def mask_categories(path: Path, names: Sequence[str]) -> list[Category]:
     cats = []
     for value, name in enumerate(names):
         if value not in cmap:
-            raise GeolabelError(f"{path}: colour table has no entry for class {value} ({name!r})")
+            raise GeolabelError(
+                f"{path}: colour table has no entry for class {value} ({name!r})"
+            )
         if nodata is not None and value == int(nodata):
             continue
         r, g, b, _ = cmap[value]
@@ -143,7 +145,9 @@ def value_range(path: Path, band: int = 1) -> tuple[float, float]:
 ROLE_RAMPS = {"confidence": "rdylgn", "probabilities": "viridis"}
 
 
-def raster_style(path: Path, role: str, *, class_names: Sequence[str] = ()) -> list[ET.Element]:
+def raster_style(
+    path: Path, role: str, *, class_names: Sequence[str] = ()
+) -> list[ET.Element]:
     """The renderer elements for an output raster of ``role``.
 
     ``mask`` (and any uint8 raster with a colour table) is paletted with class names;
@@ -172,8 +176,9 @@ def write_raster_qml(path: Path, role: str, *, class_names: Sequence[str] = ()) 
     return write_text_atomic(path.with_suffix(".qml"), qml)
 
 
-def scene_style(path: str, bands: Sequence[int] | None = None,
-                band_names: Sequence[str | None] = ()) -> list[ET.Element]:
+def scene_style(
+    path: str, bands: Sequence[int] | None = None, band_names: Sequence[str | None] = ()
+) -> list[ET.Element]:
     """True-colour (red/green/blue by band name, else the first three) stretched 2–98 %.
 
     ``bands`` are the 1-based dataset bands the run used; a one-band scene is shown grey
@@ -185,7 +190,10 @@ def scene_style(path: str, bands: Sequence[int] | None = None,
         if count < 3:
             lo, hi = _percentiles(ds, 1)
             return pseudocolor_renderer("viridis", lo, hi)
-        pick = [names.index(want) + 1 if want in names else 0 for want in ("red", "green", "blue")]
+        pick = [
+            names.index(want) + 1 if want in names else 0
+            for want in ("red", "green", "blue")
+        ]
         if 0 in pick:
             pool = list(bands or range(1, count + 1))[:3]
             pick = pool if len(pool) == 3 else [1, 2, 3]
@@ -193,7 +201,9 @@ def scene_style(path: str, bands: Sequence[int] | None = None,
     return multiband_renderer((pick[0], pick[1], pick[2]), ranges)
 
 
-def sample_band(ds: rasterio.io.DatasetReader, band: int, size: int) -> np.ma.MaskedArray:
+def sample_band(
+    ds: rasterio.io.DatasetReader, band: int, size: int
+) -> np.ma.MaskedArray:
     """Pixels of ``band`` for statistics, at a cost that does not grow with the scene.
 
     Small rasters and rasters with overviews are read decimated to about ``size`` pixels
@@ -211,11 +221,15 @@ def sample_band(ds: rasterio.io.DatasetReader, band: int, size: int) -> np.ma.Ma
     rows = np.linspace(0, ds.height - w, n).astype(int)
     cols = np.linspace(0, ds.width - w, n).astype(int)
     parts = [
-        ds.read(band, window=Window(int(c), int(r), w, w), masked=True).astype("float64")
+        ds.read(band, window=Window(int(c), int(r), w, w), masked=True).astype(
+            "float64"
+        )
         for r in rows
         for c in cols
     ]
-    stacked: np.ma.MaskedArray = np.ma.concatenate([p.ravel() for p in parts])
+    stacked: np.ma.MaskedArray = np.ma.concatenate(  # type: ignore[no-untyped-call]
+        [p.ravel() for p in parts]
+    )
     return stacked
 
 

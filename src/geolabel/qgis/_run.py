@@ -26,8 +26,14 @@ from geolabel.qgis._raster import (
     write_text_atomic,
 )
 
-__all__ = ["PROJECT_NAME", "SceneOutputs", "project_entries", "style_run", "style_scene_outputs",
-           "write_run_project"]
+__all__ = [
+    "PROJECT_NAME",
+    "SceneOutputs",
+    "project_entries",
+    "style_run",
+    "style_scene_outputs",
+    "write_run_project",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +58,9 @@ def _classes_of(spec: Any | None, mask: Path | None) -> tuple[list[str], ClassCo
     return names, {n: cmap[i][:3] for i, n in enumerate(names) if i in cmap}
 
 
-def style_scene_outputs(outputs: Mapping[str, str], spec: Any | None = None) -> dict[str, str]:
+def style_scene_outputs(
+    outputs: Mapping[str, str], spec: Any | None = None
+) -> dict[str, str]:
     """Style one scene's outputs for QGIS; returns the new files as ``role -> path``.
 
     Args:
@@ -84,7 +92,9 @@ def style_scene_outputs(outputs: Mapping[str, str], spec: Any | None = None) -> 
     return new
 
 
-def write_run_project(out: Path, scenes: Sequence[SceneOutputs], spec: Any | None = None) -> Path | None:
+def write_run_project(
+    out: Path, scenes: Sequence[SceneOutputs], spec: Any | None = None
+) -> Path | None:
     """Write ``out/run.qgs`` holding every finished scene and the run-level layers.
 
     Run-level GeoPackages in ``out`` (``next_to_label.gpkg``) are styled in place first.
@@ -97,15 +107,20 @@ def write_run_project(out: Path, scenes: Sequence[SceneOutputs], spec: Any | Non
         return None
     first_mask = next((Path(o["mask"]) for _, _, o, _ in scenes if "mask" in o), None)
     names, colours = _classes_of(spec, first_mask)
-    run_vectors = sorted(p for p in out.glob("*.gpkg") if not p.name.endswith(".partial.gpkg"))
+    run_vectors = sorted(
+        p for p in out.glob("*.gpkg") if not p.name.endswith(".partial.gpkg")
+    )
     for p in run_vectors:
         embed_styles(p, layer_styles(p, class_colours=colours))
-    groups = build_groups(scenes, class_names=names, class_colours=colours,
-                          run_vectors=run_vectors)
+    groups = build_groups(
+        scenes, class_names=names, class_colours=colours, run_vectors=run_vectors
+    )
     return write_project(out / PROJECT_NAME, groups, title=f"geolabel {out.name}")
 
 
-def project_entries(out: Path, results: Sequence[Any], spec: Any | None = None) -> list[dict[str, Any]]:
+def project_entries(
+    out: Path, results: Sequence[Any], spec: Any | None = None
+) -> list[dict[str, Any]]:
     """Write the run's project from predict's scene results; returns its run.json entry.
 
     Args:
@@ -129,7 +144,9 @@ def project_entries(out: Path, results: Sequence[Any], spec: Any | None = None) 
         if not any(role.startswith("style:") for role in r.outputs):
             # detection / classification scenes are not finalized by finalize_scene
             styled = style_scene_outputs(r.outputs, spec)
-            entries += [{"scene": r.scene, "role": k, "path": v} for k, v in styled.items()]
+            entries += [
+                {"scene": r.scene, "role": k, "path": v} for k, v in styled.items()
+            ]
         name = Path(r.info.get("dir") or files[0].parent).name
         scenes.append((name, str(r.scene), dict(r.outputs), r.info.get("bands")))
     project = write_run_project(out, scenes, spec)
@@ -153,7 +170,9 @@ def _run_spec(doc: dict[str, Any]) -> Any | None:
     try:
         return load_spec(str(src))
     except GeolabelError as err:
-        logger.info("run spec %s not loadable (%s); class colours come from the mask", src, err)
+        logger.info(
+            "run spec %s not loadable (%s); class colours come from the mask", src, err
+        )
         return None
 
 
@@ -170,23 +189,33 @@ def style_run(run_dir: Path) -> dict[str, Any]:
     try:
         doc = json.loads(rj.read_text())
     except FileNotFoundError as err:
-        raise GeolabelError(f"{rj}: no run.json; run `geolabel predict` into {run_dir} first") from err
+        raise GeolabelError(
+            f"{rj}: no run.json; run `geolabel predict` into {run_dir} first"
+        ) from err
     except json.JSONDecodeError as err:
         raise GeolabelError(f"{rj}: not valid JSON: {err}") from err
-    entries = [o for o in doc.get("outputs", [])
-               if not str(o.get("role", "")).startswith(("style:", "categories:", "project"))]
+    entries = [
+        o
+        for o in doc.get("outputs", [])
+        if not str(o.get("role", "")).startswith(("style:", "categories:", "project"))
+    ]
     spec = _run_spec(doc)
     scenes: list[SceneOutputs] = []
     new_entries = []
     for s in doc.get("scenes", []):
         if s.get("status") != "done":
             continue
-        outs = {o["role"]: str(_resolve(run_dir, o["path"])) for o in entries
-                if o.get("scene") == s["scene"]}
+        outs = {
+            o["role"]: str(_resolve(run_dir, o["path"]))
+            for o in entries
+            if o.get("scene") == s["scene"]
+        }
         if not outs:
             continue
         styled = style_scene_outputs(outs, spec)
-        new_entries += [{"scene": s["scene"], "role": r, "path": p} for r, p in styled.items()]
+        new_entries += [
+            {"scene": s["scene"], "role": r, "path": p} for r, p in styled.items()
+        ]
         name = Path(s.get("dir") or Path(next(iter(outs.values()))).parent).name
         scenes.append((name, str(s["scene"]), outs, s.get("bands")))
     if not scenes:

@@ -34,7 +34,9 @@ __all__ = ["ModelServer", "client_spec"]
 
 logger = logging.getLogger(__name__)
 
-_MODEL_PATH = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$")
+_MODEL_PATH = re.compile(
+    r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$"
+)
 MAX_TILES = 256
 #: oversized bodies up to this many times the limit are drained before the 413 answer
 DRAIN_FACTOR = 16
@@ -87,7 +89,9 @@ class ModelServer:
                 "only torch, onnx and testing models can be served"
             )
         if spec.task not in ("segmentation", "classification"):
-            raise BackendError(f"model {spec.model_id}: serving {spec.task!r} models is not supported")
+            raise BackendError(
+                f"model {spec.model_id}: serving {spec.task!r} models is not supported"
+            )
         self._forward = forward
         self.output_name = "logits"
         self._thread: threading.Thread | None = None
@@ -111,13 +115,31 @@ class ModelServer:
         s = self.spec
         t = s.input.tile_size
         return {
-            "name": s.name, "versions": [s.version], "platform": f"geolabel-{s.backend}",
-            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, len(s.input.bands), t, t]}],
-            "outputs": [{"name": self.output_name, "datatype": "FP32",
-                         "shape": [-1, s.num_classes, t, t] if s.task == "segmentation" else [-1, s.num_classes]}],
-            "parameters": {"model_id": s.model_id, "task": s.task,
-                           "activation": s.output.activation,
-                           "classes": list(s.class_names)},
+            "name": s.name,
+            "versions": [s.version],
+            "platform": f"geolabel-{s.backend}",
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [-1, len(s.input.bands), t, t],
+                }
+            ],
+            "outputs": [
+                {
+                    "name": self.output_name,
+                    "datatype": "FP32",
+                    "shape": [-1, s.num_classes, t, t]
+                    if s.task == "segmentation"
+                    else [-1, s.num_classes],
+                }
+            ],
+            "parameters": {
+                "model_id": s.model_id,
+                "task": s.task,
+                "activation": s.output.activation,
+                "classes": list(s.class_names),
+            },
         }
 
     def infer(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -133,7 +155,9 @@ class ModelServer:
 
     def start(self) -> ModelServer:
         """Serve from a background thread; returns ``self``."""
-        self._thread = threading.Thread(target=self.serve_forever, name="geolabel-serve", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="geolabel-serve", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -165,7 +189,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         for k, v in (headers or {"Content-Type": "application/json"}).items():
             self.send_header(k, v)
@@ -202,7 +228,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HttpError(HTTPStatus.NOT_FOUND, f"no endpoint {self.path!r}")
         spec = self.owner.spec
         if m["name"] != spec.name or (m["version"] not in (None, spec.version)):
-            raise _HttpError(HTTPStatus.NOT_FOUND, f"unknown model {m['name']!r} (serving {spec.name!r} version {spec.version!r})")
+            raise _HttpError(
+                HTTPStatus.NOT_FOUND,
+                f"unknown model {m['name']!r} (serving {spec.name!r} version {spec.version!r})",
+            )
         return m["rest"], m["version"]
 
     # -- verbs -----------------------------------------------------------------------
@@ -211,11 +240,20 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             path = self.path.split("?", 1)[0]
             if path in ("/v2/health/live", "/v2/health/ready"):
-                self._json(200, {"live": True} if path.endswith("live") else {"ready": True})
+                self._json(
+                    200, {"live": True} if path.endswith("live") else {"ready": True}
+                )
                 return
             self._authorize()
             if path == "/v2":
-                self._json(200, {"name": "geolabel", "version": __version__, "extensions": ["binary_tensor_data"]})
+                self._json(
+                    200,
+                    {
+                        "name": "geolabel",
+                        "version": __version__,
+                        "extensions": ["binary_tensor_data"],
+                    },
+                )
                 return
             rest, _ = self._model()
             if rest == "/ready":
@@ -234,33 +272,48 @@ class _Handler(BaseHTTPRequestHandler):
             self._authorize()
             rest, _ = self._model()
             if rest != "/infer":
-                raise _HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"POST is for /infer, not {self.path!r}")
+                raise _HttpError(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    f"POST is for /infer, not {self.path!r}",
+                )
             x, binary, wanted = self._inputs(body)
             try:
                 y = self.owner.infer(x)
             except GeolabelError as err:
                 logger.warning("inference failed: %s", err)
-                raise _HttpError(HTTPStatus.INTERNAL_SERVER_ERROR, f"inference failed: {err}") from None
+                raise _HttpError(
+                    HTTPStatus.INTERNAL_SERVER_ERROR, f"inference failed: {err}"
+                ) from None
             name = self.owner.output_name
             if wanted is not None and wanted != name:
-                raise _HttpError(HTTPStatus.BAD_REQUEST, f"no output {wanted!r}; this model has {name!r}")
+                raise _HttpError(
+                    HTTPStatus.BAD_REQUEST,
+                    f"no output {wanted!r}; this model has {name!r}",
+                )
             s = self.owner.spec
             head = {"model_name": s.name, "model_version": s.version}
-            out, headers = _v2.encode(head, "outputs", [_v2.Tensor(name, y)], binary=binary)
+            out, headers = _v2.encode(
+                head, "outputs", [_v2.Tensor(name, y)], binary=binary
+            )
             self._send(200, out, headers)
         except _HttpError as err:
             self._error(err)
 
     def _body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            raise _HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked requests are not accepted; send Content-Length")
+            raise _HttpError(
+                HTTPStatus.LENGTH_REQUIRED,
+                "chunked requests are not accepted; send Content-Length",
+            )
         length = self.headers.get("Content-Length")
         if length is None or not length.isdigit():
             raise _HttpError(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
         n = int(length)
         limit = self.owner.max_body_bytes
         if n > limit:
-            if n <= DRAIN_FACTOR * limit:  # read and drop it, so the client sees the answer
+            if (
+                n <= DRAIN_FACTOR * limit
+            ):  # read and drop it, so the client sees the answer
                 left = n
                 while left > 0:
                     chunk = self.rfile.read(min(left, 1 << 20))
@@ -268,8 +321,10 @@ class _Handler(BaseHTTPRequestHandler):
                         break
                     left -= len(chunk)
                 self._consumed = left == 0
-            raise _HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                             f"request of {n} bytes exceeds the limit of {limit} bytes (--max-body-mb)")
+            raise _HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"request of {n} bytes exceeds the limit of {limit} bytes (--max-body-mb)",
+            )
         body = self.rfile.read(n)
         self._consumed = True
         return body
@@ -282,14 +337,21 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HttpError(HTTPStatus.BAD_REQUEST, f"bad request: {err}") from None
         spec = self.owner.spec
         if len(tensors) != 1:
-            raise _HttpError(HTTPStatus.BAD_REQUEST, f"expected 1 input tensor, got {len(tensors)}")
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST, f"expected 1 input tensor, got {len(tensors)}"
+            )
         x = tensors[0].array
         bands = len(spec.input.bands)
         if x.ndim != 4 or x.shape[1] != bands or not 1 <= x.shape[0] <= MAX_TILES:
-            raise _HttpError(HTTPStatus.BAD_REQUEST,
-                             f"input must be (1..{MAX_TILES}, {bands}, rows, cols) NCHW, got {list(x.shape)}")
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST,
+                f"input must be (1..{MAX_TILES}, {bands}, rows, cols) NCHW, got {list(x.shape)}",
+            )
         if not np.issubdtype(x.dtype, np.floating):
-            raise _HttpError(HTTPStatus.BAD_REQUEST, f"input datatype must be FP32/FP16, got {x.dtype}")
+            raise _HttpError(
+                HTTPStatus.BAD_REQUEST,
+                f"input datatype must be FP32/FP16, got {x.dtype}",
+            )
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise _HttpError(HTTPStatus.BAD_REQUEST, "input has NaN or infinite values")
@@ -299,7 +361,11 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(outputs, list) and outputs and isinstance(outputs[0], dict):
             wanted = outputs[0].get("name")
             params = outputs[0].get("parameters") or {}
-            binary = bool(params.get("binary_data", binary)) if isinstance(params, dict) else binary
+            binary = (
+                bool(params.get("binary_data", binary))
+                if isinstance(params, dict)
+                else binary
+            )
         params = doc.get("parameters") or {}
         if isinstance(params, dict) and "binary_data_output" in params:
             binary = bool(params["binary_data_output"])
@@ -318,6 +384,12 @@ def client_spec(spec: ModelSpec, url: str, **endpoint: Any) -> dict[str, Any]:
     for key in ("weights", "architecture", "source"):
         doc.pop(key, None)
     doc.update(backend="http", format="remote")
-    doc["endpoint"] = {"url": url, "protocol": "kserve-v2", "model": spec.name,
-                       "input": "input", "output": "logits", **endpoint}
+    doc["endpoint"] = {
+        "url": url,
+        "protocol": "kserve-v2",
+        "model": spec.name,
+        "input": "input",
+        "output": "logits",
+        **endpoint,
+    }
     return doc

@@ -16,6 +16,14 @@ from geolabel.simulation._simulate import (
 from geolabel.simulation._strategies import Strategy, parse_strategy, pick_regions
 
 __all__ = [
-    "LabelSource", "SimulationConfig", "Strategy", "parse_strategy", "pick_regions",
-    "plot_curves", "reach", "run_simulation", "summarize", "write_json",
+    "LabelSource",
+    "SimulationConfig",
+    "Strategy",
+    "parse_strategy",
+    "pick_regions",
+    "plot_curves",
+    "reach",
+    "run_simulation",
+    "summarize",
+    "write_json",
 ]

@@ -47,15 +47,30 @@ def plot_curves(record: dict[str, Any], path: Path) -> Path:
         cx = [c["labelled_pixels_mean"] for c in summ["curve"]]
         cy = [c["miou_mean"] for c in summ["curve"]]
         sd = [c["miou_sd"] for c in summ["curve"]]
-        ax.plot(cx, cy, color=col, lw=2.2, marker="o", ms=4,
-                label=f"{name} (mean of {summ['seeds']} seeds)")
-        ax.fill_between(cx, [y - s for y, s in zip(cy, sd, strict=True)],
-                        [y + s for y, s in zip(cy, sd, strict=True)], color=col, alpha=0.15)
+        ax.plot(
+            cx,
+            cy,
+            color=col,
+            lw=2.2,
+            marker="o",
+            ms=4,
+            label=f"{name} (mean of {summ['seeds']} seeds)",
+        )
+        ax.fill_between(
+            cx,
+            [y - s for y, s in zip(cy, sd, strict=True)],
+            [y + s for y, s in zip(cy, sd, strict=True)],
+            color=col,
+            alpha=0.15,
+        )
     cfg = record["config"]
     ax.set_xlabel("labelled pixels")
     ax.set_ylabel("mIoU on the held-out columns")
-    ax.set_title(f"Active learning: {cfg['rounds']} rounds x {cfg['regions_per_round']} regions "
-                 f"of {cfg['region_size']} px", fontsize=10)
+    ax.set_title(
+        f"Active learning: {cfg['rounds']} rounds x {cfg['regions_per_round']} regions "
+        f"of {cfg['region_size']} px",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()

@@ -103,17 +103,26 @@ class SimulationConfig:
         if not self.strategies or not self.seeds:
             raise ConfigError("give at least one strategy and one seed")
         if self.rounds < 0 or self.regions_per_round < 1 or self.region_size < 4:
-            raise ConfigError("rounds >= 0, regions per round >= 1, region size >= 4 px")
+            raise ConfigError(
+                "rounds >= 0, regions per round >= 1, region size >= 4 px"
+            )
         if not 0.0 < self.holdout_fraction < 1.0:
-            raise ConfigError(f"holdout fraction must be in (0, 1), got {self.holdout_fraction!r}")
+            raise ConfigError(
+                f"holdout fraction must be in (0, 1), got {self.holdout_fraction!r}"
+            )
 
 
-def _read_oracle(path: Path, scene: Scene, num_classes: int, offset: int) -> npt.NDArray[np.uint8]:
+def _read_oracle(
+    path: Path, scene: Scene, num_classes: int, offset: int
+) -> npt.NDArray[np.uint8]:
     """Oracle labels on the scene grid as model indexes (nodata -> ignore)."""
     if not path.is_file():
         raise ConfigError(f"{path}: oracle raster not found")
     with rasterio.open(path) as src:
-        if src.shape != scene.grid.shape or tuple(src.transform)[:6] != tuple(scene.grid.transform)[:6]:
+        if (
+            src.shape != scene.grid.shape
+            or tuple(src.transform)[:6] != tuple(scene.grid.transform)[:6]
+        ):
             raise CRSMismatchError(
                 f"{path}: oracle grid {src.shape} {tuple(src.transform)[:6]} is not the scene's "
                 f"{scene.grid.shape} {tuple(scene.grid.transform)[:6]}; resample it first"
@@ -123,35 +132,58 @@ def _read_oracle(path: Path, scene: Scene, num_classes: int, offset: int) -> npt
     idx = raw + offset
     bad |= (idx < 0) | (idx >= num_classes)
     if bad.all():
-        raise ConfigError(f"{path}: no oracle value maps to a class with offset {offset}")
+        raise ConfigError(
+            f"{path}: no oracle value maps to a class with offset {offset}"
+        )
     return np.where(bad, IGNORE_INDEX, idx).astype(np.uint8)
 
 
-def _first_labels(sources: Sequence[LabelSource], scene: Scene, spec: ModelSpec) -> npt.NDArray[np.uint8]:
+def _first_labels(
+    sources: Sequence[LabelSource], scene: Scene, spec: ModelSpec
+) -> npt.NDArray[np.uint8]:
     lookup = class_lookup(spec.class_names, spec.labels())
-    return merge_labels(*(
-        rasterize_labels(read_labels(s.path, layer=s.layer), scene.grid,
-                         num_classes=spec.num_classes, class_field=s.class_field, lookup=lookup,
-                         point_buffer=s.point_buffer, source=f"{s.path}:{s.layer}")
-        for s in sources))
+    return merge_labels(
+        *(
+            rasterize_labels(
+                read_labels(s.path, layer=s.layer),
+                scene.grid,
+                num_classes=spec.num_classes,
+                class_field=s.class_field,
+                lookup=lookup,
+                point_buffer=s.point_buffer,
+                source=f"{s.path}:{s.layer}",
+            )
+            for s in sources
+        )
+    )
 
 
-def _regions(valid: npt.NDArray[np.bool_], split: int, size: int, min_frac: float) -> list[Window]:
+def _regions(
+    valid: npt.NDArray[np.bool_], split: int, size: int, min_frac: float
+) -> list[Window]:
     h = valid.shape[0]
     out = []
     for r in range(0, h, size):
         for c in range(0, split, size):
             w = Window(r, c, min(size, h - r), min(size, split - c))
-            if valid[w.slices].mean() >= min_frac and w.height * w.width >= size * size / 2:
+            if (
+                valid[w.slices].mean() >= min_frac
+                and w.height * w.width >= size * size / 2
+            ):
                 out.append(w)
     return out
 
 
-def _score(probs: npt.NDArray[np.float32], ref: npt.NDArray[np.uint8], spec: ModelSpec) -> dict[str, Any]:
+def _score(
+    probs: npt.NDArray[np.float32], ref: npt.NDArray[np.uint8], spec: ModelSpec
+) -> dict[str, Any]:
     cm = confusion_matrix(probs.argmax(0), ref, spec.num_classes)
     s = segmentation_scores(cm, spec.class_names)
-    return {"miou": s["miou"], "overall_accuracy": s["overall_accuracy"],
-            "iou": {c["name"]: c["iou"] for c in s["classes"]}}
+    return {
+        "miou": s["miou"],
+        "overall_accuracy": s["overall_accuracy"],
+        "iou": {c["name"]: c["iou"] for c in s["classes"]},
+    }
 
 
 def reach(curve: Sequence[tuple[int, float]], target: float) -> float | None:
@@ -196,7 +228,9 @@ def run_simulation(
     scene = open_scene(scene_path, bands=resolve_bands(base, spec, None))
     read = scene.read(scene.grid.window)
     image, valid = normalize(read.data, read.valid, spec), read.valid
-    oracle = _read_oracle(Path(oracle_path), scene, spec.num_classes, config.oracle_offset)
+    oracle = _read_oracle(
+        Path(oracle_path), scene, spec.num_classes, config.oracle_offset
+    )
     oracle[~valid] = IGNORE_INDEX
     w = scene.grid.width
     split = w - math.ceil(config.holdout_fraction * w)
@@ -207,7 +241,9 @@ def run_simulation(
     first[~valid] = IGNORE_INDEX
     first[:, split:] = IGNORE_INDEX  # first labels in the held-out strip are dropped
     if not (first != IGNORE_INDEX).any():
-        raise ConfigError("no first labels fall on valid pixels of the training columns")
+        raise ConfigError(
+            "no first labels fall on valid pixels of the training columns"
+        )
     regions = _regions(valid, split, config.region_size, config.min_valid_fraction)
     depth = 3
     if spec.architecture is not None:
@@ -221,24 +257,41 @@ def run_simulation(
 
     def record(*, complete: bool) -> dict[str, Any]:
         return {
-            "scene": str(scene_path), "oracle": str(oracle_path),
-            "first_labels": [asdict(s) for s in sources], "model": spec.model_id,
-            "config": {**{k: v for k, v in asdict(config).items() if k != "fit"},
-                       "fit": {k: v for k, v in asdict(config.fit).items() if k != "seed"}},
-            "holdout_columns": [split, w - 1], "candidate_regions": len(regions),
-            "seconds": round(time.perf_counter() - t_all, 1), "complete": complete,
-            "runs": list(runs), "summary": summarize(runs, config.miou_targets),
+            "scene": str(scene_path),
+            "oracle": str(oracle_path),
+            "first_labels": [asdict(s) for s in sources],
+            "model": spec.model_id,
+            "config": {
+                **{k: v for k, v in asdict(config).items() if k != "fit"},
+                "fit": {k: v for k, v in asdict(config.fit).items() if k != "seed"},
+            },
+            "holdout_columns": [split, w - 1],
+            "candidate_regions": len(regions),
+            "seconds": round(time.perf_counter() - t_all, 1),
+            "complete": complete,
+            "runs": list(runs),
+            "summary": summarize(runs, config.miou_targets),
         }
+
     for seed in config.seeds:
         model = build_module(spec, from_scratch=True, seed=seed)
-        fit(model, image, first, replace(config.fit, steps=config.initial_steps, seed=seed))
+        fit(
+            model,
+            image,
+            first,
+            replace(config.fit, steps=config.initial_steps, seed=seed),
+        )
         done += 1
         if progress:
             progress(done, total, f"seed {seed}: first model")
         start_state = copy.deepcopy(model.state_dict())
         start_probs = predict_probabilities(model, image, multiple=mult)
-        start = {"round": 0, "labelled_pixels": int((first != IGNORE_INDEX).sum()),
-                 "regions": [], **_score(start_probs, ref, spec)}
+        start = {
+            "round": 0,
+            "labelled_pixels": int((first != IGNORE_INDEX).sum()),
+            "regions": [],
+            **_score(start_probs, ref, spec),
+        }
         for si, strat in enumerate(strategies):
             model.load_state_dict(start_state)
             rng = np.random.default_rng([seed, si])
@@ -247,31 +300,64 @@ def run_simulation(
             rounds = [start]
             for rnd in range(1, config.rounds + 1):
                 t0 = time.perf_counter()
-                picks = pick_regions(strat, probs, valid, regions, revealed,
-                                     config.regions_per_round, rng)
+                picks = pick_regions(
+                    strat,
+                    probs,
+                    valid,
+                    regions,
+                    revealed,
+                    config.regions_per_round,
+                    rng,
+                )
                 for i in picks:
                     win = regions[i].slices
                     o = oracle[win]
                     labels[win] = np.where(o != IGNORE_INDEX, o, labels[win])
                 revealed[picks] = True
-                fit(model, image, labels,
-                    replace(config.fit, steps=config.round_steps, seed=seed * 1000 + rnd))
+                fit(
+                    model,
+                    image,
+                    labels,
+                    replace(
+                        config.fit, steps=config.round_steps, seed=seed * 1000 + rnd
+                    ),
+                )
                 probs = predict_probabilities(model, image, multiple=mult)
-                rounds.append({
-                    "round": rnd, "labelled_pixels": int((labels != IGNORE_INDEX).sum()),
-                    "regions": [[regions[i].row_off, regions[i].col_off, regions[i].height,
-                                 regions[i].width] for i in picks],
-                    "seconds": round(time.perf_counter() - t0, 2), **_score(probs, ref, spec),
-                })
+                rounds.append(
+                    {
+                        "round": rnd,
+                        "labelled_pixels": int((labels != IGNORE_INDEX).sum()),
+                        "regions": [
+                            [
+                                regions[i].row_off,
+                                regions[i].col_off,
+                                regions[i].height,
+                                regions[i].width,
+                            ]
+                            for i in picks
+                        ],
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        **_score(probs, ref, spec),
+                    }
+                )
                 done += 1
                 if progress:
-                    progress(done, total, f"seed {seed} {strat.name} round {rnd}: "
-                             f"mIoU {rounds[-1]['miou']:.3f}")
+                    progress(
+                        done,
+                        total,
+                        f"seed {seed} {strat.name} round {rnd}: "
+                        f"mIoU {rounds[-1]['miou']:.3f}",
+                    )
             runs.append({"strategy": strat.name, "seed": seed, "rounds": rounds})
             if checkpoint is not None:
                 checkpoint(record(complete=False))
-            logger.info("seed %d %s: mIoU %.3f -> %.3f", seed, strat.name,
-                        rounds[0]["miou"], rounds[-1]["miou"])
+            logger.info(
+                "seed %d %s: mIoU %.3f -> %.3f",
+                seed,
+                strat.name,
+                rounds[0]["miou"],
+                rounds[-1]["miou"],
+            )
     return record(complete=True)
 
 
@@ -287,18 +373,30 @@ def summarize(runs: list[dict[str, Any]], targets: Sequence[float]) -> dict[str,
         for k in range(n_rounds):
             px = np.array([r["rounds"][k]["labelled_pixels"] for r in mine], float)
             mi = np.array([r["rounds"][k]["miou"] for r in mine], float)
-            curve.append({"round": k, "labelled_pixels_mean": float(px.mean()),
-                          "labelled_pixels_sd": float(px.std(ddof=1)) if len(px) > 1 else 0.0,
-                          "miou_mean": float(mi.mean()),
-                          "miou_sd": float(mi.std(ddof=1)) if len(mi) > 1 else 0.0})
+            curve.append(
+                {
+                    "round": k,
+                    "labelled_pixels_mean": float(px.mean()),
+                    "labelled_pixels_sd": float(px.std(ddof=1)) if len(px) > 1 else 0.0,
+                    "miou_mean": float(mi.mean()),
+                    "miou_sd": float(mi.std(ddof=1)) if len(mi) > 1 else 0.0,
+                }
+            )
         to_reach = {}
         for t in targets:
-            got = [reach([(x["labelled_pixels"], x["miou"]) for x in r["rounds"]], t) for r in mine]
+            got = [
+                reach([(x["labelled_pixels"], x["miou"]) for x in r["rounds"]], t)
+                for r in mine
+            ]
             vals = np.array([g for g in got if g is not None], float)
             to_reach[f"{t:g}"] = {
                 "reached": f"{len(vals)}/{len(got)}",
                 "pixels_mean": float(vals.mean()) if len(vals) else None,
                 "pixels_sd": float(vals.std(ddof=1)) if len(vals) > 1 else None,
             }
-        out[name] = {"seeds": len(mine), "curve": curve, "pixels_to_reach_miou": to_reach}
+        out[name] = {
+            "seeds": len(mine),
+            "curve": curve,
+            "pixels_to_reach_miou": to_reach,
+        }
     return out

@@ -85,6 +85,10 @@ def pick_regions(
         score = float(pix[w.slices][v].mean()) if v.any() else float("nan")
         geom = shapely.box(w.col_off, w.row_off, w.col_stop, w.row_stop)
         cands.append(Candidate(score=score, geometry=geom))
-    picks = select_regions(cands, budget, spread=strategy.spread,  # type: ignore[arg-type]
-                           excluded=revealed.copy())
+    picks = select_regions(
+        cands,
+        budget,
+        spread=strategy.spread,  # type: ignore[arg-type]
+        excluded=revealed.copy(),
+    )
     return [p.index for p in picks]

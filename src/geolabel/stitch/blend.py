@@ -24,7 +24,11 @@ F32 = npt.NDArray[np.float32]
 
 
 def split_contribution(
-    grid: TileGrid, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_], dead_zone: float
+    grid: TileGrid,
+    tile: Tile,
+    probs: F32,
+    valid: npt.NDArray[np.bool_],
+    dead_zone: float,
 ) -> tuple[F32, F32]:
     """Weighted sums of one tile over its core and its halo record.
 
@@ -79,7 +83,9 @@ class HaloCache:
         return rec
 
 
-def gather_core(grid: TileGrid, tile: Tile, own: F32, halo_of: Callable[[int], F32]) -> F32:
+def gather_core(
+    grid: TileGrid, tile: Tile, own: F32, halo_of: Callable[[int], F32]
+) -> F32:
     """A core's own sums plus every neighbour's halo piece that falls in it."""
     total = own.astype(np.float32, copy=True)
     layout = slot_layout(grid)

@@ -21,7 +21,13 @@ from shapely.geometry.base import BaseGeometry
 
 from geolabel.grid import SceneGrid, Tile, TileGrid
 
-__all__ = ["boxes_to_map", "geometry_to_map", "mask_to_polygon", "owner_index", "tile_boxes_to_map"]
+__all__ = [
+    "boxes_to_map",
+    "geometry_to_map",
+    "mask_to_polygon",
+    "owner_index",
+    "tile_boxes_to_map",
+]
 
 F64 = npt.NDArray[np.float64]
 
@@ -43,7 +49,15 @@ def boxes_to_map(transform: Affine, boxes: npt.ArrayLike) -> F64:
     ya = t.d * b[:, 0] + t.e * b[:, 1] + t.f
     xb = t.a * b[:, 2] + t.b * b[:, 3] + t.c
     yb = t.d * b[:, 2] + t.e * b[:, 3] + t.f
-    return np.stack([np.minimum(xa, xb), np.minimum(ya, yb), np.maximum(xa, xb), np.maximum(ya, yb)], axis=1)
+    return np.stack(
+        [
+            np.minimum(xa, xb),
+            np.minimum(ya, yb),
+            np.maximum(xa, xb),
+            np.maximum(ya, yb),
+        ],
+        axis=1,
+    )
 
 
 def tile_boxes_to_map(scene: SceneGrid, tile: Tile, boxes: npt.ArrayLike) -> F64:
@@ -78,6 +92,9 @@ def mask_to_polygon(mask: npt.NDArray[np.bool_]) -> BaseGeometry:
 
     if not mask.any():
         return shapely.Polygon()
-    shapes = [shapely.geometry.shape(g) for g, v in
-              features.shapes(mask.astype(np.uint8), mask=mask, connectivity=4) if v == 1]
+    shapes = [
+        shapely.geometry.shape(g)
+        for g, v in features.shapes(mask.astype(np.uint8), mask=mask, connectivity=4)
+        if v == 1
+    ]
     return shapely.union_all(shapes)

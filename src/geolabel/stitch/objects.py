@@ -42,7 +42,13 @@ from geolabel.errors import ConfigError
 from geolabel.grid import Tile, TileGrid, Window
 from geolabel.stitch.georef import owner_index
 
-__all__ = ["MergeMethod", "MergedObject", "TileDetections", "detections_from_prediction", "merge_detections"]
+__all__ = [
+    "MergeMethod",
+    "MergedObject",
+    "TileDetections",
+    "detections_from_prediction",
+    "merge_detections",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -72,17 +78,27 @@ class TileDetections:
         """Coerce arrays and check lengths."""
         b = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
         object.__setattr__(self, "boxes", b)
-        object.__setattr__(self, "scores", np.asarray(self.scores, dtype=np.float64).reshape(-1))
-        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int64).reshape(-1))
+        object.__setattr__(
+            self, "scores", np.asarray(self.scores, dtype=np.float64).reshape(-1)
+        )
+        object.__setattr__(
+            self, "labels", np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        )
         if len(self.scores) != len(b) or len(self.labels) != len(b):
-            raise ValueError(f"tile {self.tile.id}: {len(b)} boxes need as many scores and labels")
+            raise ValueError(
+                f"tile {self.tile.id}: {len(b)} boxes need as many scores and labels"
+            )
         if self.polygons is not None and len(self.polygons) != len(b):
-            raise ValueError(f"tile {self.tile.id}: {len(b)} boxes need as many polygons")
+            raise ValueError(
+                f"tile {self.tile.id}: {len(b)} boxes need as many polygons"
+            )
 
     def scene_boxes(self) -> F64:
         """Boxes shifted to scene pixels."""
         w = self.tile.read_window
-        return self.boxes + np.array([w.col_off, w.row_off, w.col_off, w.row_off], dtype=np.float64)
+        return self.boxes + np.array(
+            [w.col_off, w.row_off, w.col_off, w.row_off], dtype=np.float64
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +141,23 @@ def _safe_core(tile: Tile, band: float) -> tuple[float, float, float, float]:
     """Core shrunk by ``band`` on the sides shared with another tile, as a box."""
     c = tile.core_window
     top, bottom, left, right = tile.at_border
-    return (c.col_off + (0 if left else band), c.row_off + (0 if top else band),
-            c.col_stop - (0 if right else band), c.row_stop - (0 if bottom else band))
+    return (
+        c.col_off + (0 if left else band),
+        c.row_off + (0 if top else band),
+        c.col_stop - (0 if right else band),
+        c.row_stop - (0 if bottom else band),
+    )
 
 
 def _is_cut(box: F64, read: Window, scene: tuple[int, int], eps: float = 0.5) -> bool:
     """Whether a box touches a read-window edge that is not the scene edge."""
     h, w = scene
-    return bool((box[0] <= read.col_off + eps and read.col_off > 0)
-                or (box[1] <= read.row_off + eps and read.row_off > 0)
-                or (box[2] >= read.col_stop - eps and read.col_stop < w)
-                or (box[3] >= read.row_stop - eps and read.row_stop < h))
+    return bool(
+        (box[0] <= read.col_off + eps and read.col_off > 0)
+        or (box[1] <= read.row_off + eps and read.row_off > 0)
+        or (box[2] >= read.col_stop - eps and read.col_stop < w)
+        or (box[3] >= read.row_stop - eps and read.row_stop < h)
+    )
 
 
 def _shared_iou(a: _Cand, b: _Cand, scene: tuple[int, int]) -> float:
@@ -156,12 +178,17 @@ def _shared_iou(a: _Cand, b: _Cand, scene: tuple[int, int]) -> float:
     iw = min(ba[2], bb[2]) - max(ba[0], bb[0])
     ih = min(ba[3], bb[3]) - max(ba[1], bb[1])
     inter = max(iw, 0.0) * max(ih, 0.0)
-    union = (ba[2] - ba[0]) * (ba[3] - ba[1]) + (bb[2] - bb[0]) * (bb[3] - bb[1]) - inter
+    union = (
+        (ba[2] - ba[0]) * (ba[3] - ba[1]) + (bb[2] - bb[0]) * (bb[3] - bb[1]) - inter
+    )
     return float(inter / union) if union > 0 else 0.0
 
 
 def _candidates(
-    grid: TileGrid, detections: Iterable[TileDetections], method: MergeMethod, band: float
+    grid: TileGrid,
+    detections: Iterable[TileDetections],
+    method: MergeMethod,
+    band: float,
 ) -> tuple[list[_Cand], list[_Cand]]:
     """Split every tile's detections into final ones and seam candidates."""
     h, w = grid.scene.shape
@@ -180,21 +207,37 @@ def _candidates(
                 continue
             cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
             own = _inside(cx, cy, tile.core_window)
-            if not (own if method == "ownership" else _inside(cx, cy, tile.context_window)):
+            if not (
+                own if method == "ownership" else _inside(cx, cy, tile.context_window)
+            ):
                 continue
             poly = None
             if det.polygons is not None:
                 poly = shapely.affinity.translate(det.polygons[i], *off)
                 poly = poly.intersection(shapely.box(0, 0, w, h))
-            cand = _Cand(box, float(det.scores[i]), int(det.labels[i]), tile, order,
-                         _is_cut(box, tile.read_window, (h, w)), poly)
+            cand = _Cand(
+                box,
+                float(det.scores[i]),
+                int(det.labels[i]),
+                tile,
+                order,
+                _is_cut(box, tile.read_window, (h, w)),
+                poly,
+            )
             order += 1
-            interior = box[0] >= safe[0] and box[1] >= safe[1] and box[2] <= safe[2] and box[3] <= safe[3]
+            interior = (
+                box[0] >= safe[0]
+                and box[1] >= safe[1]
+                and box[2] <= safe[2]
+                and box[3] <= safe[3]
+            )
             (final if method == "ownership" or interior else seam).append(cand)
     return final, seam
 
 
-def _groups(seam: list[_Cand], scene: tuple[int, int], iou_threshold: float) -> list[list[_Cand]]:
+def _groups(
+    seam: list[_Cand], scene: tuple[int, int], iou_threshold: float
+) -> list[list[_Cand]]:
     """Link matching candidates of different tiles, strongest first, one per tile a group."""
     if not seam:
         return []
@@ -227,13 +270,17 @@ def _groups(seam: list[_Cand], scene: tuple[int, int], iou_threshold: float) -> 
     return list(groups.values())
 
 
-def _fuse(group: list[_Cand], method: MergeMethod) -> tuple[F64, float, BaseGeometry | None]:
+def _fuse(
+    group: list[_Cand], method: MergeMethod
+) -> tuple[F64, float, BaseGeometry | None]:
     """One box, score and geometry for a group of matched detections."""
     whole = [c for c in group if not c.cut] or group
     if method == "wbf" and len(group) > 1:
         weights = np.array([c.score for c in whole])
         boxes = np.array([c.box for c in whole])
-        ref = boxes[int(np.argmax(weights))]  # averaging offsets from it keeps equal boxes exact
+        ref = boxes[
+            int(np.argmax(weights))
+        ]  # averaging offsets from it keeps equal boxes exact
         wsum = weights.sum() if weights.sum() > 0 else 1.0
         box = ref + (weights[:, None] * (boxes - ref)).sum(axis=0) / wsum
         score = float(np.mean([c.score for c in group]))
@@ -275,7 +322,9 @@ def merge_detections(
         ConfigError: unknown method or a threshold outside ``(0, 1]``.
     """
     if method not in ("wbf", "nms", "ownership"):
-        raise ConfigError(f"unknown merge method {method!r}; use 'wbf', 'nms' or 'ownership'")
+        raise ConfigError(
+            f"unknown merge method {method!r}; use 'wbf', 'nms' or 'ownership'"
+        )
     if not 0.0 < iou_threshold <= 1.0:
         raise ConfigError(f"iou_threshold must be in (0, 1], got {iou_threshold!r}")
     band = float(max(grid.overlap, 1) if band is None else band)
@@ -286,14 +335,29 @@ def merge_detections(
     ]
     for group in _groups(seam, scene, iou_threshold):
         box, score, geom = _fuse(group, method)
-        fused.append((box, score, group[0].label, tuple(sorted(c.tile.id for c in group)), geom))
+        fused.append(
+            (box, score, group[0].label, tuple(sorted(c.tile.id for c in group)), geom)
+        )
     out = []
     for box, score, label, sources, geom in fused:
         row, col = owner_index(grid, (box[1] + box[3]) / 2, (box[0] + box[2]) / 2)
-        out.append(MergedObject(tuple(float(v) for v in box), score, label,  # type: ignore[arg-type]
-                                grid[row, col].id, sources, geom))
+        out.append(
+            MergedObject(
+                tuple(float(v) for v in box),  # type: ignore[arg-type]
+                score,
+                label,
+                grid[row, col].id,
+                sources,
+                geom,
+            )
+        )
     out.sort(key=lambda o: (o.tile_id, o.box[1], o.box[0], o.label, -o.score))
-    logger.debug("merged %d final + %d seam detections into %d objects", len(final), len(seam), len(out))
+    logger.debug(
+        "merged %d final + %d seam detections into %d objects",
+        len(final),
+        len(seam),
+        len(out),
+    )
     return out
 
 
@@ -307,7 +371,9 @@ def detections_from_prediction(pred: Any) -> TileDetections:
         ValueError: the prediction is not of kind ``boxes``.
     """
     if pred.kind != "boxes":
-        raise ValueError(f"tile {pred.tile.id}: expected a boxes prediction, got {pred.kind!r}")
+        raise ValueError(
+            f"tile {pred.tile.id}: expected a boxes prediction, got {pred.kind!r}"
+        )
     polys = None
     masks = pred.extra.get("masks") if pred.extra else None
     if masks is not None:

@@ -23,9 +23,18 @@ __all__ = ["ConvBackend", "FailingBackend", "toy_spec", "write_toy_spec"]
 
 
 def toy_spec(
-    *, bands: int = 3, classes: int = 3, tile_size: int = 64, kernel: int = 5, layers: int = 2,
-    seed: int = 0, fail_on: list[str] | None = None, name: str = "toy-conv", mean: float = 100.0,
-    std: float = 20.0, sleep: float = 0.0,
+    *,
+    bands: int = 3,
+    classes: int = 3,
+    tile_size: int = 64,
+    kernel: int = 5,
+    layers: int = 2,
+    seed: int = 0,
+    fail_on: list[str] | None = None,
+    name: str = "toy-conv",
+    mean: float = 100.0,
+    std: float = 20.0,
+    sleep: float = 0.0,
 ) -> dict[str, Any]:
     """A spec dict for :class:`ConvBackend` (receptive field ``layers*(kernel-1)+1``).
 
@@ -33,15 +42,36 @@ def toy_spec(
     """
     rf = layers * (kernel - 1) + 1
     spec: dict[str, Any] = {
-        "name": name, "version": "1", "task": "segmentation", "backend": "testing",
-        "architecture": {"name": "conv", "params": {"kernel": kernel, "layers": layers, "seed": seed,
-                                                   "fail_on": fail_on or []}},
-        "input": {"bands": [f"b{i + 1}" for i in range(bands)], "tile_size": tile_size,
-                  "mean": [mean] * bands, "std": [std] * bands},
+        "name": name,
+        "version": "1",
+        "task": "segmentation",
+        "backend": "testing",
+        "architecture": {
+            "name": "conv",
+            "params": {
+                "kernel": kernel,
+                "layers": layers,
+                "seed": seed,
+                "fail_on": fail_on or [],
+            },
+        },
+        "input": {
+            "bands": [f"b{i + 1}" for i in range(bands)],
+            "tile_size": tile_size,
+            "mean": [mean] * bands,
+            "std": [std] * bands,
+        },
         "output": {"activation": "softmax"},
-        "classes": [{"index": i, "name": f"class{i}", "color": f"#{(40 * i) % 256:02x}80{(255 - 40 * i) % 256:02x}"}
-                    for i in range(classes)],
-        "receptive_field": rf, "recommended_overlap": rf,
+        "classes": [
+            {
+                "index": i,
+                "name": f"class{i}",
+                "color": f"#{(40 * i) % 256:02x}80{(255 - 40 * i) % 256:02x}",
+            }
+            for i in range(classes)
+        ],
+        "receptive_field": rf,
+        "recommended_overlap": rf,
     }
     if sleep:
         spec["architecture"]["params"]["sleep"] = sleep
@@ -92,7 +122,9 @@ class ConvBackend:
             for o in range(kern.shape[0]):
                 for i in range(kern.shape[1]):
                     for n in range(x.shape[0]):
-                        out[n, o] += ndimage.correlate(x[n, i], kern[o, i], mode="constant", cval=0.0)
+                        out[n, o] += ndimage.correlate(
+                            x[n, i], kern[o, i], mode="constant", cval=0.0
+                        )
             x = np.tanh(out) if li < len(self.kernels) - 1 else out
         return x.astype(np.float32)
 
@@ -104,7 +136,9 @@ class ConvBackend:
         for t in batch.tiles:
             if t.id.split("/")[-1] in self.fail_on:
                 raise BackendError(f"toy model told to fail on tile {t.id}")
-        return to_predictions(activate(self.forward(batch.data), self._spec), batch, self._spec)
+        return to_predictions(
+            activate(self.forward(batch.data), self._spec), batch, self._spec
+        )
 
     def close(self) -> None:
         """Nothing to release."""

@@ -21,20 +21,37 @@ from geolabel.errors import BackendError
 from geolabel.models.base import Batch, Prediction
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["SquareDetector", "draw_square", "square_detector_spec", "write_square_detector_spec"]
+__all__ = [
+    "SquareDetector",
+    "draw_square",
+    "square_detector_spec",
+    "write_square_detector_spec",
+]
 
 
 def square_detector_spec(
-    *, classes: int = 2, tile_size: int = 64, overlap: int = 8, instances: bool = False,
-    task: str = "detection", name: str = "toy-squares", fail_on: list[str] | None = None,
+    *,
+    classes: int = 2,
+    tile_size: int = 64,
+    overlap: int = 8,
+    instances: bool = False,
+    task: str = "detection",
+    name: str = "toy-squares",
+    fail_on: list[str] | None = None,
 ) -> dict[str, Any]:
     """A spec dict for :class:`SquareDetector` (3 bands, no normalisation).
 
     ``fail_on`` lists tile-id suffixes (``"r00000c00001"``) whose batches raise.
     """
     return {
-        "name": name, "version": "1", "task": task, "backend": "testing-squares",
-        "architecture": {"name": "squares", "params": {"instances": instances, "fail_on": fail_on or []}},
+        "name": name,
+        "version": "1",
+        "task": task,
+        "backend": "testing-squares",
+        "architecture": {
+            "name": "squares",
+            "params": {"instances": instances, "fail_on": fail_on or []},
+        },
         "input": {"bands": ["mark", "class", "score"], "tile_size": tile_size},
         "output": {"activation": "none"},
         "classes": [{"index": i, "name": f"thing{i}"} for i in range(classes)],
@@ -50,7 +67,13 @@ def write_square_detector_spec(path: str | Path, **kwargs: Any) -> Path:
 
 
 def draw_square(
-    image: npt.NDArray[np.float32], row: int, col: int, size: int, *, label: int = 0, score: float = 0.9
+    image: npt.NDArray[np.float32],
+    row: int,
+    col: int,
+    size: int,
+    *,
+    label: int = 0,
+    score: float = 0.9,
 ) -> tuple[int, int, int, int]:
     """Draw a ``size`` square with top-left pixel ``(row, col)``; returns its pixel box.
 
@@ -83,16 +106,28 @@ class SquareDetector:
         """The spec."""
         return self._spec
 
-    def _tile(self, tile: Any, data: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]) -> Prediction:
+    def _tile(
+        self, tile: Any, data: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
+    ) -> Prediction:
         h, w = tile.read_window.shape
         mark = (data[0, :h, :w] > 0.5) & valid[:h, :w]
         if self._spec.task == "classification":
-            counts = np.array([(mark & (np.rint(data[1, :h, :w]) == c)).sum()
-                               for c in range(self._spec.num_classes)], dtype=np.float32)
+            counts = np.array(
+                [
+                    (mark & (np.rint(data[1, :h, :w]) == c)).sum()
+                    for c in range(self._spec.num_classes)
+                ],
+                dtype=np.float32,
+            )
             if counts.sum() == 0:
                 counts[0] = 1.0
-            return Prediction(tile=tile, kind="scores", array=counts / counts.sum(),
-                              num_classes=self._spec.num_classes, model_id=self._spec.model_id)
+            return Prediction(
+                tile=tile,
+                kind="scores",
+                array=counts / counts.sum(),
+                num_classes=self._spec.num_classes,
+                model_id=self._spec.model_id,
+            )
         comp, n = ndimage.label(mark)
         boxes, scores, labels, masks = [], [], [], []
         for k, (rs, cs) in enumerate(ndimage.find_objects(comp), start=1):
@@ -101,17 +136,31 @@ class SquareDetector:
             scores.append(float(np.median(data[2, :h, :w][m])))
             labels.append(int(np.rint(np.median(data[1, :h, :w][m]))))
             masks.append(m)
-        extra: dict[str, object] = {"masks": np.array(masks, dtype=bool).reshape(n, h, w)} if self.instances else {}
-        return Prediction(tile=tile, kind="boxes", array=np.array(boxes, np.float32).reshape(-1, 4),
-                          num_classes=self._spec.num_classes, model_id=self._spec.model_id,
-                          scores=np.array(scores, np.float32), labels=np.array(labels, np.int64), extra=extra)
+        extra: dict[str, object] = (
+            {"masks": np.array(masks, dtype=bool).reshape(n, h, w)}
+            if self.instances
+            else {}
+        )
+        return Prediction(
+            tile=tile,
+            kind="boxes",
+            array=np.array(boxes, np.float32).reshape(-1, 4),
+            num_classes=self._spec.num_classes,
+            model_id=self._spec.model_id,
+            scores=np.array(scores, np.float32),
+            labels=np.array(labels, np.int64),
+            extra=extra,
+        )
 
     def predict(self, batch: Batch) -> list[Prediction]:
         """One prediction per tile; raises for tiles listed in ``fail_on``."""
         for t in batch.tiles:
             if t.id.split("/")[-1] in self.fail_on:
                 raise BackendError(f"toy detector told to fail on tile {t.id}")
-        return [self._tile(t, batch.data[i], batch.valid[i]) for i, t in enumerate(batch.tiles)]
+        return [
+            self._tile(t, batch.data[i], batch.valid[i])
+            for i, t in enumerate(batch.tiles)
+        ]
 
     def close(self) -> None:
         """Nothing to release."""

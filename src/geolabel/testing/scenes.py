@@ -56,9 +56,16 @@ def make_scene(
     count = arr.shape[0] + (1 if alpha else 0)
     if transform is None:
         transform = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4000000.0)
-    profile: dict[str, Any] = {"driver": "GTiff", "width": arr.shape[2], "height": arr.shape[1],
-                               "count": count, "dtype": dtype, "crs": crs, "transform": transform,
-                               "nodata": nodata}
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": arr.shape[2],
+        "height": arr.shape[1],
+        "count": count,
+        "dtype": dtype,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+    }
     if tiled and arr.shape[1] >= 16 and arr.shape[2] >= 16:
         profile.update(tiled=True, blockxsize=16, blockysize=16)
     if nodata_region is not None and nodata is not None and not alpha:

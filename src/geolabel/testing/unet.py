@@ -7,6 +7,7 @@ file loads in geolabel and in a plain torch/torchgeo script). Imports torch.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -14,9 +15,18 @@ __all__ = ["write_unet_spec"]
 
 
 def write_unet_spec(
-    folder: str | Path, *, name: str = "unet-random", bands: int = 4, classes: int = 5,
-    base_channels: int = 32, depth: int = 4, tile_size: int = 512, seed: int = 0,
-    mean: float = 0.0, std: float = 1.0, overlap: int | None = None,
+    folder: str | Path,
+    *,
+    name: str = "unet-random",
+    bands: int = 4,
+    classes: int = 5,
+    base_channels: int = 32,
+    depth: int = 4,
+    tile_size: int = 512,
+    seed: int = 0,
+    mean: float = 0.0,
+    std: float = 1.0,
+    overlap: int | None = None,
 ) -> Path:
     """Write ``NAME.safetensors`` and ``NAME.yaml`` (backend torch) into ``folder``.
 
@@ -31,20 +41,38 @@ def write_unet_spec(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    params = {"in_channels": bands, "num_classes": classes, "base_channels": base_channels,
-              "depth": depth}
+    params = {
+        "in_channels": bands,
+        "num_classes": classes,
+        "base_channels": base_channels,
+        "depth": depth,
+    }
     module = UNet(**params).eval()
     weights = folder / f"{name}.safetensors"
     save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(weights))
-    spec = {
-        "name": name, "version": "1", "task": "segmentation", "backend": "torch",
-        "weights": weights.name, "format": "state_dict",
+    spec: dict[str, Any] = {
+        "name": name,
+        "version": "1",
+        "task": "segmentation",
+        "backend": "torch",
+        "weights": weights.name,
+        "format": "state_dict",
         "architecture": {"name": "geolabel.unet", "params": params},
-        "input": {"bands": [f"b{i + 1}" for i in range(bands)], "tile_size": tile_size,
-                  "mean": [mean] * bands, "std": [std] * bands},
+        "input": {
+            "bands": [f"b{i + 1}" for i in range(bands)],
+            "tile_size": tile_size,
+            "mean": [mean] * bands,
+            "std": [std] * bands,
+        },
         "output": {"activation": "softmax"},
-        "classes": [{"index": i, "name": f"class{i}", "color": f"#{(50 * i) % 256:02x}80{(255 - 50 * i) % 256:02x}"}
-                    for i in range(classes)],
+        "classes": [
+            {
+                "index": i,
+                "name": f"class{i}",
+                "color": f"#{(50 * i) % 256:02x}80{(255 - 50 * i) % 256:02x}",
+            }
+            for i in range(classes)
+        ],
     }
     if overlap is not None:
         spec["recommended_overlap"] = overlap

@@ -19,6 +19,15 @@ from geolabel.train._train import (
 )
 
 __all__ = [
-    "FitConfig", "FitResult", "TrainResult", "build_module", "bump_version", "fit",
-    "predict_probabilities", "read_training_window", "seeded", "train_model", "write_model",
+    "FitConfig",
+    "FitResult",
+    "TrainResult",
+    "build_module",
+    "bump_version",
+    "fit",
+    "predict_probabilities",
+    "read_training_window",
+    "seeded",
+    "train_model",
+    "write_model",
 ]

@@ -104,8 +104,9 @@ class seeded:
         self._ctx.__exit__(*exc)
 
 
-def _pad_to(image: npt.NDArray[np.float32], target: npt.NDArray[np.uint8],
-            size: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
+def _pad_to(
+    image: npt.NDArray[np.float32], target: npt.NDArray[np.uint8], size: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.uint8]]:
     """Pad image (zeros) and target (ignore) to at least ``size`` a side."""
     ph, pw = max(0, size - image.shape[1]), max(0, size - image.shape[2])
     if ph or pw:
@@ -114,8 +115,9 @@ def _pad_to(image: npt.NDArray[np.float32], target: npt.NDArray[np.uint8],
     return image, target
 
 
-def _chip_origins(target: npt.NDArray[np.uint8], cfg: FitConfig,
-                  rng: np.random.Generator) -> Iterator[tuple[int, int]]:
+def _chip_origins(
+    target: npt.NDArray[np.uint8], cfg: FitConfig, rng: np.random.Generator
+) -> Iterator[tuple[int, int]]:
     """Endless ``(row, col)`` chip origins, each chip holding a labelled pixel."""
     h, w = target.shape
     c = cfg.chip_size
@@ -162,7 +164,9 @@ def fit(
     import torch.nn.functional as F
 
     if image.shape[1:] != target.shape:
-        raise ConfigError(f"image {image.shape[1:]} and labels {target.shape} differ in shape")
+        raise ConfigError(
+            f"image {image.shape[1:]} and labels {target.shape} differ in shape"
+        )
     labelled = int((target != IGNORE_INDEX).sum())
     if labelled == 0:
         raise ConfigError("no labelled pixels to train on")
@@ -171,8 +175,13 @@ def fit(
     image, target = _pad_to(image, target, config.chip_size)
     rng = np.random.default_rng(config.seed)
     origins = _chip_origins(target, config, rng)
-    xt, yt = torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(target.astype(np.int64))
-    opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    xt, yt = (
+        torch.from_numpy(np.ascontiguousarray(image)),
+        torch.from_numpy(target.astype(np.int64)),
+    )
+    opt = torch.optim.Adam(
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     total, warm = config.steps, max(1, config.steps // 20)
 
     def factor(step: int) -> float:
@@ -200,8 +209,9 @@ def fit(
                     xi, yi = torch.rot90(xi, k, (-2, -1)), torch.rot90(yi, k, (-2, -1))
                 xb.append(xi)
                 yb.append(yi)
-            loss = F.cross_entropy(module(torch.stack(xb)), torch.stack(yb),
-                                   ignore_index=IGNORE_INDEX)
+            loss = F.cross_entropy(
+                module(torch.stack(xb)), torch.stack(yb), ignore_index=IGNORE_INDEX
+            )
             opt.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
@@ -211,12 +221,15 @@ def fit(
                 progress(step + 1, total, losses[-1])
     module.eval()
     seconds = time.perf_counter() - t0
-    logger.info("trained %d steps in %.1fs, final loss %.4f", total, seconds, losses[-1])
+    logger.info(
+        "trained %d steps in %.1fs, final loss %.4f", total, seconds, losses[-1]
+    )
     return FitResult(losses=losses, seconds=round(seconds, 2), labelled_pixels=labelled)
 
 
-def predict_probabilities(module: Any, image: npt.NDArray[np.float32], *,
-                          multiple: int = 8) -> npt.NDArray[np.float32]:
+def predict_probabilities(
+    module: Any, image: npt.NDArray[np.float32], *, multiple: int = 8
+) -> npt.NDArray[np.float32]:
     """Softmax probabilities ``(classes, rows, cols)`` of a whole normalised image.
 
     The image is zero-padded to a multiple of ``multiple`` (``2**depth`` of a U-Net)
@@ -228,7 +241,9 @@ def predict_probabilities(module: Any, image: npt.NDArray[np.float32], *,
     module.eval()
     h, w = image.shape[1:]
     ph, pw = -h % multiple, -w % multiple
-    x = torch.from_numpy(np.ascontiguousarray(np.pad(image, ((0, 0), (0, ph), (0, pw)))))
+    x = torch.from_numpy(
+        np.ascontiguousarray(np.pad(image, ((0, 0), (0, ph), (0, pw))))
+    )
     with torch.inference_mode():
         logits = module(x[None])[0, :, :h, :w]
         probs = torch.softmax(logits.float(), dim=0)

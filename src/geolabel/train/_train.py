@@ -35,8 +35,14 @@ from geolabel.train._fit import (
     predict_probabilities,
 )
 
-__all__ = ["TrainResult", "bump_version", "build_module", "read_training_window",
-           "train_model", "write_model"]
+__all__ = [
+    "TrainResult",
+    "bump_version",
+    "build_module",
+    "read_training_window",
+    "train_model",
+    "write_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,11 @@ def build_module(spec: ModelSpec, *, from_scratch: bool, seed: int) -> Any:
         ModelSpecError: the spec is not a ``state_dict`` model with an architecture
             (only those can be trained and saved as safetensors).
     """
-    if spec.backend != "torch" or spec.format != "state_dict" or spec.architecture is None:
+    if (
+        spec.backend != "torch"
+        or spec.format != "state_dict"
+        or spec.architecture is None
+    ):
         raise ModelSpecError(
             f"model {spec.model_id}: only torch state_dict models with an architecture "
             f"can be trained (backend {spec.backend!r}, format {spec.format!r})"
@@ -82,7 +92,9 @@ def build_module(spec: ModelSpec, *, from_scratch: bool, seed: int) -> Any:
     if not from_scratch:
         return load_torch_module(spec, "cpu")
     with seeded(seed):
-        return build_architecture(spec.architecture.name, dict(spec.architecture.params))
+        return build_architecture(
+            spec.architecture.name, dict(spec.architecture.params)
+        )
 
 
 def read_training_window(
@@ -127,8 +139,17 @@ def _outputs(out: Path, overwrite: bool) -> tuple[Path, Path]:
     return spec_path, weights
 
 
-def write_model(module: Any, base: ModelSpec, out: Path, *, version: str, name: str | None,
-                metrics: dict[str, Any], description: str, overwrite: bool) -> tuple[Path, Path]:
+def write_model(
+    module: Any,
+    base: ModelSpec,
+    out: Path,
+    *,
+    version: str,
+    name: str | None,
+    metrics: dict[str, Any],
+    description: str,
+    overwrite: bool,
+) -> tuple[Path, Path]:
     """Write ``OUT.safetensors`` and the spec ``OUT`` (``.yaml``); returns both paths.
 
     Raises:
@@ -139,14 +160,25 @@ def write_model(module: Any, base: ModelSpec, out: Path, *, version: str, name: 
 
     spec_path, weights = _outputs(out, overwrite)
     spec_path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(torch.float32).contiguous().cpu()
-             for k, v in module.state_dict().items()}
+    state = {
+        k: v.detach().to(torch.float32).contiguous().cpu()
+        for k, v in module.state_dict().items()
+    }
     assert base.architecture is not None
-    _atomic_write(weights, lambda p: save_file(
-        state, str(p), metadata={"architecture": base.architecture.name}))
+    _atomic_write(
+        weights,
+        lambda p: save_file(
+            state, str(p), metadata={"architecture": base.architecture.name}
+        ),
+    )
     raw = base.model_dump(mode="json", exclude_none=True)
-    raw.update(name=name or base.name, version=version, weights=weights.name,
-               description=description, metrics=metrics)
+    raw.update(
+        name=name or base.name,
+        version=version,
+        weights=weights.name,
+        description=description,
+        metrics=metrics,
+    )
     ModelSpec.model_validate({**raw, "source": str(spec_path.resolve())})  # fails early
     text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
     _atomic_write(spec_path, lambda p: p.write_text(text, encoding="utf-8"))
@@ -154,17 +186,25 @@ def write_model(module: Any, base: ModelSpec, out: Path, *, version: str, name: 
     return spec_path, weights
 
 
-def _train_scores(module: Any, image: npt.NDArray[np.float32], target: npt.NDArray[np.uint8],
-                  spec: ModelSpec) -> dict[str, float]:
+def _train_scores(
+    module: Any,
+    image: npt.NDArray[np.float32],
+    target: npt.NDArray[np.uint8],
+    spec: ModelSpec,
+) -> dict[str, float]:
     """Pixel accuracy and mIoU on the labelled training pixels."""
     from geolabel.evaluation import confusion_matrix, segmentation_scores
 
-    depth = int(dict(spec.architecture.params).get("depth", 3)) if spec.architecture else 3
+    depth = (
+        int(dict(spec.architecture.params).get("depth", 3)) if spec.architecture else 3
+    )
     pred = predict_probabilities(module, image, multiple=2**depth).argmax(0)
     cm = confusion_matrix(pred, target, spec.num_classes)
     s = segmentation_scores(cm, spec.class_names)
-    return {"train_overall_accuracy": round(s["overall_accuracy"], 4),
-            "train_miou": round(s["miou"], 4)}
+    return {
+        "train_overall_accuracy": round(s["overall_accuracy"], 4),
+        "train_miou": round(s["miou"], 4),
+    }
 
 
 def train_model(
@@ -205,7 +245,9 @@ def train_model(
     .. versionadded:: 0.1
     """
     if target.shape != scene.grid.shape:
-        raise ConfigError(f"labels shape {target.shape} is not the scene's {scene.grid.shape}")
+        raise ConfigError(
+            f"labels shape {target.shape} is not the scene's {scene.grid.shape}"
+        )
     _outputs(out, overwrite)  # fail before training, not after
     module = build_module(spec, from_scratch=from_scratch, seed=config.seed)
     margin = (spec.receptive_field or 0) // 2
@@ -222,10 +264,20 @@ def train_model(
         "window": [window.row_off, window.col_off, window.height, window.width],
     }
     new_version = version or bump_version(spec.version)
-    desc = (f"{spec.name}@{spec.version} {'trained from scratch' if from_scratch else 'fine-tuned'}"
-            f" on {result.labelled_pixels} labelled pixels of {scene.path.name}")
-    spec_path, weights = write_model(module, spec, out, version=new_version, name=name,
-                                     metrics=metrics, description=desc, overwrite=overwrite)
+    desc = (
+        f"{spec.name}@{spec.version} {'trained from scratch' if from_scratch else 'fine-tuned'}"
+        f" on {result.labelled_pixels} labelled pixels of {scene.path.name}"
+    )
+    spec_path, weights = write_model(
+        module,
+        spec,
+        out,
+        version=new_version,
+        name=name,
+        metrics=metrics,
+        description=desc,
+        overwrite=overwrite,
+    )
     model_id = f"{name or spec.name}@{new_version}"
     logger.info("wrote %s (%s)", spec_path, model_id)
     return TrainResult(spec_path, weights, model_id, result, metrics)

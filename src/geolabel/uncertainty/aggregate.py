@@ -51,9 +51,15 @@ def class_columns(class_names: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-def _stats(values: npt.NDArray[np.float32], options: AggregateOptions) -> dict[str, float]:
+def _stats(
+    values: npt.NDArray[np.float32], options: AggregateOptions
+) -> dict[str, float]:
     if values.size == 0:
-        return {"mean": float("nan"), options.quantile_key: float("nan"), "frac_above": float("nan")}
+        return {
+            "mean": float("nan"),
+            options.quantile_key: float("nan"),
+            "frac_above": float("nan"),
+        }
     v = values.astype(np.float64)
     return {
         "mean": float(v.mean()),
@@ -87,7 +93,9 @@ def aggregate_tile(
     """
     opt = options or AggregateOptions()
     n_valid = int(valid.sum())
-    rec: dict[str, float] = {"valid_fraction": n_valid / valid.size if valid.size else 0.0}
+    rec: dict[str, float] = {
+        "valid_fraction": n_valid / valid.size if valid.size else 0.0
+    }
     for i, (name, band) in enumerate(bands.items()):
         stats = _stats(band[valid], opt)
         if i == 0:
@@ -98,16 +106,25 @@ def aggregate_tile(
         return rec
     primary = next(iter(bands.values()))[valid].astype(np.float64)
     cls = classes[valid]
-    counts = np.bincount(cls, minlength=len(class_names)) if cls.size else np.zeros(len(class_names))
-    sums = (np.bincount(cls, weights=primary, minlength=len(class_names))
-            if cls.size else np.zeros(len(class_names)))
+    counts = (
+        np.bincount(cls, minlength=len(class_names))
+        if cls.size
+        else np.zeros(len(class_names))
+    )
+    sums = (
+        np.bincount(cls, weights=primary, minlength=len(class_names))
+        if cls.size
+        else np.zeros(len(class_names))
+    )
     for i, (unc_col, frac_col) in enumerate(class_columns(class_names)):
         rec[unc_col] = float(sums[i] / counts[i]) if counts[i] else float("nan")
         rec[frac_col] = float(counts[i] / n_valid) if n_valid else 0.0
     return rec
 
 
-def aggregate_boxes(scores: npt.NDArray[np.floating], *, band: tuple[float, float] = (0.3, 0.7)) -> dict[str, float]:
+def aggregate_boxes(
+    scores: npt.NDArray[np.floating], *, band: tuple[float, float] = (0.3, 0.7)
+) -> dict[str, float]:
     """Per-tile score of a detection model from its box scores.
 
     A box whose score sits inside ``band`` is ambiguous: the model can neither keep nor
@@ -130,5 +147,11 @@ def aggregate_boxes(scores: npt.NDArray[np.floating], *, band: tuple[float, floa
     s = np.clip(np.asarray(scores, dtype=np.float64).ravel(), 0.0, 1.0)
     n = int(s.size)
     amb = int(((s >= low) & (s <= high)).sum())
-    return {"boxes": n, "ambiguous": amb, "frac_ambiguous": amb / n if n else 0.0,
-            "mean_box_uncertainty": float((1.0 - np.abs(2.0 * s - 1.0)).mean()) if n else float("nan")}
+    return {
+        "boxes": n,
+        "ambiguous": amb,
+        "frac_ambiguous": amb / n if n else 0.0,
+        "mean_box_uncertainty": float((1.0 - np.abs(2.0 * s - 1.0)).mean())
+        if n
+        else float("nan"),
+    }

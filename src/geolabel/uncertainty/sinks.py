@@ -30,7 +30,13 @@ from geolabel.io.vector import GpkgWriter
 from geolabel.uncertainty.aggregate import AggregateOptions, aggregate_tile
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
-__all__ = ["TileLayerSink", "UncertaintySink", "describe_output", "extra_sinks", "uncertainty_bands"]
+__all__ = [
+    "TileLayerSink",
+    "UncertaintySink",
+    "describe_output",
+    "extra_sinks",
+    "uncertainty_bands",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,21 +72,44 @@ class UncertaintySink:
     role = "uncertainty"
     takes_extra = True
 
-    def __init__(self, path: Path, scene: Any, bands: list[str], tags: dict[str, str]) -> None:
+    def __init__(
+        self, path: Path, scene: Any, bands: list[str], tags: dict[str, str]
+    ) -> None:
         """Create the partial COG."""
         self.bands = bands
         self.n_prob = sum(1 for b in bands if b in MEASURES)
         defs = {**MEASURES, **MODEL_MEASURES}
         self.w = CogWriter(
-            path, scene.grid, count=len(bands), dtype="float32", nodata=float("nan"),
-            resampling="average", descriptions=list(bands),
-            tags={**tags, "MEASURE": bands[0], "MEASURES": ",".join(bands), "SCALE": SCALE},
-            band_tags=[{"MEASURE": b, "SCALE": SCALE, "DEFINITION": defs.get(b, b)} for b in bands],
+            path,
+            scene.grid,
+            count=len(bands),
+            dtype="float32",
+            nodata=float("nan"),
+            resampling="average",
+            descriptions=list(bands),
+            tags={
+                **tags,
+                "MEASURE": bands[0],
+                "MEASURES": ",".join(bands),
+                "SCALE": SCALE,
+            },
+            band_tags=[
+                {"MEASURE": b, "SCALE": SCALE, "DEFINITION": defs.get(b, b)}
+                for b in bands
+            ],
             area_or_point=scene.area_or_point,
         )
-        self.last: tuple[str, F32, npt.NDArray[np.bool_], npt.NDArray[np.intp]] | None = None
+        self.last: (
+            tuple[str, F32, npt.NDArray[np.bool_], npt.NDArray[np.intp]] | None
+        ) = None
 
-    def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_], extra: F32 | None = None) -> None:
+    def write(
+        self,
+        tile: Tile,
+        probs: F32,
+        valid: npt.NDArray[np.bool_],
+        extra: F32 | None = None,
+    ) -> None:
         """Compute the bands over ``tile.core_window`` and write them (NaN at nodata)."""
         rows, cols = probs.shape[1:]
         data = np.empty((len(self.bands), rows, cols), dtype=np.float32)
@@ -90,7 +119,9 @@ class UncertaintySink:
         if k:
             if extra is None or extra.shape[0] != k:
                 got = 0 if extra is None else extra.shape[0]
-                raise ConfigError(f"the run store has {got} extra uncertainty channels, expected {k}")
+                raise ConfigError(
+                    f"the run store has {got} extra uncertainty channels, expected {k}"
+                )
             data[self.n_prob :] = np.clip(extra, 0.0, 1.0)
         data[:, ~valid] = np.nan
         self.w.write(tile.core_window, data)
@@ -115,8 +146,14 @@ class TileLayerSink:
     role = "tiles"
     takes_extra = True
 
-    def __init__(self, path: Path, scene: Any, source: UncertaintySink, class_names: tuple[str, ...],
-                 options: AggregateOptions | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        scene: Any,
+        source: UncertaintySink,
+        class_names: tuple[str, ...],
+        options: AggregateOptions | None = None,
+    ) -> None:
         """Start collecting records."""
         self.path = path
         self.scene = scene
@@ -126,7 +163,13 @@ class TileLayerSink:
         self.records: list[dict[str, Any]] = []
         self.geoms: list[Any] = []
 
-    def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_], extra: F32 | None = None) -> None:
+    def write(
+        self,
+        tile: Tile,
+        probs: F32,
+        valid: npt.NDArray[np.bool_],
+        extra: F32 | None = None,
+    ) -> None:
         """Aggregate the source's block of ``tile``."""
         last = self.source.last
         if last is None or last[0] != tile.id:
@@ -136,9 +179,15 @@ class TileLayerSink:
         rec = aggregate_tile(bands, vmask, classes, self.class_names, self.options)
         w = tile.core_window
         row: dict[str, Any] = {
-            "tile_id": tile.id, "row": tile.index[0], "col": tile.index[1], "row_off": w.row_off,
-            "col_off": w.col_off, "height": w.height, "width": w.width,
-            "measure": self.source.bands[0], **rec,
+            "tile_id": tile.id,
+            "row": tile.index[0],
+            "col": tile.index[1],
+            "row_off": w.row_off,
+            "col_off": w.col_off,
+            "height": w.height,
+            "width": w.width,
+            "measure": self.source.bands[0],
+            **rec,
         }
         self.records.append(row)
         t = self.scene.grid.transform
@@ -161,7 +210,9 @@ class TileLayerSink:
         self.path.with_name(self.path.stem + ".partial.gpkg").unlink(missing_ok=True)
 
 
-def extra_sinks(scene: Any, grid: Any, spec: Any, sdir: Path, config: Any, tags: dict[str, str]) -> list[Any]:
+def extra_sinks(
+    scene: Any, grid: Any, spec: Any, sdir: Path, config: Any, tags: dict[str, str]
+) -> list[Any]:
     """The uncertainty COG and tile layer sinks of a run (none for ``--uncertainty none``
     without model-based channels).
 
@@ -174,7 +225,9 @@ def extra_sinks(scene: Any, grid: Any, spec: Any, sdir: Path, config: Any, tags:
     if not bands:
         return []
     unc = UncertaintySink(sdir / f"{scene.name}_uncertainty.tif", scene, bands, tags)
-    tiles = TileLayerSink(sdir / f"{scene.name}_tiles.gpkg", scene, unc, tuple(spec.class_names))
+    tiles = TileLayerSink(
+        sdir / f"{scene.name}_tiles.gpkg", scene, unc, tuple(spec.class_names)
+    )
     return [unc, tiles]
 
 
@@ -183,8 +236,11 @@ def describe_output(role: str, path: str) -> dict[str, Any]:
     if role == "uncertainty":
         with rasterio.open(path) as ds:
             tags = ds.tags()
-        return {"measure": tags.get("MEASURE"), "bands": tags.get("MEASURES", "").split(","),
-                "scale": tags.get("SCALE", SCALE)}
+        return {
+            "measure": tags.get("MEASURE"),
+            "bands": tags.get("MEASURES", "").split(","),
+            "scale": tags.get("SCALE", SCALE),
+        }
     if role == "tiles":
         return {"layer": "tiles"}
     return {}

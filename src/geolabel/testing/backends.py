@@ -22,6 +22,29 @@ from geolabel.models.spec import ModelSpec
 __all__ = ["ConvBackend", "FailingBackend", "toy_spec", "write_toy_spec"]
 
 
+def toy_io(
+    *, bands: int, classes: int, tile_size: int, mean: float, std: float
+) -> dict[str, Any]:
+    """The ``input``, ``output`` and ``classes`` entries of a toy spec (bands ``b1..``)."""
+    return {
+        "input": {
+            "bands": [f"b{i + 1}" for i in range(bands)],
+            "tile_size": tile_size,
+            "mean": [mean] * bands,
+            "std": [std] * bands,
+        },
+        "output": {"activation": "softmax"},
+        "classes": [
+            {
+                "index": i,
+                "name": f"class{i}",
+                "color": f"#{(40 * i) % 256:02x}80{(255 - 40 * i) % 256:02x}",
+            }
+            for i in range(classes)
+        ],
+    }
+
+
 def toy_spec(
     *,
     bands: int = 3,
@@ -55,21 +78,7 @@ def toy_spec(
                 "fail_on": fail_on or [],
             },
         },
-        "input": {
-            "bands": [f"b{i + 1}" for i in range(bands)],
-            "tile_size": tile_size,
-            "mean": [mean] * bands,
-            "std": [std] * bands,
-        },
-        "output": {"activation": "softmax"},
-        "classes": [
-            {
-                "index": i,
-                "name": f"class{i}",
-                "color": f"#{(40 * i) % 256:02x}80{(255 - 40 * i) % 256:02x}",
-            }
-            for i in range(classes)
-        ],
+        **toy_io(bands=bands, classes=classes, tile_size=tile_size, mean=mean, std=std),
         "receptive_field": rf,
         "recommended_overlap": rf,
     }

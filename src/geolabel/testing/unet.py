@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from geolabel.testing.backends import toy_io
+
 __all__ = ["write_unet_spec"]
 
 
@@ -58,21 +60,7 @@ def write_unet_spec(
         "weights": weights.name,
         "format": "state_dict",
         "architecture": {"name": "geolabel.unet", "params": params},
-        "input": {
-            "bands": [f"b{i + 1}" for i in range(bands)],
-            "tile_size": tile_size,
-            "mean": [mean] * bands,
-            "std": [std] * bands,
-        },
-        "output": {"activation": "softmax"},
-        "classes": [
-            {
-                "index": i,
-                "name": f"class{i}",
-                "color": f"#{(50 * i) % 256:02x}80{(255 - 50 * i) % 256:02x}",
-            }
-            for i in range(classes)
-        ],
+        **toy_io(bands=bands, classes=classes, tile_size=tile_size, mean=mean, std=std),
     }
     if overlap is not None:
         spec["recommended_overlap"] = overlap

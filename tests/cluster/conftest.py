@@ -7,8 +7,10 @@ byte-identical COGs and GeoPackages.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,29 @@ def smooth_scene(path: Path, shape: tuple[int, int], seed: int = 0) -> Path:
         ph = float(rng.uniform(0, 6.28))
         bands.append(100 + 25 * np.sin(fy * rows + ph) * np.cos(fx * cols))
     return make_scene(path, data=np.stack(bands).astype(np.float32))
+
+
+def done_rows(run: Path) -> Counter[str]:
+    """How often each tile is recorded done in a run's manifests (safe during a run).
+
+    Only the scenes' ``manifest/`` folders are read (never a walk of the run tree, whose
+    ``.partial`` folders are renamed under a concurrent reader), and a line still being
+    appended is skipped.
+    """
+    c: Counter[str] = Counter()
+    for p in run.glob("*/manifest/*.jsonl"):
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            continue
+        for line in text.splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("status") == "done":
+                c[row["tile_id"]] += 1
+    return c
 
 
 def output_digests(run: Path) -> dict[str, str]:

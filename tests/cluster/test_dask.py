@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,19 +17,9 @@ from geolabel.execution.executors import parse_cluster
 from geolabel.execution.preempt import Preempted, preemption_guard
 from geolabel.pipeline import run_predict
 
-from .conftest import Case, output_digests
+from .conftest import Case, done_rows, output_digests
 
 distributed = pytest.importorskip("distributed", reason="needs the [cluster] extra")
-
-
-def _done_rows(run: Path) -> Counter[str]:
-    c: Counter[str] = Counter()
-    for p in run.rglob("manifest/*.jsonl"):
-        for line in p.read_text().splitlines():
-            row = json.loads(line)
-            if row["status"] == "done":
-                c[row["tile_id"]] += 1
-    return c
 
 
 def test_cluster_option_forms() -> None:
@@ -91,20 +79,25 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(
     pids = client.run(os.getpid)
     stop = threading.Event()
 
+    failures: list[BaseException] = []
+
     def killer() -> None:
         deadline = time.monotonic() + 60
-        while not stop.is_set() and time.monotonic() < deadline:
-            busy = {w: keys for w, keys in client.processing().items() if keys}
-            if sum(_done_rows(run).values()) >= 2 and busy:
-                addr, keys = sorted(busy.items())[0]
-                killed.update(
-                    addr=addr,
-                    keys=list(keys),
-                    done_at_kill=sum(_done_rows(run).values()),
-                )
-                os.kill(pids[addr], signal.SIGKILL)
-                return
-            time.sleep(0.02)
+        try:
+            while not stop.is_set() and time.monotonic() < deadline:
+                busy = {w: keys for w, keys in client.processing().items() if keys}
+                if sum(done_rows(run).values()) >= 2 and busy:
+                    addr, keys = sorted(busy.items())[0]
+                    killed.update(
+                        addr=addr,
+                        keys=list(keys),
+                        done_at_kill=sum(done_rows(run).values()),
+                    )
+                    os.kill(pids[addr], signal.SIGKILL)
+                    return
+                time.sleep(0.02)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failures.append(exc)
 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
@@ -114,10 +107,11 @@ def test_killing_a_worker_mid_run_loses_and_duplicates_nothing(
         stop.set()
         t.join(5)
     loads = client.run(model_loads)
+    assert not failures, failures
     assert killed, "no worker was killed while batches ran"
     assert killed["keys"] and killed["done_at_kill"] < 20
     assert result.ok, [s.error for s in result.scenes]
-    rows = _done_rows(run)
+    rows = done_rows(run)
     assert len(rows) == 20 and set(rows.values()) == {1}, (
         "every tile recorded done exactly once"
     )
@@ -137,7 +131,7 @@ def test_sigterm_stops_a_distributed_run_between_results_and_it_resumes(
 
     def term_after_first_results() -> None:
         deadline = time.monotonic() + 60
-        while sum(_done_rows(run).values()) < 2 and time.monotonic() < deadline:
+        while sum(done_rows(run).values()) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         os.kill(
             os.getpid(), signal.SIGTERM
@@ -148,12 +142,12 @@ def test_sigterm_stops_a_distributed_run_between_results_and_it_resumes(
     with pytest.raises(Preempted), preemption_guard(grace_s=120):
         run_predict(config)
     t.join(5)
-    kept = _done_rows(run)
+    kept = done_rows(run)
     assert 0 < len(kept) < 20 and set(kept.values()) == {1}
     assert not (run / "run.json").exists()
     result = run_predict(config)
     assert result.ok and result.scenes[0].tiles_run == 20 - len(kept)
-    assert set(_done_rows(run).values()) == {1}
+    assert set(done_rows(run).values()) == {1}
     assert output_digests(run) == output_digests(small_case.reference)
 
 

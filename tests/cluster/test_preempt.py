@@ -12,16 +12,7 @@ from pathlib import Path
 
 from geolabel.execution.preempt import PREEMPTED_EXIT
 
-from .conftest import BATCH, Case, output_digests
-
-
-def _done(run: Path) -> set[str]:
-    out = set()
-    for p in run.rglob("manifest/*.jsonl"):
-        for line in p.read_text().splitlines():
-            if line.endswith("}") and json.loads(line)["status"] == "done":
-                out.add(json.loads(line)["tile_id"])
-    return out
+from .conftest import BATCH, Case, done_rows, output_digests
 
 
 def test_sigterm_records_finished_batches_exits_75_and_resumes(
@@ -48,10 +39,14 @@ def test_sigterm_records_finished_batches_exits_75_and_resumes(
     )
     try:
         deadline = time.monotonic() + 60
-        while not _done(run) and time.monotonic() < deadline and proc.poll() is None:
+        while (
+            not set(done_rows(run))
+            and time.monotonic() < deadline
+            and proc.poll() is None
+        ):
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        assert _done(run), "no batch recorded within 60 s"
+        assert set(done_rows(run)), "no batch recorded within 60 s"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -63,7 +58,7 @@ def test_sigterm_records_finished_batches_exits_75_and_resumes(
     assert elapsed < 30
     assert "geolabel: preempted:" in err and "re-run the same command to resume" in err
     assert "Traceback" not in err
-    kept = _done(run)
+    kept = set(done_rows(run))
     assert 0 < len(kept) < 20 and len(kept) % BATCH == 0, "whole batches are kept"
     assert not (run / "run.json").exists() and not any(run.rglob("*.tif"))
 

@@ -57,7 +57,7 @@ class RunConfig:
     allow_vrt: bool = False
     allow_pixel_space: bool = False
     device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16", "auto"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = "auto"
     probabilities: bool = True
     vectors: bool = True
     retry_failed: bool = False

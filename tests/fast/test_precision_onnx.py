@@ -11,6 +11,7 @@ import rasterio
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
+from geolabel.errors import GeolabelError
 from geolabel.models.precision import MIN_AGREEMENT, argmax_agreement
 from geolabel.testing import make_scene, write_toy_spec
 
@@ -106,6 +107,46 @@ def test_auto_precision_is_checked_recorded_and_used(
     )
     assert code == 0, err
     np.testing.assert_array_equal(_mask(out), _mask(fixed))
+
+
+def test_check_sample_is_one_mostly_valid_tile_cropped_to_the_model_size(
+    tmp_path: Path,
+) -> None:
+    from geolabel.config import RunConfig
+    from geolabel.models.precision import _sample_tile
+    from geolabel.models.spec import load_spec
+
+    # the top-left 3x3 tiles are fill: the sample must come from valid data
+    path = make_scene(
+        tmp_path / "fill.tif",
+        shape=(300, 330),
+        nodata=-1.0,
+        nodata_region=(slice(0, 150), slice(0, 165)),
+    )
+    spec_path = write_toy_spec(tmp_path / "toy.yaml", tile_size=64)
+    spec = load_spec(spec_path)
+    config = RunConfig(
+        scenes=(str(path),),
+        model=str(spec_path),
+        out=str(tmp_path / "o"),
+        tile_size=128,
+    )  # type: ignore[arg-type]
+    sample = _sample_tile(spec, config)
+    assert len(sample.tiles) == 1
+    assert sample.data.shape[2:] == (64, 64) == sample.valid.shape[1:]
+    assert sample.valid.mean() >= 0.5
+    # all fill: no sample, and the error names the scene
+    empty = make_scene(
+        tmp_path / "empty.tif",
+        shape=(100, 100),
+        nodata=-1.0,
+        nodata_region=(slice(0, 100), slice(0, 100)),
+    )
+    config = RunConfig(
+        scenes=(str(empty),), model=str(spec_path), out=str(tmp_path / "e")
+    )  # type: ignore[arg-type]
+    with pytest.raises(GeolabelError, match=r"empty\.tif: no valid pixels"):
+        _sample_tile(spec, config)
 
 
 @requires_torch

@@ -91,9 +91,9 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--precision",
             type=click.Choice(["fp32", "bf16", "fp16", "auto"]),
-            default="fp32",
+            default="auto",
             show_default=True,
-            help="Model precision; auto: bf16 (CPU) or fp16 (CUDA) if its argmax agrees with fp32 on >= 99.9 % of the first batch's pixels.",
+            help="Model precision; auto: bf16 + channels-last (CPUs with AVX512-BF16/AMX) or fp16 (CUDA) if its argmax agrees with fp32 on >= 99.9 % of one tile's valid pixels (recorded in OUT/precision.json), else fp32.",
         ),
         click.option(
             "--threads",

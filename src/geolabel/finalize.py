@@ -23,7 +23,7 @@ from geolabel.io.scene import Scene
 from geolabel.io.store import RunStore
 from geolabel.io.vector import GpkgWriter
 from geolabel.models.spec import ModelSpec
-from geolabel.stitch.blend import HaloCache, gather_core, normalise
+from geolabel.stitch.blend import HaloCache, class_argmax, gather_core, normalise
 from geolabel.stitch.vectorize import vectorize_blocks
 
 __all__ = ["BlockSink", "MASK_NODATA", "finalize_scene", "iter_blended"]
@@ -87,7 +87,7 @@ class _MaskSink:
         )
 
     def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
-        mask = np.argmax(probs, axis=0).astype(np.uint8)
+        mask = class_argmax(probs)
         mask[~valid] = MASK_NODATA
         self.w.write(tile.core_window, mask)
 

@@ -494,12 +494,10 @@ def run_predict(
             config, factory, in_process_model=model is not None, task=spec.task
         ) as ex,
     ):
-        for path in config.scenes:
-            results.append(
-                run_scene(
-                    path, spec, factory, config, out, names, progress, executor=ex
-                )
-            )
+        results.extend(
+            run_scene(path, spec, factory, config, out, names, progress, executor=ex)
+            for path in config.scenes
+        )
     from geolabel.qgis import (
         project_entries,
     )  # RUN_DIR/run.qgs over the finished scenes

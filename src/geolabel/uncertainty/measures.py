@@ -48,11 +48,17 @@ MODEL_MEASURES: dict[str, str] = {
 }
 
 
-def _plogp_sum(p: npt.NDArray[np.floating], axis: int) -> npt.NDArray[np.float64]:
-    p64 = np.clip(p.astype(np.float64), 0.0, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(p64 > 0, p64 * np.log(np.where(p64 > 0, p64, 1.0)), 0.0)
-    out: npt.NDArray[np.float64] = -terms.sum(axis=axis)
+def _plogp_sum(p: npt.NDArray[np.floating], axis: int) -> F32:
+    """``-sum(p log p)`` along ``axis`` in float32 (``0 log 0 = 0``).
+
+    ``p`` is clipped to ``[1e-30, 1]``, so a zero probability adds ``-6.9e-29`` instead
+    of ``0 log 0``: far below float32's resolution of the sum. float32 keeps ~1e-7
+    relative error on values in ``[0, log C]``, at a sixth of float64's cost.
+    """
+    q = np.clip(p, np.float32(1e-30), np.float32(1.0), dtype=np.float32)
+    logq = np.log(q)
+    logq *= q
+    out: F32 = -logq.sum(axis=axis, dtype=np.float32)
     return out
 
 
@@ -61,8 +67,9 @@ def entropy(probs: npt.NDArray[np.floating]) -> F32:
     c = probs.shape[0]
     if c < 2:
         return np.zeros(probs.shape[1:], dtype=np.float32)
-    h = _plogp_sum(probs, axis=0) / np.log(c)
-    out: F32 = np.clip(h, 0.0, 1.0).astype(np.float32)
+    h = _plogp_sum(probs, axis=0)
+    h *= np.float32(1.0 / np.log(c))
+    out: F32 = np.clip(h, 0.0, 1.0, out=h)
     return out
 
 

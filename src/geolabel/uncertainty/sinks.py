@@ -27,6 +27,7 @@ from geolabel.errors import ConfigError
 from geolabel.grid import Tile
 from geolabel.io.raster import CogWriter
 from geolabel.io.vector import GpkgWriter
+from geolabel.stitch.blend import class_argmax
 from geolabel.uncertainty.aggregate import AggregateOptions, aggregate_tile
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
@@ -100,7 +101,7 @@ class UncertaintySink:
             area_or_point=scene.area_or_point,
         )
         self.last: (
-            tuple[str, F32, npt.NDArray[np.bool_], npt.NDArray[np.intp]] | None
+            tuple[str, F32, npt.NDArray[np.bool_], npt.NDArray[np.integer[Any]]] | None
         ) = None
 
     def write(
@@ -125,7 +126,7 @@ class UncertaintySink:
             data[self.n_prob :] = np.clip(extra, 0.0, 1.0)
         data[:, ~valid] = np.nan
         self.w.write(tile.core_window, data)
-        self.last = (tile.id, data, valid, np.argmax(probs, axis=0))
+        self.last = (tile.id, data, valid, class_argmax(probs))
 
     def close(self) -> Path:
         """Publish the COG."""

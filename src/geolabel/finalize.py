@@ -18,7 +18,7 @@ from rasterio.windows import Window as RioWindow
 
 from geolabel.config import RunConfig
 from geolabel.grid import Tile, TileGrid
-from geolabel.io.raster import CogWriter
+from geolabel.io.raster import CogWriter, mask_encoding
 from geolabel.io.scene import Scene
 from geolabel.io.store import RunStore
 from geolabel.io.vector import GpkgWriter
@@ -26,12 +26,9 @@ from geolabel.models.spec import ModelSpec
 from geolabel.stitch.blend import HaloCache, class_argmax, gather_core, normalise
 from geolabel.stitch.vectorize import vectorize_blocks
 
-__all__ = ["BlockSink", "MASK_NODATA", "finalize_scene", "iter_blended"]
+__all__ = ["BlockSink", "finalize_scene", "iter_blended"]
 
 logger = logging.getLogger(__name__)
-
-#: nodata value of class masks (class indexes are 0..254).
-MASK_NODATA = 255
 
 F32 = npt.NDArray[np.float32]
 
@@ -66,19 +63,23 @@ def iter_blended(grid: TileGrid, store: RunStore) -> Any:
 
 
 class _MaskSink:
+    """The class mask: argmax per pixel, in the fewest bits (``mask_encoding``)."""
+
     role = "mask"
 
     def __init__(
         self, path: Path, scene: Scene, spec: ModelSpec, tags: dict[str, str]
     ) -> None:
+        self.encoding = enc = mask_encoding(spec.num_classes)
         cmap = {c.index: (*c.rgb, 255) for c in spec.classes}
-        cmap[MASK_NODATA] = (0, 0, 0, 0)
+        cmap[enc.nodata] = (0, 0, 0, 0)
         self.w = CogWriter(
             path,
             scene.grid,
             count=1,
-            dtype="uint8",
-            nodata=MASK_NODATA,
+            dtype=enc.dtype,
+            nodata=enc.nodata,
+            nbits=enc.nbits,
             resampling="nearest",
             colormap=cmap,
             descriptions=["class"],
@@ -87,8 +88,8 @@ class _MaskSink:
         )
 
     def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
-        mask = class_argmax(probs)
-        mask[~valid] = MASK_NODATA
+        mask = class_argmax(probs).astype(self.encoding.dtype, copy=False)
+        mask[~valid] = self.encoding.nodata
         self.w.write(tile.core_window, mask)
 
     def close(self) -> Path:
@@ -156,14 +157,15 @@ def _vectorize(
     writer = GpkgWriter(out, scene.grid.crs)
     try:
         with rasterio.open(mask_path) as m, rasterio.open(conf_path) as c:
+            nodata = None if m.nodata is None else int(m.nodata)
 
-            def read_block(tile: Tile) -> tuple[npt.NDArray[np.uint8], F32]:
+            def read_block(tile: Tile) -> tuple[npt.NDArray[np.integer[Any]], F32]:
                 w = tile.core_window
                 rw = RioWindow(w.col_off, w.row_off, w.width, w.height)
                 return m.read(1, window=rw), np.nan_to_num(c.read(1, window=rw))
 
             fid = 0
-            for comps in vectorize_blocks(grid, read_block, nodata=MASK_NODATA):
+            for comps in vectorize_blocks(grid, read_block, nodata=nodata):
                 recs, geoms = [], []
                 for comp in comps:
                     fid += 1

@@ -46,9 +46,10 @@ def test_outputs_share_the_input_grid(
                     and ds.shape == src.shape
                 )
     with rasterio.open(outputs["mask"]) as ds:
-        assert (
-            ds.dtypes[0] == "uint8" and ds.nodata == 255 and ds.colormap(1)[0][3] == 255
-        )
+        # 3 classes + nodata fit 2 bits: NBITS=2, nodata 3 (transparent)
+        assert ds.dtypes[0] == "uint8" and ds.tags(1, "IMAGE_STRUCTURE")["NBITS"] == "2"
+        assert ds.nodata == 3 and ds.colormap(1)[0][3] == 255
+        assert ds.colormap(1)[3][3] == 0
         assert ds.overviews(1) == [] or ds.overviews(1)[0] == 2
     info = pyogrio.read_info(outputs["vectors"], layer="predictions")
     assert (info["features"] > 0 and "EPSG" in info["crs"]) or info["crs"]
@@ -63,7 +64,7 @@ def test_outputs_share_the_input_grid(
         "model_id",
     } <= set(df.columns)
     with rasterio.open(outputs["mask"]) as ds:
-        valid_px = int((ds.read(1) != 255).sum())
+        valid_px = int((ds.read(1) != ds.nodata).sum())
     assert df["pixels"].sum() == valid_px
     np.testing.assert_allclose(df["area_m2"].sum(), df.geometry.area.sum(), rtol=1e-9)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -124,7 +125,8 @@ def test_landsat8_negative_northings_and_zero_fill(
         assert m.transform == s.transform and m.transform.f < 0 and m.crs == s.crs
         fill = (s.read() == 0).all(axis=0)
         assert fill.any()
-        assert (m.read(1)[fill] == 255).all() and (m.read(1)[~fill] != 255).all()
+        nd = m.nodata
+        assert (m.read(1)[fill] == nd).all() and (m.read(1)[~fill] != nd).all()
 
 
 def test_bad_scene_fails_alone(

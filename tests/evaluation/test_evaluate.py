@@ -115,6 +115,61 @@ def test_strips_give_the_same_matrix(files: tuple[Path, Path]) -> None:
     assert s["confusion_matrix"] == CM and s["class_names"] == list(NAMES)
 
 
+def test_mask_nodata_comes_from_the_file(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # geolabel masks of 3 classes are 2-bit with nodata 3 (io/raster.py mask_encoding)
+    _, ref = files
+    with rasterio.open(
+        tmp_path / "mask2.tif",
+        "w",
+        driver="GTiff",
+        width=PRED.shape[1],
+        height=PRED.shape[0],
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=T,
+        nodata=3,
+        nbits=2,
+    ) as ds:
+        ds.write(np.where(PRED == 255, 3, PRED).astype(np.uint8), 1)
+    s = evaluate(
+        tmp_path / "mask2.tif",
+        ref,
+        options=EvalOptions(class_offset=-1, class_names=NAMES),
+    )
+    assert s["confusion_matrix"] == CM and s["unpredicted_reference_pixels"] == 1
+
+
+def test_uint16_mask_class_255_is_a_class(tmp_path: Path) -> None:
+    # a 16-bit mask (nodata 65535) may hold class 255; it is scored, not ignored
+    pred = np.array([[255, 255, 1], [0, 65535, 256]], np.uint16)
+    ref = np.array([[255, 1, 1], [0, 255, 256]], np.uint16)
+    paths = []
+    for name, a, nd in (("m", pred, 65535), ("r", ref + 1, 0)):
+        paths.append(tmp_path / f"{name}.tif")
+        with rasterio.open(
+            paths[-1],
+            "w",
+            driver="GTiff",
+            width=3,
+            height=2,
+            count=1,
+            dtype="uint16",
+            crs="EPSG:32633",
+            transform=T,
+            nodata=nd,
+        ) as ds:
+            ds.write(a, 1)
+    names = tuple(f"c{i}" for i in range(257))
+    s = evaluate(*paths, options=EvalOptions(class_offset=-1, class_names=names))
+    cm = np.array(s["confusion_matrix"])
+    assert cm.sum() == 5 and cm[255, 255] == 1 and cm[1, 255] == 1
+    assert cm[1, 1] == cm[0, 0] == cm[256, 256] == 1
+    assert s["unpredicted_reference_pixels"] == 1
+
+
 def test_vector_reference_is_rasterised_on_the_mask_grid(
     files: tuple[Path, Path], tmp_path: Path
 ) -> None:

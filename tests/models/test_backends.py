@@ -52,10 +52,10 @@ def test_csmask_onnx_runs_through_predict(tmp_path: Path) -> None:
     import rasterio
 
     with rasterio.open(res.scenes[0].outputs["mask"]) as ds:
-        mask = ds.read(1)
-    assert set(np.unique(mask)) <= {0, 1, 2, 255}
+        mask, nodata = ds.read(1), ds.nodata
+    assert set(np.unique(mask)) <= {0, 1, 2, nodata}
     # a cloud-free scene: most valid pixels must come out clear
-    valid = mask != 255
+    valid = mask != nodata
     assert (mask[valid] == 0).mean() > 0.5
 
 

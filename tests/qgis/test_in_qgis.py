@@ -101,6 +101,9 @@ def test_default_styles_are_the_intended_renderers(
     names = doc["model"]["classes"]
     with rasterio.open(outputs_of(qgis_run)["mask"]) as ds:
         cmap, nodata = ds.colormap(1), ds.nodata
+        nbits = ds.tags(1, "IMAGE_STRUCTURE").get("NBITS")
+    # 7 demo classes (or 4 toy ones) + nodata: a 4-bit mask, nodata 15, read by QGIS
+    assert nbits == "4" and nodata == 15
     by_role: dict[str, list[dict]] = {}
     for o in report["outputs"]:
         by_role.setdefault(o["role"], []).append(o)

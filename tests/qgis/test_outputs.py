@@ -19,6 +19,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from geolabel.cli.main import cli
 from geolabel.config import RunConfig
+from geolabel.io.raster import mask_encoding
 from geolabel.pipeline import run_predict
 from geolabel.qgis import STYLE_NAME, embed_styles, layer_styles, style_scene_outputs
 from geolabel.testing import make_scene, toy_spec, write_toy_spec
@@ -62,10 +63,14 @@ def test_mask_palette_names_and_transparent_nodata(qgis_run: Path) -> None:
     doc = run_doc(qgis_run)
     names = doc["model"]["classes"]
     outs = outputs_of(qgis_run)
+    enc = mask_encoding(len(names))  # the demo's 7 classes: 4 bits, nodata 15
     with rasterio.open(outs["mask"]) as ds:
         cmap, nodata = ds.colormap(1), int(ds.nodata)
-        assert ds.dtypes[0] == "uint8"
-    assert cmap[nodata][3] == 0
+        assert ds.dtypes[0] == enc.dtype and nodata == enc.nodata
+        assert ds.tags(1, "IMAGE_STRUCTURE").get("NBITS") == (
+            None if enc.nbits is None else str(enc.nbits)
+        )
+    assert len(cmap) == 2**enc.bits and cmap[nodata][3] == 0
     assert all(cmap[i][3] == 255 for i in range(len(names)))
     entries = _renderer(outs["style:mask"]).findall(".//paletteEntry")
     assert [e.get("label") for e in entries] == names
@@ -103,8 +108,11 @@ def test_large_mask_has_nearest_overviews_and_stays_valid(tmp_path: Path) -> Non
     assert cog_validate(str(mask))[0]
     with rasterio.open(mask) as ds:
         full, overviews = ds.read(1), ds.overviews(1)
+        assert ds.nodata == 3 and ds.tags(1, "IMAGE_STRUCTURE")["NBITS"] == "2"
     with rasterio.open(mask, OVERVIEW_LEVEL=0) as ov:
         half = ov.read(1)
+        assert ov.tags(1, "IMAGE_STRUCTURE")["NBITS"] == "2"  # overviews keep NBITS
+    assert set(np.unique(half).tolist()) <= {0, 1, 2, 3}
     assert overviews == [2, 4]
     np.testing.assert_array_equal(
         half, full[::2, ::2][: half.shape[0], : half.shape[1]]

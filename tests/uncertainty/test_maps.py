@@ -37,8 +37,9 @@ def test_known_uncertainty_map_nodata_and_tags(tmp_path: Path) -> None:
         assert (u.crs, u.transform, u.shape) == (m.crs, m.transform, m.shape)
         assert u.dtypes == ("float32",) and np.isnan(u.nodata)
         assert u.tags()["MEASURE"] == "entropy" and u.tags(1)["SCALE"] == "0-1"
-        unc, mask = u.read(1), m.read(1)
-    assert np.array_equal(np.isnan(unc), mask == 255)
+        unc, mask, mask_nodata = u.read(1), m.read(1), m.nodata
+    assert mask_nodata == 3  # 2 classes: a 2-bit mask
+    assert np.array_equal(np.isnan(unc), mask == mask_nodata)
     assert np.isnan(unc[nod]).all()
     np.testing.assert_allclose(unc[:, :80], H_CONFIDENT, atol=1e-5)
     right = unc[:, 80:]

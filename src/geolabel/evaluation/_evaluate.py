@@ -1,8 +1,9 @@
 """``geolabel evaluate``: score a predicted class mask against a reference.
 
 The prediction is a run folder (its ``run.json`` names each scene's ``mask`` COG and
-the model's classes) or a mask GeoTIFF (class indexes, 255 = nodata). The reference
-kind decides how it is scored; each kind is one entry of :data:`EVALUATORS`:
+the model's classes) or a mask GeoTIFF (class indexes; its own nodata value, which
+follows the bit depth: 3, 15, 255 or 65535 for geolabel masks). The reference kind
+decides how it is scored; each kind is one entry of :data:`EVALUATORS`:
 
 * ``raster``: a class raster on the mask's grid (codes + ``class_offset`` = model
   index, its nodata ignored);
@@ -40,6 +41,10 @@ __all__ = [
     "register_evaluator",
     "resolve_mask",
 ]
+
+#: "no class" in the int64 strips compared here (mask nodata, unlabelled reference):
+#: a uint16 mask can hold class 255, so the labels' IGNORE_INDEX cannot serve.
+NO_CLASS = -1
 
 _RASTER = (".tif", ".tiff", ".vrt", ".img")
 _VECTOR = (".gpkg", ".geojson", ".json", ".fgb", ".shp", ".parquet")
@@ -130,34 +135,32 @@ def _score_strips(
         grid = SceneGrid(
             src.shape, src.transform, src.crs.to_wkt() if src.crs else None
         )
-        nd = IGNORE_INDEX if src.nodata is None else int(src.nodata)
+        nd = None if src.nodata is None else int(src.nodata)
         strips = _strips(grid, opts.strip_rows)
 
         def read(w: Window) -> npt.NDArray[np.int64]:
             pred = src.read(
                 1, window=RioWindow(w.col_off, w.row_off, w.width, w.height)
-            )
-            return np.where(pred == nd, IGNORE_INDEX, pred).astype(np.int64)
+            ).astype(np.int64)
+            return pred if nd is None else np.where(pred == nd, NO_CLASS, pred)
 
         if names is not None:
             k = len(names)
         else:  # one extra pass for the class count, still one strip at a time
-            k = 1 + max(
-                int(p[p != IGNORE_INDEX].max(initial=0)) for p in map(read, strips)
-            )
+            k = 1 + max(int(p[p != NO_CLASS].max(initial=0)) for p in map(read, strips))
         cm = np.zeros((k, k), dtype=np.int64)
         unpredicted = 0
         for w in strips:
             pred = read(w)
             ref = reference(grid, w).astype(np.int64)
-            labelled = ref != IGNORE_INDEX
+            labelled = ref != NO_CLASS
             if names is None and labelled.any() and ref[labelled].max() >= k:
                 raise ConfigError(
                     f"{ref_path}: reference class {ref[labelled].max()} but the "
                     f"mask has only {k} classes; pass the class names (--model)"
                 )
-            unpredicted += int((labelled & (pred == IGNORE_INDEX)).sum())
-            cm += confusion_matrix(pred, ref, k)
+            unpredicted += int((labelled & (pred == NO_CLASS)).sum())
+            cm += confusion_matrix(pred, ref, k, ignore_index=NO_CLASS)
     class_names = names or tuple(f"class_{i}" for i in range(k))
     return {
         "prediction": str(mask),
@@ -189,7 +192,7 @@ def _raster_evaluator(
                 1, window=RioWindow(w.col_off, w.row_off, w.width, w.height)
             ).astype(np.int64)
             bad = raw == ref_nd if ref_nd is not None else np.zeros(raw.shape, bool)
-            return np.where(bad, IGNORE_INDEX, raw + opts.class_offset)
+            return np.where(bad, NO_CLASS, raw + opts.class_offset)
 
         return _score_strips(mask, names, opts, read, "raster", reference)
 
@@ -204,7 +207,7 @@ def _vector_evaluator(
     num = len(names) if names else IGNORE_INDEX
 
     def read(grid: SceneGrid, w: Window) -> npt.NDArray[np.integer]:
-        return rasterize_labels(
+        labels = rasterize_labels(
             gdf,
             grid.crop(w),
             num_classes=num,
@@ -214,6 +217,7 @@ def _vector_evaluator(
             point_buffer=opts.point_buffer,
             source=str(reference),
         )
+        return np.where(labels == IGNORE_INDEX, NO_CLASS, labels.astype(np.int64))
 
     return _score_strips(mask, names, opts, read, "vector", reference)
 

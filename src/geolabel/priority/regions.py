@@ -41,7 +41,6 @@ __all__ = ["STRATEGIES", "Region", "SceneRun", "load_run", "score_regions"]
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("entropy", "margin", "least-confidence", "bald", "random")
-MASK_NODATA = 255
 F32 = npt.NDArray[np.float32]
 
 
@@ -232,11 +231,13 @@ def score_regions(
         mask = stack.enter_context(rasterio.open(run.outputs["mask"]))
         read, source = _pixel_reader(stack, run, strategy)
         crs = mask.crs.to_wkt() if mask.crs else None
+        # the mask's own nodata: its bit depth follows the class count (io/raster.py)
+        nodata = None if mask.nodata is None else int(mask.nodata)
         t = mask.transform
         for rid, win in _windows(run, mask.shape, region_size):
             rw = RioWindow(win.col_off, win.row_off, win.width, win.height)
             m = mask.read(1, window=rw)
-            valid = m != MASK_NODATA
+            valid = m != nodata if nodata is not None else np.ones(m.shape, bool)
             frac = float(valid.mean()) if valid.size else 0.0
             if frac < min_valid or not valid.any():
                 continue

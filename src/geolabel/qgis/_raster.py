@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 #: class names styled as background: transparent in masks, not drawn as polygons.
 BACKGROUND_NAMES = frozenset({"background", "bg", "_background_"})
 
+#: the largest nodata value given a ``"nodata"`` category name (8-bit masks and less).
+_MAX_NAMED_NODATA = 255
+
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file and a rename; returns ``path``."""
@@ -90,8 +93,11 @@ def is_background(name: str) -> bool:
 def write_category_names(path: Path, names: Sequence[str]) -> Path:
     """Write GDAL category names for band 1 of ``path`` into ``path.aux.xml``.
 
-    Entries after the classes up to the nodata value are blank; the nodata entry is
-    ``"nodata"``. An existing PAM file is replaced (the COG writer leaves none).
+    Entry ``i`` names value ``i``. Entries after the classes up to the nodata value are
+    blank and the nodata entry is ``"nodata"`` when nodata is below 256 (masks of 1 to
+    8 bits: nodata 1, 3, 15 or 255); a 16-bit mask (nodata 65535) lists its classes
+    only, not 65 536 entries. An existing PAM file is replaced (the COG writer leaves
+    none).
 
     Returns:
         The ``.aux.xml`` path.
@@ -99,6 +105,8 @@ def write_category_names(path: Path, names: Sequence[str]) -> Path:
     with rasterio.open(path) as ds:
         nodata = ds.nodata
         desc = ds.descriptions[0] or "class"
+    if nodata is not None and int(nodata) > _MAX_NAMED_NODATA:
+        nodata = None
     n = max(len(names), int(nodata) + 1 if nodata is not None else 0)
     entries = [names[i] if i < len(names) else "" for i in range(n)]
     if nodata is not None:
@@ -150,11 +158,12 @@ def raster_style(
 ) -> list[ET.Element]:
     """The renderer elements for an output raster of ``role``.
 
-    ``mask`` (and any uint8 raster with a colour table) is paletted with class names;
-    float rasters get a singleband pseudocolor ramp over :func:`value_range`.
+    ``mask`` (and any uint8 / uint16 raster with a colour table, whatever its NBITS) is
+    paletted with class names; float rasters get a singleband pseudocolor ramp over
+    :func:`value_range`.
     """
     with rasterio.open(path) as ds:
-        has_palette = ds.dtypes[0] == "uint8" and _has_colormap(ds)
+        has_palette = ds.dtypes[0] in ("uint8", "uint16") and _has_colormap(ds)
     if role == "mask" or has_palette:
         return paletted_renderer(mask_categories(path, class_names))
     ramp = ROLE_RAMPS.get(role, "magma" if "uncert" in role else "viridis")

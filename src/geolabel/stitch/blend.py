@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -123,19 +124,23 @@ def normalise(total: F32) -> tuple[F32, npt.NDArray[np.bool_]]:
     return probs, valid
 
 
-def class_argmax(probs: npt.NDArray[np.floating]) -> npt.NDArray[np.uint8]:
-    """``np.argmax(probs, axis=0)`` of ``(C, rows, cols)`` with ``C <= 256``, as uint8.
+def class_argmax(
+    probs: npt.NDArray[np.floating],
+) -> npt.NDArray[np.unsignedinteger[Any]]:
+    """``np.argmax(probs, axis=0)`` of ``(C, rows, cols)``: uint8 (``C <= 256``) or uint16.
 
     One pass per class over contiguous planes (the first maximum wins, as in numpy):
     ~7x faster than numpy's strided reduction along the first axis.
     """
-    if probs.shape[0] > 256:
-        raise ValueError(f"{probs.shape[0]} classes do not fit uint8")
+    c_count = probs.shape[0]
+    if c_count > 65536:
+        raise ValueError(f"{c_count} classes do not fit uint16")
+    dtype = np.uint8 if c_count <= 256 else np.uint16
     best = probs[0].copy()
-    out = np.zeros(probs.shape[1:], dtype=np.uint8)
-    for c in range(1, probs.shape[0]):
-        better = (probs[c] > best).view(np.uint8)
-        # out = c where better, else out: branch-free uint8 arithmetic (wraps exactly)
-        out += better * np.uint8(c) - out * better
+    out = np.zeros(probs.shape[1:], dtype=dtype)
+    for c in range(1, c_count):
+        better = (probs[c] > best).view(np.uint8).astype(dtype, copy=False)
+        # out = c where better, else out: branch-free unsigned arithmetic (wraps exactly)
+        out += better * dtype(c) - out * better
         np.maximum(best, probs[c], out=best)
     return out

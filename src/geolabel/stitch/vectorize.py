@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -69,12 +70,12 @@ class _UnionFind:
 
 
 def _label_block(
-    mask: npt.NDArray[np.uint8], nodata: int, start: int
+    mask: npt.NDArray[np.integer[Any]], nodata: int | None, start: int
 ) -> tuple[npt.NDArray[np.int64], int]:
     labels = np.zeros(mask.shape, dtype=np.int64)
     nxt = start
     for k in np.unique(mask):
-        if int(k) == nodata:
+        if nodata is not None and int(k) == nodata:
             continue
         lab, n = ndimage.label(mask == k, structure=_FOUR)
         sel = lab > 0
@@ -85,16 +86,20 @@ def _label_block(
 
 def vectorize_blocks(
     grid: TileGrid,
-    read_block: Callable[[Tile], tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]],
+    read_block: Callable[
+        [Tile], tuple[npt.NDArray[np.integer[Any]], npt.NDArray[np.float32]]
+    ],
     *,
-    nodata: int,
+    nodata: int | None,
 ) -> Iterator[list[Component]]:
     """Yield finished components, a list per block row, then the merged open ones.
 
     Args:
         grid: blocks are the tile cores.
-        read_block: ``tile -> (classes (rows, cols) uint8, probability of the class)``.
-        nodata: the mask's nodata value (not vectorised).
+        read_block: ``tile -> (classes (rows, cols) uint8/uint16, probability of
+            the class)``.
+        nodata: the mask's nodata value (not vectorised; take it from the file,
+            ``src.nodata``); ``None``: every pixel is a class.
     """
     uf = _UnionFind()
     comps: dict[int, Component] = {}

@@ -118,9 +118,13 @@ def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def run_geolabel(
-    scene: Path, spec: Path, out: Path, args: argparse.Namespace
+    scene: Path,
+    spec: Path,
+    out: Path,
+    args: argparse.Namespace,
+    keep: Window | None = None,
 ) -> dict[str, Any]:
-    """``geolabel predict`` end to end in a subprocess."""
+    """``geolabel predict`` end to end in a subprocess (``keep``: return that mask window)."""
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
@@ -136,12 +140,14 @@ def run_geolabel(
         "--precision",
         args.precision,
         "--batch-size",
-        str(args.batch_size),
+        str(geolabel_batch(args)),
         "--device",
         "cpu",
         "--no-vectors",
         "--no-probabilities",
     ]
+    if args.mask_only:
+        cmd += ["--uncertainty", "none"]
     if args.geolabel_tile:
         cmd += ["--tile-size", str(args.geolabel_tile)]
     res = _run(cmd)
@@ -153,15 +159,38 @@ def run_geolabel(
         overlap=s["overlap"],
         timings=s["timings"],
         precision=run["precision"],
+        batch_size=geolabel_batch(args),
+        outputs=[
+            o["role"]
+            for o in run["outputs"]
+            if not o["role"].startswith(("style:", "categories:"))
+        ],
     )
+    if keep is not None:
+        mask = next(o["path"] for o in run["outputs"] if o["role"] == "mask")
+        with rasterio.open(mask) as ds:
+            res["_mask"] = ds.read(1, window=keep)
     shutil.rmtree(out, ignore_errors=True)
     return res
 
 
+def geolabel_batch(args: argparse.Namespace) -> int:
+    """geolabel's batch: as many pixels per model call as the naive pipeline's batch."""
+    if args.geolabel_batch_size:
+        return int(args.geolabel_batch_size)
+    tile = args.geolabel_tile or args.tile
+    return max(1, round(args.batch_size * args.tile**2 / tile**2))
+
+
 def run_naive(
-    scene: Path, weights: Path, args: argparse.Namespace, mean: float, std: float
+    scene: Path,
+    weights: Path,
+    args: argparse.Namespace,
+    mean: float,
+    std: float,
+    keep: Window | None = None,
 ) -> dict[str, Any]:
-    """The torchgeo baseline in .venv-torchgeo."""
+    """The torchgeo baseline in .venv-torchgeo (``keep``: return that mask window)."""
     cmd = [
         str(TG_PYTHON),
         str(ROOT / "benchmarks/naive_torchgeo.py"),
@@ -178,7 +207,13 @@ def run_naive(
         "--std",
         str(std),
     ]
+    saved = args.workdir / "naive-mask.npy"
+    if keep is not None:
+        cmd += ["--save-mask", str(saved)]
     res = _run(cmd)
+    if keep is not None:
+        res["_mask"] = np.load(saved, mmap_mode="r")[keep.toslices()].copy()
+        saved.unlink()
     inner = json.loads(res.pop("stdout").strip().splitlines()[-1])
     inner["seconds_in_script"] = inner.pop("seconds")
     res.update(inner)  # res["seconds"] stays the subprocess's wall time
@@ -224,25 +259,26 @@ def run_raw(
     from geolabel.models.torch_ import TorchBackend
 
     spec = load_spec(spec_path)
+    bs = geolabel_batch(args)
     batches = _sample_batches(
-        scene, spec_path, args.raw_batches + 1, args.batch_size, args.geolabel_tile
+        scene, spec_path, args.raw_batches + 1, bs, args.geolabel_tile
     )
     fast = TorchBackend(spec, device="cpu", precision=precision, channels_last=True)  # type: ignore[arg-type]
     outs = [fast.forward(batches[0])]  # warm-up
     t0 = time.perf_counter()
     outs += [fast.forward(b) for b in batches[1:]]
-    per_tile = (time.perf_counter() - t0) / (args.raw_batches * args.batch_size)
+    per_tile = (time.perf_counter() - t0) / (args.raw_batches * bs)
     res: dict[str, Any] = {
         "precision": precision,
         "seconds_per_tile": per_tile,
-        "tiles_timed": args.raw_batches * args.batch_size,
+        "tiles_timed": args.raw_batches * bs,
     }
     if reference and precision != "fp32":
         ref = TorchBackend(spec, device="cpu", precision="fp32", channels_last=False)
         t0 = time.perf_counter()
         refs = [ref.forward(b) for b in batches[1:]]
         res["fp32_seconds_per_tile"] = (time.perf_counter() - t0) / (
-            args.raw_batches * args.batch_size
+            args.raw_batches * bs
         )
         a = np.concatenate(outs[1:])
         f = np.concatenate(refs)
@@ -250,6 +286,104 @@ def run_raw(
             a, f, np.ones((a.shape[0], *a.shape[2:]), bool)
         )
     return res
+
+
+def seam_window(size: int, span: int, margin: int) -> Window:
+    """A ``span``² window near the scene's centre, ``margin`` inside it, 16-aligned."""
+    span = min(span, size - 2 * margin) // 16 * 16
+    off = max(margin, (size - span) // 2 // 16 * 16)
+    return Window(off, off, span, span)
+
+
+def _boundaries(edges: list[int], start: int, length: int) -> np.ndarray:
+    """Pixels of ``[start, start+length)`` within 4 px of a tile boundary in ``edges``."""
+    near = np.zeros(length, bool)
+    for e in edges:
+        lo, hi = max(e - 4 - start, 0), min(e + 4 - start, length)
+        if hi > lo:
+            near[lo:hi] = True
+    return near
+
+
+def seam_check(
+    scene: Path,
+    spec_path: Path,
+    window: Window,
+    margin: int,
+    masks: dict[str, tuple[np.ndarray, str, list[int], list[int]]],
+) -> dict[str, Any]:
+    """Each pipeline's mask over ``window`` vs one untiled forward in the same mode.
+
+    ``masks``: name -> (mask window, precision, row edges, col edges of its tiles). The
+    untiled forward sees ``margin`` pixels of context on every side, so where a
+    pipeline disagrees with it, tiling is to blame; ``near_edges`` restricts the
+    comparison to pixels within 4 px of that pipeline's tile boundaries (the seams).
+    """
+    from geolabel.models.spec import load_spec
+    from geolabel.models.torch_ import TorchBackend
+
+    spec = load_spec(spec_path)
+    mean = np.asarray(spec.input.mean, np.float32)[:, None, None]
+    std = np.asarray(spec.input.std, np.float32)[:, None, None]
+    big = Window(
+        window.col_off - margin,
+        window.row_off - margin,
+        window.width + 2 * margin,
+        window.height + 2 * margin,
+    )
+    with rasterio.open(scene) as ds:
+        x = (ds.read(window=big).astype(np.float32) - mean) / std
+    refs: dict[str, np.ndarray] = {}
+    out: dict[str, Any] = {
+        "window": [window.col_off, window.row_off, window.width, window.height],
+        "margin": margin,
+    }
+    for name, (mask, precision, rows, cols) in masks.items():
+        if precision not in refs:
+            model = TorchBackend(
+                spec,
+                device="cpu",
+                precision=precision,  # type: ignore[arg-type]
+                channels_last=precision != "fp32",
+            )
+            p = model.forward(x[None])
+            refs[precision] = np.argmax(p[0], axis=0)[
+                margin : margin + window.height, margin : margin + window.width
+            ]
+        ref = refs[precision]
+        same = mask == ref
+        near = (
+            _boundaries(rows, int(window.row_off), int(window.height))[:, None]
+            | _boundaries(cols, int(window.col_off), int(window.width))[None, :]
+        )
+        out[name] = {
+            "reference": f"untiled {precision}",
+            "agreement": float(same.mean()),
+            "agreement_near_edges": float(same[near].mean()) if near.any() else None,
+            "pixels_near_edges": int(near.sum()),
+        }
+    return out
+
+
+def geolabel_edges(
+    scene: Path, spec_path: Path, args: argparse.Namespace
+) -> tuple[list[int], list[int]]:
+    """Row and column offsets where geolabel's tile cores meet."""
+    from geolabel.config import RunConfig
+    from geolabel.io.scene import open_scene
+    from geolabel.models.spec import load_spec
+    from geolabel.pipeline import plan_scene
+
+    config = RunConfig(
+        scenes=(str(scene),),
+        model=str(spec_path),
+        out="unused",
+        tile_size=args.geolabel_tile,
+    )  # type: ignore[arg-type]
+    grid, _ = plan_scene(open_scene(scene), load_spec(spec_path), config)
+    rows = sorted({t.core_window.row_off for t in grid} - {0})
+    cols = sorted({t.core_window.col_off for t in grid} - {0})
+    return rows, cols
 
 
 def _stats() -> tuple[float, float]:
@@ -311,6 +445,24 @@ def main() -> None:
         "--raw-batches", type=int, default=3, help="batches timed for the raw forward"
     )
     ap.add_argument("--precision", default="auto")
+    ap.add_argument(
+        "--geolabel-batch-size",
+        type=int,
+        default=None,
+        help="geolabel's batch (default: the naive batch's pixels, e.g. 1 for 1024² tiles)",
+    )
+    ap.add_argument(
+        "--mask-only",
+        action="store_true",
+        help="geolabel writes the mask and confidence COGs only (--uncertainty none)",
+    )
+    ap.add_argument(
+        "--seam-span",
+        type=int,
+        default=1536,
+        help="side of the window of the seam check on the first scene (0: no check)",
+    )
+    ap.add_argument("--seam-margin", type=int, default=128)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     pipes = set(args.pipelines.split(","))
@@ -345,8 +497,13 @@ def main() -> None:
         scene = make_scene(size, args.workdir)
         mpix = size * size / 1e6
         row: dict[str, Any] = {"size": size, "mpix": mpix}
+        keep = (
+            seam_window(size, args.seam_span, args.seam_margin)
+            if k == 0 and args.seam_span
+            else None
+        )
         if "geolabel" in pipes:
-            g = run_geolabel(scene, spec, args.workdir / "out", args)
+            g = run_geolabel(scene, spec, args.workdir / "out", args, keep)
             g["mpix_s"] = mpix / g["seconds"]
             mode = g["precision"]["precision"]
             row["geolabel"] = g
@@ -361,7 +518,7 @@ def main() -> None:
             )
             row["raw"] = w
         if "naive" in pipes:
-            n = run_naive(scene, weights, args, mean, std)
+            n = run_naive(scene, weights, args, mean, std, keep)
             n["mpix_s"] = mpix / n["seconds"]
             row["naive"] = n
         if "geolabel" in row and "naive" in row:
@@ -370,6 +527,26 @@ def main() -> None:
             )
         if "geolabel" in row and "mpix_s" in row.get("raw", {}):
             row["geolabel_over_raw"] = row["geolabel"]["mpix_s"] / row["raw"]["mpix_s"]
+        if keep is not None:
+            masks = {}
+            if "_mask" in row.get("geolabel", {}):
+                masks["geolabel"] = (
+                    row["geolabel"].pop("_mask"),
+                    row["geolabel"]["precision"]["precision"],
+                    *geolabel_edges(scene, spec, args),
+                )
+            if "_mask" in row.get("naive", {}):
+                masks["naive"] = (
+                    row["naive"].pop("_mask"),
+                    "fp32",
+                    list(
+                        range(size - args.tile, 0, -args.tile)
+                    ),  # chips start at the bottom
+                    list(range(args.tile, size, args.tile)),
+                )
+            if masks:
+                row["seams"] = seam_check(scene, spec, keep, args.seam_margin, masks)
+                print(json.dumps(row["seams"]), file=sys.stderr, flush=True)
         rows.append(row)
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
         doc = _document(rows, args, weights)

@@ -54,6 +54,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--mean", type=float, default=0.0)
     ap.add_argument("--std", type=float, default=1.0)
+    ap.add_argument(
+        "--save-mask",
+        type=Path,
+        default=None,
+        help="write the mask (.npy) after timing",
+    )
     a = ap.parse_args()
     t0 = time.perf_counter()
 
@@ -99,6 +105,8 @@ def main() -> None:
                     out[ra:rb, ca:cb] = p[ra - r0 : rb - r0, ca - c0 : cb - c0]
             tiles += len(pred)
     t_end = time.perf_counter()
+    if a.save_mask is not None:
+        np.save(a.save_mask, out)
     print(
         json.dumps(
             {

@@ -93,6 +93,10 @@ def atomic_replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+#: Largest temporary GeoTIFF written uncompressed (bytes of pixel data).
+TEMP_RAW_BYTES = 4 * 1024**3
+
+
 class CogWriter:
     """Write a scene-sized raster window by window; on success, publish it as a COG.
 
@@ -149,12 +153,15 @@ class CogWriter:
             "tiled": True,
             "blockxsize": 512,
             "blockysize": 512,
-            "compress": "ZSTD",
-            # the temporary file is rewritten block by block (core windows straddle its
-            # blocks) and compressed again into the COG: the fastest level is enough
-            "zstd_level": 1,
             "BIGTIFF": "IF_SAFER",
         }
+        # The temporary file is written once (core windows straddle its blocks, so some
+        # blocks are completed by a neighbour) and read once by the COG copy. Up to
+        # TEMP_RAW_BYTES it stays uncompressed: compressing it costs more CPU than the
+        # I/O it saves (5000² float32: finalize 8.8 s vs 11.6 s with ZSTD level 1).
+        # Larger ones take ZSTD level 1, so temporary disk use stays bounded.
+        if grid.width * grid.height * count * np.dtype(dtype).itemsize > TEMP_RAW_BYTES:
+            profile.update(compress="ZSTD", zstd_level=1)
         if nbits is not None:
             # on the source, not as a COG option: the COG's GTiff copy and its
             # overviews inherit the source band's NBITS (checked with GDAL 3.6.2, which

@@ -163,7 +163,7 @@ def _read_batch(
         h, w = tile.read_window.shape
         data[i, :, :h, :w] = read.data
         valid[i, :h, :w] = read.valid
-    return Batch(tuple(tiles), normalize(data, valid, spec), valid)
+    return Batch(tuple(tiles), normalize(data, valid, spec, in_place=True), valid)
 
 
 def run_tiles(

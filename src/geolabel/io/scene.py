@@ -8,6 +8,7 @@ only lazily (:meth:`Scene.to_dataarray`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -118,7 +119,8 @@ class Scene:
         sub = inner.relative_to(window)
         data[(slice(None), *sub.slices)] = raw
         valid[sub.slices] = ok
-        data[:, ~valid] = 0.0
+        if not ok.all():
+            np.copyto(data, np.float32(0.0), where=~valid[None])
         return TileRead(data, valid)
 
     def to_dataarray(self, tiles: TileGrid | None = None) -> xr.DataArray:
@@ -131,6 +133,15 @@ class Scene:
         da = rioxarray.open_rasterio(self.path, chunks=chunks, masked=False, lock=False)
         out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr,assignment]
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _zero_filled_cached(
+    path: str, mtime_ns: int, size: int, bands: tuple[int, ...]
+) -> bool:
+    """:func:`_looks_zero_filled` once per file version (a run opens a scene 2-4 times)."""
+    with rasterio.open(path) as ds:
+        return _looks_zero_filled(ds, list(bands))
 
 
 def _looks_zero_filled(ds: Any, bands: list[int]) -> bool:
@@ -241,7 +252,10 @@ def _validate(
         source, nd = "mask", None
     else:
         source, nd = "none", None
-        if _looks_zero_filled(ds, list(sel)):
+        st = p.stat()
+        if _zero_filled_cached(
+            str(p.resolve()), st.st_mtime_ns, st.st_size, tuple(sel)
+        ):
             warnings.warn(
                 f"{p}: declares no nodata but much of its border is 0 in every band; pass "
                 "--nodata 0 if that is fill",

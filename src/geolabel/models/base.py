@@ -142,14 +142,19 @@ class ModelBackend(Protocol):
 
 
 def normalize(
-    data: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_], spec: ModelSpec
+    data: npt.NDArray[np.float32],
+    valid: npt.NDArray[np.bool_],
+    spec: ModelSpec,
+    *,
+    in_place: bool = False,
 ) -> npt.NDArray[np.float32]:
     """Apply ``(x * scale + offset - mean) / std`` per band; invalid pixels become 0.
 
-    ``data`` is ``(n, bands, rows, cols)`` or ``(bands, rows, cols)``; returns float32.
+    ``data`` is ``(n, bands, rows, cols)`` or ``(bands, rows, cols)``; returns float32
+    (``data`` itself with ``in_place``, when it is float32 already).
     """
     inp = spec.input
-    x = data.astype(np.float32, copy=True)
+    x = data.astype(np.float32, copy=not in_place)
     if inp.scale != 1.0:
         x *= np.float32(inp.scale)
     if inp.offset != 0.0:
@@ -159,8 +164,9 @@ def normalize(
         x -= np.asarray(inp.mean, dtype=np.float32).reshape(shape)
     if inp.std is not None:
         x /= np.asarray(inp.std, dtype=np.float32).reshape(shape)
-    mask = ~valid[..., None, :, :] if x.ndim == 4 else ~valid[None]
-    np.copyto(x, np.float32(0.0), where=np.broadcast_to(mask, x.shape))
+    if not valid.all():
+        mask = ~valid[..., None, :, :] if x.ndim == 4 else ~valid[None]
+        np.copyto(x, np.float32(0.0), where=np.broadcast_to(mask, x.shape))
     return x
 
 

@@ -131,6 +131,10 @@ class TorchBackend:
             raise BackendError("fp16 autocast needs a CUDA device; use bf16 on CPU")
         if threads is not None:
             torch.set_num_threads(threads)
+        if device == "cpu":
+            from geolabel.models._malloc import keep_freed_memory
+
+            keep_freed_memory()  # no page faults per forward (models/_malloc.py)
         self._spec = spec
         self.device = device
         self.precision: Precision = precision

@@ -170,6 +170,9 @@ def run_geolabel(
         mask = next(o["path"] for o in run["outputs"] if o["role"] == "mask")
         with rasterio.open(mask) as ds:
             res["_mask"] = ds.read(1, window=keep)
+        conf = next(o["path"] for o in run["outputs"] if o["role"] == "confidence")
+        with rasterio.open(conf) as ds:
+            res["_confidence"] = ds.read(1, window=keep)
     shutil.rmtree(out, ignore_errors=True)
     return res
 
@@ -311,6 +314,7 @@ def seam_check(
     window: Window,
     margin: int,
     masks: dict[str, tuple[np.ndarray, str, list[int], list[int]]],
+    confidence: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Each pipeline's mask over ``window`` vs one untiled forward in the same mode.
 
@@ -318,7 +322,10 @@ def seam_check(
     untiled forward sees ``margin`` pixels of context on every side, so where a
     pipeline disagrees with it, tiling is to blame; ``near_edges`` restricts the
     comparison to pixels within 4 px of that pipeline's tile boundaries (the seams).
+    ``confidence`` (geolabel's max-probability window) is compared as a continuous
+    value too: argmax can hide seams of a model whose outputs vary little.
     """
+    from geolabel.models.base import softmax
     from geolabel.models.spec import load_spec
     from geolabel.models.torch_ import TorchBackend
 
@@ -346,10 +353,11 @@ def seam_check(
                 precision=precision,  # type: ignore[arg-type]
                 channels_last=precision != "fp32",
             )
-            p = model.forward(x[None])
-            refs[precision] = np.argmax(p[0], axis=0)[
-                margin : margin + window.height, margin : margin + window.width
+            p = model.forward(x[None])[0][
+                :, margin : margin + window.height, margin : margin + window.width
             ]
+            refs[precision] = np.argmax(p, axis=0)
+            refs[precision + "-max"] = softmax(p, axis=0).max(axis=0)  # logits in
         ref = refs[precision]
         same = mask == ref
         near = (
@@ -362,6 +370,14 @@ def seam_check(
             "agreement_near_edges": float(same[near].mean()) if near.any() else None,
             "pixels_near_edges": int(near.sum()),
         }
+        if name == "geolabel" and confidence is not None:
+            diff = np.abs(confidence - refs[precision + "-max"])
+            out[name]["confidence_abs_diff"] = {
+                "mean": float(diff.mean()),
+                "max": float(diff.max()),
+                "mean_near_edges": float(diff[near].mean()) if near.any() else None,
+                "max_near_edges": float(diff[near].max()) if near.any() else None,
+            }
     return out
 
 
@@ -442,7 +458,7 @@ def main() -> None:
         help="geolabel's tile size (the U-Net is fully convolutional; default: the spec's 512)",
     )
     ap.add_argument(
-        "--raw-batches", type=int, default=3, help="batches timed for the raw forward"
+        "--raw-batches", type=int, default=8, help="batches timed for the raw forward"
     )
     ap.add_argument("--precision", default="auto")
     ap.add_argument(
@@ -545,7 +561,14 @@ def main() -> None:
                     list(range(args.tile, size, args.tile)),
                 )
             if masks:
-                row["seams"] = seam_check(scene, spec, keep, args.seam_margin, masks)
+                row["seams"] = seam_check(
+                    scene,
+                    spec,
+                    keep,
+                    args.seam_margin,
+                    masks,
+                    row.get("geolabel", {}).pop("_confidence", None),
+                )
                 print(json.dumps(row["seams"]), file=sys.stderr, flush=True)
         rows.append(row)
         print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)

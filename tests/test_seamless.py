@@ -104,3 +104,51 @@ def test_tile_size_other_than_the_models(tmp_path: Path) -> None:
     res = run_predict(cfg)
     assert res.ok, res.scenes[0].error
     assert res.scenes[0].info["tile_size"] == (96, 96)
+
+
+def test_halo_cache_is_bounded_and_evictions_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from affine import Affine
+
+    import geolabel.finalize as fin
+    from geolabel.grid import SceneGrid, TileGrid
+
+    # bounded whatever the width: 1024² tiles on 20 k and 100 k wide scenes
+    grids = [
+        TileGrid(
+            SceneGrid((4096, n), Affine(10, 0, 0, 0, -10, 0), "EPSG:32633"), 1024, 64
+        )
+        for n in (5000, 20000, 100000)
+    ]
+    entries = [fin.halo_cache_entries(g, 5) for g in grids]
+    assert entries[0] == 2 * grids[0].shape[1] + 4  # narrow: two rows of records
+    assert entries[1] == entries[2] < 2 * grids[1].shape[1] + 4
+
+    # a one-record cache re-reads nearly every neighbour: same bytes
+    path = make_scene(tmp_path / "s.tif", shape=(150, 520))
+    spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=48))
+    outs = {}
+    for name, entries_fn in (
+        ("default", fin.halo_cache_entries),
+        ("one", lambda grid, channels: 1),
+    ):
+        monkeypatch.setattr(fin, "halo_cache_entries", entries_fn)
+        res = run_predict(
+            RunConfig(
+                scenes=(str(path),),
+                model=spec.source or "",
+                out=str(tmp_path / name),
+                overlap=8,
+                vectors=False,
+            ),
+            model=ConvBackend(spec),
+        )
+        assert res.ok, res.scenes[0].error
+        outs[name] = {
+            role: Path(p).read_bytes()
+            for role, p in res.scenes[0].outputs.items()
+            if p.endswith(".tif")
+        }
+    assert outs["default"].keys() == outs["one"].keys() and len(outs["one"]) >= 3
+    assert outs["default"] == outs["one"]

@@ -23,6 +23,7 @@ from geolabel.io.scene import Scene
 from geolabel.io.store import RunStore
 from geolabel.io.vector import GpkgWriter
 from geolabel.models.spec import ModelSpec
+from geolabel.stitch._halo import halo_size
 from geolabel.stitch.blend import HaloCache, class_argmax, gather_core, normalise
 from geolabel.stitch.vectorize import vectorize_blocks
 
@@ -51,11 +52,26 @@ class BlockSink(Protocol):
         ...
 
 
+#: Bytes of halo records kept between tiles while finalizing (see iter_blended).
+HALO_CACHE_BYTES = 128 * 1024**2
+
+
+def halo_cache_entries(grid: TileGrid, channels: int) -> int:
+    """How many halo records :func:`iter_blended` keeps: bounded in bytes, not by width.
+
+    Row-major, a core needs the records of the row above, so keeping two rows of them
+    (``2 * cols + 4``) reads each record once; but that grows with the scene's width
+    (2 GiB for 1024² tiles on a 100 k-pixel-wide scene). Past HALO_CACHE_BYTES (at
+    least 16 records) the upper row's records are read again instead: about 3 more
+    chunk reads per tile on wide scenes, with memory that does not depend on the scene.
+    """
+    record = (channels + 1) * max(halo_size(grid), 1) * 4
+    return min(2 * grid.shape[1] + 4, max(16, HALO_CACHE_BYTES // record))
+
+
 def iter_blended(grid: TileGrid, store: RunStore) -> Any:
     """Yield ``(tile, probs (C, rows, cols), valid)`` for every core, row-major."""
-    cache = HaloCache(
-        store.read_halo, size=2 * grid.shape[1] + 4 if grid.shape[1] < 64 else 16
-    )
+    cache = HaloCache(store.read_halo, size=halo_cache_entries(grid, store.channels))
     for tile in grid:
         total = gather_core(grid, tile, store.read_core(tile.core_window), cache)
         probs, valid = normalise(total)

@@ -479,6 +479,12 @@ def main() -> None:
         help="side of the window of the seam check on the first scene (0: no check)",
     )
     ap.add_argument("--seam-margin", type=int, default=128)
+    ap.add_argument(
+        "--naive-up-to",
+        type=int,
+        default=None,
+        help="run the naive pipeline only on scenes up to this size (it is the slow one)",
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     pipes = set(args.pipelines.split(","))
@@ -533,7 +539,7 @@ def main() -> None:
                 (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
             )
             row["raw"] = w
-        if "naive" in pipes:
+        if "naive" in pipes and (args.naive_up_to is None or size <= args.naive_up_to):
             n = run_naive(scene, weights, args, mean, std, keep)
             n["mpix_s"] = mpix / n["seconds"]
             row["naive"] = n

@@ -26,7 +26,6 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -83,38 +82,25 @@ def make_scene(size: int, workdir: Path) -> Path:
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, peak RSS (MiB, of the process tree it waited on), stdout."""
+    """Run Python ``cmd`` (interpreter, script, args): wall seconds, peak RSS MiB, stdout.
+
+    The script runs under ``peak_rss.py``, which reports its own ``VmHWM``: the
+    ``ru_maxrss`` that ``os.wait4`` gives includes this (large) process's high-water
+    mark, folded in when the child execs (see peak_rss.py).
+    """
+    peak = RESULTS / f".peak-{os.getpid()}.txt"
+    peak.unlink(missing_ok=True)
+    full = [cmd[0], str(ROOT / "benchmarks/peak_rss.py"), str(peak), *cmd[1:]]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
-    # drain the pipes while waiting on the exact pid, so wait4 gives this child's rusage
-    chunks: dict[str, bytes] = {}
-
-    def drain(name: str, stream: Any) -> None:
-        chunks[name] = stream.read()
-
-    threads = [
-        threading.Thread(target=drain, args=(n, s))
-        for n, s in (("out", proc.stdout), ("err", proc.stderr))
-    ]
-    for t in threads:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    for t in threads:
-        t.join()
+    proc = subprocess.run(full, capture_output=True, env=env, check=False)
     wall = time.perf_counter() - t0
-    out, err = chunks.get("out", b""), chunks.get("err", b"")
     if proc.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(cmd)} failed ({proc.returncode}):\n{err.decode()[-3000:]}"
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.decode()[-3000:]}"
         )
-    return {
-        "seconds": wall,
-        "peak_rss_mib": usage.ru_maxrss / 1024,
-        "stdout": out.decode(),
-    }
+    rss = int(peak.read_text()) / 1024
+    peak.unlink()
+    return {"seconds": wall, "peak_rss_mib": rss, "stdout": proc.stdout.decode()}
 
 
 def run_geolabel(
@@ -129,6 +115,7 @@ def run_geolabel(
 
     shutil.rmtree(out, ignore_errors=True)
     cmd = [
+        sys.executable,
         GEOLABEL,
         "-q",
         "predict",

@@ -121,6 +121,44 @@ def resolve_bands(
     return tuple(sel)
 
 
+def open_model_scene(
+    path: str | Path,
+    spec: ModelSpec,
+    *,
+    bands: tuple[int, ...] | None = None,
+    nodata: float | None = None,
+    allow_vrt: bool = False,
+    allow_pixel_space: bool = False,
+) -> Scene:
+    """Open a scene with the bands ``spec`` needs (:func:`resolve_bands`), in model order.
+
+    The file is opened once to learn its bands, then with the chosen ones (nodata and
+    mask handling depend on them).
+
+    Raises:
+        SceneReadError: see :func:`~geolabel.io.scene.open_scene`; bands that do not fit.
+    """
+    kw: dict[str, Any] = {
+        "nodata": nodata,
+        "allow_vrt": allow_vrt,
+        "allow_pixel_space": allow_pixel_space,
+    }
+    base = open_scene(path, **kw)
+    return open_scene(path, bands=resolve_bands(base, spec, bands), **kw)
+
+
+def open_run_scene(path: str | Path, spec: ModelSpec, config: RunConfig) -> Scene:
+    """:func:`open_model_scene` with a run's ``--bands``/``--nodata``/``--allow-*``."""
+    return open_model_scene(
+        path,
+        spec,
+        bands=config.bands,
+        nodata=config.nodata,
+        allow_vrt=config.allow_vrt,
+        allow_pixel_space=config.allow_pixel_space,
+    )
+
+
 def plan_scene(
     scene: Scene, spec: ModelSpec, config: RunConfig
 ) -> tuple[TileGrid, int]:
@@ -284,19 +322,7 @@ def run_scene(
     res = SceneResult(scene=str(path), status="failed")
     t_start = time.perf_counter()
     try:
-        scene = open_scene(
-            path,
-            nodata=config.nodata,
-            allow_vrt=config.allow_vrt,
-            allow_pixel_space=config.allow_pixel_space,
-        )
-        scene = open_scene(
-            path,
-            bands=resolve_bands(scene, spec, config.bands),
-            nodata=config.nodata,
-            allow_vrt=config.allow_vrt,
-            allow_pixel_space=config.allow_pixel_space,
-        )
+        scene = open_run_scene(path, spec, config)
         grid, dead = plan_scene(scene, spec, config)
         sdir = _scene_dir(out, scene, names)
         if (

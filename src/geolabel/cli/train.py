@@ -124,7 +124,6 @@ def train(
       geolabel train scene.tif --labels pts.gpkg --point-buffer 1 -m base.yaml \\
           -o models/scratch.yaml --from-scratch --steps 400
     """
-    from geolabel.io.scene import open_scene
     from geolabel.labels import (
         class_lookup,
         merge_labels,
@@ -132,14 +131,13 @@ def train(
         read_labels,
     )
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import resolve_bands
+    from geolabel.pipeline import open_model_scene
     from geolabel.train import FitConfig, train_model
 
     spec = load_spec(model)
     if out.suffix not in (".yaml", ".yml"):
         raise click.BadParameter(f"{str(out)!r} must end in .yaml", param_hint="--out")
-    base = open_scene(scene)
-    sc = open_scene(scene, bands=resolve_bands(base, spec, bands))
+    sc = open_model_scene(scene, spec, bands=bands)
     lookup = class_lookup(spec.class_names, spec.labels())
     target = merge_labels(
         *(

@@ -139,9 +139,8 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
         RunStateError: no (or inconsistent) shard status files.
     """
     from geolabel.io.manifest import read_manifest
-    from geolabel.io.scene import open_scene
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import _batches, _scene_dir, plan_scene, resolve_bands
+    from geolabel.pipeline import _batches, _scene_dir, open_run_scene, plan_scene
 
     out = Path(out)
     config, count, shards = _load(out)
@@ -152,17 +151,7 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
         sc = SceneCheck(scene=str(path))
         scenes.append(sc)
         try:
-            opts = {
-                "nodata": config.nodata,
-                "allow_vrt": config.allow_vrt,
-                "allow_pixel_space": config.allow_pixel_space,
-            }
-            scene = open_scene(path, **opts)  # type: ignore[arg-type]
-            scene = open_scene(
-                path,
-                bands=resolve_bands(scene, spec, config.bands),
-                **opts,  # type: ignore[arg-type]
-            )
+            scene = open_run_scene(path, spec, config)
             grid, _ = plan_scene(scene, spec, config)
         except GeolabelError as err:
             sc.error = str(err)

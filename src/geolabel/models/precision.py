@@ -143,21 +143,12 @@ def _sample_tile(spec: ModelSpec, config: RunConfig) -> Batch:
     Raises:
         GeolabelError: no scene opens, or the tiles tried hold no valid pixel.
     """
-    from geolabel.io.scene import open_scene
-    from geolabel.pipeline import _read_batch, plan_scene, resolve_bands
+    from geolabel.pipeline import _read_batch, open_run_scene, plan_scene
 
     errors = []
     for path in config.scenes:
         try:
-            kw: dict[str, Any] = {
-                "nodata": config.nodata,
-                "allow_vrt": config.allow_vrt,
-                "allow_pixel_space": config.allow_pixel_space,
-            }
-            scene = open_scene(path, **kw)
-            scene = open_scene(
-                path, bands=resolve_bands(scene, spec, config.bands), **kw
-            )
+            scene = open_run_scene(path, spec, config)
             grid, _ = plan_scene(scene, spec, config)
             shape = grid.tile_shape
             assert isinstance(shape, tuple)

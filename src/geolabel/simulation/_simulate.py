@@ -30,7 +30,7 @@ import rasterio
 from geolabel.errors import ConfigError, CRSMismatchError
 from geolabel.evaluation import confusion_matrix, segmentation_scores
 from geolabel.grid import Window
-from geolabel.io.scene import Scene, open_scene
+from geolabel.io.scene import Scene
 from geolabel.labels import (
     IGNORE_INDEX,
     class_lookup,
@@ -222,10 +222,9 @@ def run_simulation(
 
     .. versionadded:: 0.1
     """
-    from geolabel.pipeline import resolve_bands
+    from geolabel.pipeline import open_model_scene
 
-    base = open_scene(scene_path)
-    scene = open_scene(scene_path, bands=resolve_bands(base, spec, None))
+    scene = open_model_scene(scene_path, spec)
     read = scene.read(scene.grid.window)
     image, valid = normalize(read.data, read.valid, spec), read.valid
     oracle = _read_oracle(

@@ -4,7 +4,8 @@ One command, one machine, the same weights (a seeded random-init U-Net saved as
 safetensors, loaded by all three):
 
 (a) ``raw``: the model's forward alone, in the mode ``--precision auto`` picks, on real
-    tiles held in memory; its time per tile times the number of tiles geolabel runs.
+    tiles held in memory; its time per tile (timed right before and right after
+    geolabel, mean of the two) times the number of tiles geolabel runs.
 (b) ``geolabel``: ``geolabel predict`` end to end (a subprocess: start-up, reads,
     model, blending store, mask + confidence COGs) with the spec's blending overlap.
 (c) ``naive``: torchgeo RasterDataset + GridGeoSampler + DataLoader, fp32, no
@@ -13,7 +14,8 @@ safetensors, loaded by all three):
 
 Scenes of N x N pixels are made by mirror-tiling the real Landsat-8 sample (4th band =
 mean of the three) into tiled GeoTIFFs in ``--workdir``. Peak RSS of each subprocess
-comes from ``os.wait4``. Results: ``benchmarks/results/bench-<time>.json`` and a table.
+is its own ``VmHWM`` (benchmarks/peak_rss.py). Results:
+``benchmarks/results/bench-<time>.json`` and a table.
 
 Usage: .venv/bin/python benchmarks/bench_predict.py --sizes 5000,10000
 """
@@ -234,6 +236,16 @@ def _sample_batches(
                 tiles.append((x - mean) / std)
             out.append(np.stack(tiles))
     return out
+
+
+def _candidate(spec_path: Path, args: argparse.Namespace) -> str:
+    """The mode geolabel will most likely run in (its check decides; see main)."""
+    if args.precision != "auto":
+        return str(args.precision)
+    from geolabel.models.precision import candidate_precision
+    from geolabel.models.spec import load_spec
+
+    return candidate_precision(load_spec(spec_path), "cpu") or "fp32"
 
 
 def run_raw(
@@ -511,6 +523,13 @@ def main() -> None:
             if k == 0 and args.seam_span
             else None
         )
+        # The raw forward is timed right before and right after geolabel, and the
+        # mean is used: on a shared machine the same forward drifts by +-20 % over
+        # minutes, and a single raw timing could land far from geolabel's.
+        before = None
+        if "raw" in pipes:
+            guess = mode or _candidate(spec, args)
+            before = run_raw(scene, spec, guess, args, reference=False)
         if "geolabel" in pipes:
             g = run_geolabel(scene, spec, args.workdir / "out", args, keep)
             g["mpix_s"] = mpix / g["seconds"]
@@ -518,6 +537,12 @@ def main() -> None:
             row["geolabel"] = g
         if "raw" in pipes:
             w = run_raw(scene, spec, mode or "fp32", args, reference=k == 0)
+            if before is not None and before["precision"] == w["precision"]:
+                w["seconds_per_tile_before"] = before["seconds_per_tile"]
+                w["seconds_per_tile_after"] = w["seconds_per_tile"]
+                w["seconds_per_tile"] = (
+                    before["seconds_per_tile"] + w["seconds_per_tile"]
+                ) / 2
             tiles = row.get("geolabel", {}).get("tiles")
             if tiles:
                 w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles

@@ -160,3 +160,30 @@ def test_readers_take_nodata_from_the_mask(tmp_path: Path, classes: int) -> None
         w = r.window
         assert r.valid_fraction == 1.0
         assert r.dominant_class == expect[w.row_off, w.col_off]
+
+
+@pytest.mark.parametrize("compress", ["zstd", "deflate"])
+def test_compress_option_reaches_every_cog(tmp_path: Path, compress: str) -> None:
+    a = codes(4).astype(np.float32)
+    scene = make_scene(
+        tmp_path / "codes.tif",
+        data=a[None],
+        bands=1,
+        transform=Affine(10.0, 0, 500000.0, 0, -10.0, 4000000.0),
+    )
+    res = run_predict(
+        RunConfig(
+            scenes=(str(scene),),
+            model="codes.yaml",
+            out=str(tmp_path / "run"),
+            compress=compress,  # type: ignore[arg-type]
+        ),
+        model=CodeBackend(code_spec(4)),
+    )
+    assert res.ok, [s.error for s in res.scenes]
+    cogs = {r: p for r, p in res.scenes[0].outputs.items() if p.endswith(".tif")}
+    assert set(cogs) == {"mask", "confidence", "probabilities", "uncertainty"}
+    for path in cogs.values():
+        with rasterio.open(path) as ds:
+            assert ds.compression.value.lower() == compress
+        assert cog_validate(path)[0]

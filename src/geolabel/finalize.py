@@ -8,6 +8,8 @@ store gives the same bytes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,13 +20,19 @@ from rasterio.windows import Window as RioWindow
 
 from geolabel.config import RunConfig
 from geolabel.grid import Tile, TileGrid
-from geolabel.io.raster import CogWriter, mask_encoding
+from geolabel.io.raster import RAW_OVERVIEW_TEMP, CogWriter, mask_encoding
 from geolabel.io.scene import Scene
 from geolabel.io.store import RunStore
 from geolabel.io.vector import GpkgWriter
 from geolabel.models.spec import ModelSpec
 from geolabel.stitch._halo import halo_size
-from geolabel.stitch.blend import HaloCache, class_argmax, gather_core, normalise
+from geolabel.stitch.blend import (
+    Block,
+    HaloCache,
+    class_argmax,
+    gather_core,
+    normalise,
+)
 from geolabel.stitch.vectorize import vectorize_blocks
 
 __all__ = ["BlockSink", "finalize_scene", "iter_blended"]
@@ -35,12 +43,16 @@ F32 = npt.NDArray[np.float32]
 
 
 class BlockSink(Protocol):
-    """Receives blended probabilities core by core and writes one output."""
+    """Receives blended cores in row-major order and writes one output.
+
+    A sink whose ``write`` needs another sink's result for the same block (see
+    ``uncertainty.sinks.TileLayerSink``) comes after it in finalize's list.
+    """
 
     role: str
 
-    def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
-        """Consume ``(C, rows, cols)`` probabilities over ``tile.core_window``."""
+    def write(self, block: Block) -> None:
+        """Consume one blended core."""
         ...
 
     def close(self) -> Path:
@@ -69,13 +81,14 @@ def halo_cache_entries(grid: TileGrid, channels: int) -> int:
     return min(2 * grid.shape[1] + 4, max(16, HALO_CACHE_BYTES // record))
 
 
-def iter_blended(grid: TileGrid, store: RunStore) -> Any:
-    """Yield ``(tile, probs (C, rows, cols), valid)`` for every core, row-major."""
+def iter_blended(grid: TileGrid, store: RunStore, num_classes: int) -> Iterator[Block]:
+    """Yield every core's :class:`Block`, row-major."""
     cache = HaloCache(store.read_halo, size=halo_cache_entries(grid, store.channels))
     for tile in grid:
         total = gather_core(grid, tile, store.read_core(tile.core_window), cache)
-        probs, valid = normalise(total)
-        yield tile, probs, valid
+        stacked, valid = normalise(total)
+        probs = stacked[:num_classes]
+        yield Block(tile, probs, valid, class_argmax(probs), stacked[num_classes:])
 
 
 class _MaskSink:
@@ -84,7 +97,13 @@ class _MaskSink:
     role = "mask"
 
     def __init__(
-        self, path: Path, scene: Scene, spec: ModelSpec, tags: dict[str, str]
+        self,
+        path: Path,
+        scene: Scene,
+        spec: ModelSpec,
+        tags: dict[str, str],
+        *,
+        compress: str,
     ) -> None:
         self.encoding = enc = mask_encoding(spec.num_classes)
         cmap = {c.index: (*c.rgb, 255) for c in spec.classes}
@@ -101,12 +120,13 @@ class _MaskSink:
             descriptions=["class"],
             tags={**tags, "CLASSES": ",".join(spec.class_names)},
             area_or_point=scene.area_or_point,
+            compress=compress,
         )
 
-    def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
-        mask = class_argmax(probs).astype(self.encoding.dtype, copy=False)
-        mask[~valid] = self.encoding.nodata
-        self.w.write(tile.core_window, mask)
+    def write(self, block: Block) -> None:
+        mask = block.classes.astype(self.encoding.dtype, copy=True)
+        mask[~block.valid] = self.encoding.nodata
+        self.w.write(block.tile.core_window, mask)
 
     def close(self) -> Path:
         return self.w.close()
@@ -124,6 +144,7 @@ class _ProbSink:
         tags: dict[str, str],
         *,
         role: str,
+        compress: str,
     ) -> None:
         self.role = role
         count = spec.num_classes if role == "probabilities" else 1
@@ -138,15 +159,17 @@ class _ProbSink:
             descriptions=names,
             tags={**tags, "MEASURE": role, "SCALE": "0-1"},
             area_or_point=scene.area_or_point,
+            compress=compress,
         )
 
-    def write(self, tile: Tile, probs: F32, valid: npt.NDArray[np.bool_]) -> None:
-        data = (
-            probs if self.role == "probabilities" else probs.max(axis=0, keepdims=True)
-        )
-        data = data.astype(np.float32, copy=True)
-        data[:, ~valid] = np.nan
-        self.w.write(tile.core_window, data)
+    def write(self, block: Block) -> None:
+        probs = block.probs
+        if self.role == "probabilities":
+            data = probs.astype(np.float32, copy=True)
+        else:
+            data = probs.max(axis=0, keepdims=True)
+        data[:, ~block.valid] = np.nan
+        self.w.write(block.tile.core_window, data)
 
     def close(self) -> Path:
         return self.w.close()
@@ -217,6 +240,13 @@ def _geodesic_area(geom: Any) -> float:
     return abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
 
 
+def _publish(sinks: list[BlockSink]) -> list[Path]:
+    """Close every sink, side by side: their COG copies (compression, overviews) are
+    independent and each opens its own files (results in sink order)."""
+    with ThreadPoolExecutor(len(sinks), thread_name_prefix="geolabel-publish") as pool:
+        return list(pool.map(lambda s: s.close(), sinks))
+
+
 def finalize_scene(
     scene: Scene,
     grid: TileGrid,
@@ -230,10 +260,16 @@ def finalize_scene(
     """Write the scene's outputs from a complete run store; returns ``role -> path``."""
     tags = {"MODEL_ID": spec.model_id, "RUN_ID": run_id, "SOURCE": scene.path.name}
     name = scene.name
+    z = config.compress
     sinks: list[BlockSink] = [
-        _MaskSink(sdir / f"{name}_mask.tif", scene, spec, tags),
+        _MaskSink(sdir / f"{name}_mask.tif", scene, spec, tags, compress=z),
         _ProbSink(
-            sdir / f"{name}_confidence.tif", scene, spec, tags, role="confidence"
+            sdir / f"{name}_confidence.tif",
+            scene,
+            spec,
+            tags,
+            role="confidence",
+            compress=z,
         ),
     ]
     if config.probabilities:
@@ -244,6 +280,7 @@ def finalize_scene(
                 spec,
                 tags,
                 role="probabilities",
+                compress=z,
             )
         )
     from geolabel.uncertainty.sinks import extra_sinks
@@ -251,16 +288,18 @@ def finalize_scene(
     sinks.extend(extra_sinks(scene, grid, spec, sdir, config, tags))
     outputs: dict[str, str] = {}
     try:
-        for tile, stacked, valid in iter_blended(grid, store):
-            # channels past the classes: model-based uncertainty (models/ensemble.py)
-            probs, extra = stacked[: spec.num_classes], stacked[spec.num_classes :]
+        # Sinks write on this thread, where their files were opened: writing GDAL
+        # datasets from worker threads (while this one read the store) lost a core
+        # of one output in about one finalize in 30.
+        for block in iter_blended(grid, store, spec.num_classes):
             for sink in sinks:
-                if getattr(sink, "takes_extra", False):
-                    sink.write(tile, probs, valid, extra)  # type: ignore[call-arg]
-                else:
-                    sink.write(tile, probs, valid)
-        for sink in sinks:
-            outputs[sink.role] = str(sink.close())
+                sink.write(block)
+        # the GDAL option is process-wide, so it is set here, not in each thread
+        raw = all(getattr(getattr(s, "w", None), "raw_temp", True) for s in sinks)
+        with rasterio.Env(**(RAW_OVERVIEW_TEMP if raw else {})):
+            paths = _publish(sinks)
+        for sink, path in zip(sinks, paths, strict=True):
+            outputs[sink.role] = str(path)
     except BaseException:
         for sink in sinks:
             sink.abort()

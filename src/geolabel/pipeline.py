@@ -215,12 +215,49 @@ def run_tiles(
     dead_zone: float,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Run the model over ``batches``, reading ahead, and record each tile."""
+    """Run the model over ``batches`` and record each tile.
+
+    Three threads overlap: one reads the next batch, this one runs the model, one
+    writes the previous batch into the store and then the manifest (a tile is
+    recorded done only once its data is written). At most one batch waits on
+    each side, so memory does not grow with the scene.
+    """
     timings = {"read": 0.0, "model": 0.0, "write": 0.0}
     index = {t.id: i for i, t in enumerate(grid)}
+
+    def write(tiles: list[Tile], preds: list[Any], batch: Batch, dt: float) -> None:
+        t0 = time.perf_counter()
+        rows = []
+        for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
+            h, w = tile.read_window.shape
+            core, halo = split_contribution(
+                grid,
+                tile,
+                stacked_channels(pred, store.channels),
+                valid[:h, :w],
+                dead_zone,
+            )
+            store.write_core(tile.core_window, core)
+            store.write_halo(index[tile.id], halo)
+            rows.append(
+                {
+                    "tile_id": tile.id,
+                    "status": "done",
+                    "read_window": list(tile.read_window.to_rasterio()),
+                    "model_id": spec.model_id,
+                    "seconds": round(dt / len(tiles), 4),
+                    "valid_fraction": round(float(valid[:h, :w].mean()), 4),
+                }
+            )
+        manifest.record(rows)
+        timings["write"] += time.perf_counter() - t0
+        if progress is not None:
+            progress(len(tiles))
+
     with (
         scene.open() as ds,
         ThreadPoolExecutor(1, thread_name_prefix="geolabel-read") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="geolabel-write") as writer,
     ):
 
         def read(b: list[Tile]) -> tuple[Batch, float]:
@@ -232,57 +269,43 @@ def run_tiles(
         ahead: Future[tuple[Batch, float]] | None = (
             pool.submit(read, batches[0]) if batches else None
         )
-        for k, tiles in enumerate(batches):
-            assert ahead is not None
-            try:
-                batch, dt = ahead.result()
-                timings["read"] += dt
-            except GeolabelError as err:
+        written: Future[None] | None = None
+        try:
+            for k, tiles in enumerate(batches):
+                assert ahead is not None
+                try:
+                    batch, dt = ahead.result()
+                    timings["read"] += dt
+                except GeolabelError as err:
+                    ahead = (
+                        pool.submit(read, batches[k + 1])
+                        if k + 1 < len(batches)
+                        else None
+                    )
+                    manifest.record(_failed(tiles, err))
+                    continue
                 ahead = (
                     pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
                 )
-                manifest.record(_failed(tiles, err))
-                continue
-            ahead = pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
-            t0 = time.perf_counter()
-            try:
-                preds = model.predict(batch)
-            except GeolabelError as err:
-                manifest.record(_failed(tiles, err))
-                if getattr(
-                    err, "stops_run", False
-                ):  # e.g. CircuitOpenError: stop, resume later
-                    logger.error("%s: stopping the scene: %s", scene.path, err)
-                    break
-                continue
-            t1 = time.perf_counter()
-            rows = []
-            for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
-                h, w = tile.read_window.shape
-                core, halo = split_contribution(
-                    grid,
-                    tile,
-                    stacked_channels(pred, store.channels),
-                    valid[:h, :w],
-                    dead_zone,
-                )
-                store.write_core(tile.core_window, core)
-                store.write_halo(index[tile.id], halo)
-                rows.append(
-                    {
-                        "tile_id": tile.id,
-                        "status": "done",
-                        "read_window": list(tile.read_window.to_rasterio()),
-                        "model_id": spec.model_id,
-                        "seconds": round((t1 - t0) / len(tiles), 4),
-                        "valid_fraction": round(float(valid[:h, :w].mean()), 4),
-                    }
-                )
-            manifest.record(rows)
-            timings["model"] += t1 - t0
-            timings["write"] += time.perf_counter() - t1
-            if progress is not None:
-                progress(len(tiles))
+                t0 = time.perf_counter()
+                try:
+                    preds = model.predict(batch)
+                except GeolabelError as err:
+                    manifest.record(_failed(tiles, err))
+                    if getattr(
+                        err, "stops_run", False
+                    ):  # e.g. CircuitOpenError: stop, resume later
+                        logger.error("%s: stopping the scene: %s", scene.path, err)
+                        break
+                    continue
+                dt = time.perf_counter() - t0
+                timings["model"] += dt
+                if written is not None:
+                    written.result()  # the previous batch is in the store
+                written = writer.submit(write, tiles, preds, batch, dt)
+        finally:
+            if written is not None:
+                written.result()
     return timings
 
 

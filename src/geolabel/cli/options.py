@@ -3,7 +3,7 @@
 Options: ``--model``, ``--out``, ``--tile-size``, ``--overlap``, ``--batch-size``,
 ``--bands``, ``--nodata``, ``--allow-vrt``, ``--allow-pixel-space``, ``--device``,
 ``--precision``, ``--overwrite``, ``--retry-failed``, ``--uncertainty``,
-``--model-uncertainty``, ``--mc-passes``, ``--seed``.
+``--model-uncertainty``, ``--mc-passes``, ``--seed``, ``--compress``.
 """
 
 from __future__ import annotations
@@ -149,6 +149,13 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default=0,
             show_default=True,
             help="Seed of the MC-dropout passes.",
+        ),
+        click.option(
+            "--compress",
+            type=click.Choice(["zstd", "deflate"]),
+            default="zstd",
+            show_default=True,
+            help="COG compression; deflate for readers without ZSTD (GDAL < 2.3).",
         ),
     ]
     for opt in reversed(opts):

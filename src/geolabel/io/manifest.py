@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,13 +31,15 @@ class Manifest:
         self.folder = folder
         self.path = folder / f"{writer}.jsonl"
         self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - long-lived
+        self._lock = threading.Lock()  # the pipeline records from two threads
 
     def record(self, rows: Iterable[dict[str, Any]]) -> None:
         """Append rows (each needs ``tile_id`` and ``status``) durably."""
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
-        self._f.write(text)
-        self._f.flush()
-        os.fsync(self._f.fileno())
+        with self._lock:
+            self._f.write(text)
+            self._f.flush()
+            os.fsync(self._f.fileno())
 
     def close(self) -> None:
         """Close the file."""

@@ -14,6 +14,7 @@ other than GDAL may refuse them (Pillow 13 opens 1/2/4/8-bit palette COGs, not 3
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,22 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.shutil
+import rasterio.transform
 from rasterio.windows import Window as RioWindow
 
 from geolabel.errors import ConfigError
 from geolabel.grid import SceneGrid, Window
 
-__all__ = ["MASK_BITS", "CogWriter", "MaskEncoding", "atomic_replace", "mask_encoding"]
+__all__ = [
+    "COMPRESSION",
+    "MASK_BITS",
+    "RAW_OVERVIEW_TEMP",
+    "CogWriter",
+    "MaskEncoding",
+    "atomic_replace",
+    "cog_takes_nbits",
+    "mask_encoding",
+]
 
 #: bit depths a class mask is stored with, smallest first.
 MASK_BITS = (1, 2, 4, 8, 16)
@@ -93,8 +104,46 @@ def atomic_replace(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
 
 
+#: ``compress`` -> COG creation options. ZSTD level 1 writes a 5000² float32 COG with
+#: overviews in 1.2 s vs DEFLATE's 2.0 s (2 threads), at the same size (58 MiB).
+COMPRESSION: dict[str, dict[str, Any]] = {
+    "zstd": {"COMPRESS": "ZSTD", "LEVEL": 1},
+    "deflate": {"COMPRESS": "DEFLATE"},
+}
+
 #: Largest temporary GeoTIFF written uncompressed (bytes of pixel data).
 TEMP_RAW_BYTES = 4 * 1024**3
+
+
+@functools.cache
+def cog_takes_nbits() -> bool:
+    """Whether this GDAL's COG driver writes ``NBITS`` (a tiny in-memory probe, once)."""
+    from rasterio.io import MemoryFile
+
+    data = np.zeros((1, 16, 16), dtype=np.uint8)
+    profile = {
+        "driver": "GTiff",
+        "width": 16,
+        "height": 16,
+        "count": 1,
+        "crs": "EPSG:4326",
+        "transform": rasterio.transform.from_origin(0, 16, 1, 1),
+    }
+    with MemoryFile() as src_mem, MemoryFile() as dst_mem:
+        with src_mem.open(**profile, dtype="uint8") as src:
+            src.write(data)
+        rasterio.shutil.copy(
+            src_mem.name, dst_mem.name, driver="COG", NBITS=2, OVERVIEWS="NONE"
+        )
+        with dst_mem.open() as dst:
+            return bool(dst.tags(1, "IMAGE_STRUCTURE").get("NBITS") == "2")
+
+
+#: GDAL configuration for :meth:`CogWriter.close` when the temporary file is raw:
+#: the COG driver builds the overviews in a temporary file it compresses with ZSTD
+#: level 9 unless told otherwise; uncompressed, a 5000² float32 COG takes 0.7 s
+#: instead of 1.7 s (1 thread). Only the temporary file changes, not the COG's bytes.
+RAW_OVERVIEW_TEMP = {"COG_TMP_COMPRESSION": "NONE"}
 
 
 class CogWriter:
@@ -112,6 +161,8 @@ class CogWriter:
         tags: dataset metadata tags; ``band_tags`` per band.
         nbits: bits per pixel below 8 (GDAL ``NBITS``, 1-7; class masks, see
             :func:`mask_encoding`); the overviews keep it.
+        compress: ``zstd`` (level 1) or ``deflate``; floats get the floating-point
+            predictor, integers the horizontal one.
 
     .. versionadded:: 0.1
     """
@@ -131,8 +182,14 @@ class CogWriter:
         band_tags: list[dict[str, str]] | None = None,
         nbits: int | None = None,
         area_or_point: str = "Area",
+        compress: str = "zstd",
     ) -> None:
         """Create the temporary GeoTIFF."""
+        if compress not in COMPRESSION:
+            raise ValueError(
+                f"compress must be one of {', '.join(COMPRESSION)}, got {compress!r}"
+            )
+        self.compress = compress
         self.path = path
         self.tmp = path.with_name(path.stem + ".partial.tif")
         self.cog_tmp = path.with_name(path.stem + ".partial.cog")
@@ -160,14 +217,18 @@ class CogWriter:
         # TEMP_RAW_BYTES it stays uncompressed: compressing it costs more CPU than the
         # I/O it saves (5000² float32: finalize 8.8 s vs 11.6 s with ZSTD level 1).
         # Larger ones take ZSTD level 1, so temporary disk use stays bounded.
-        if grid.width * grid.height * count * np.dtype(dtype).itemsize > TEMP_RAW_BYTES:
+        self.raw_temp = (
+            grid.width * grid.height * count * np.dtype(dtype).itemsize
+            <= TEMP_RAW_BYTES
+        )
+        if not self.raw_temp:
             profile.update(compress="ZSTD", zstd_level=1)
-        if nbits is not None:
-            # on the source, not as a COG option: the COG's GTiff copy and its
-            # overviews inherit the source band's NBITS (checked with GDAL 3.6.2, which
-            # QGIS 3.22 uses, and 3.10.3), while the COG driver of GDAL 3.6 has no
-            # NBITS option
+        if nbits is not None and not cog_takes_nbits():
+            # GDAL < 3.7's COG driver has no NBITS option, but its GTiff copy and the
+            # overviews inherit the source band's NBITS (checked with 3.6.2 and 3.10.3)
             profile["nbits"] = nbits
+        # else NBITS is a COG option: the temporary file stays 8-bit, which GDAL
+        # writes and reads 4x faster than packed bits (5000² mask: 0.6 s less)
         self.ds = rasterio.open(self.tmp, "w", **profile)
         if colormap:
             self.ds.write_colormap(1, colormap)
@@ -188,7 +249,7 @@ class CogWriter:
         self.ds.close()
         opts: dict[str, Any] = {
             "driver": "COG",
-            "COMPRESS": "DEFLATE",
+            **COMPRESSION[self.compress],
             "NUM_THREADS": "ALL_CPUS",  # compression threads; the bytes do not depend on them
             "BLOCKSIZE": 512,
             "OVERVIEW_RESAMPLING": self.resampling.upper(),
@@ -196,6 +257,8 @@ class CogWriter:
         }
         if np.dtype(self.dtype).kind == "f":
             opts["PREDICTOR"] = "YES"
+        if self.nbits is not None and cog_takes_nbits():
+            opts["NBITS"] = self.nbits
         rasterio.shutil.copy(str(self.tmp), str(self.cog_tmp), **opts)
         self.tmp.unlink(missing_ok=True)
         aux = self.tmp.with_name(self.tmp.name + ".aux.xml")

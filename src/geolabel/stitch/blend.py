@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from geolabel.grid import Tile, TileGrid, tile_weights
 from geolabel.stitch._halo import halo_pieces, halo_size, slot_layout
 
 __all__ = [
+    "Block",
     "HaloCache",
     "class_argmax",
     "gather_core",
@@ -28,6 +30,27 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One blended core, as finalize's sinks receive it.
+
+    Attributes:
+        tile: the tile; the arrays cover ``tile.core_window``.
+        probs: ``(C, rows, cols)`` class probabilities (0 where not valid).
+        valid: ``(rows, cols)`` pixels with model output.
+        classes: ``(rows, cols)`` argmax of ``probs`` (:func:`class_argmax`), computed
+            once for every sink that needs it.
+        extra: ``(E, rows, cols)`` stitched channels past the classes (model-based
+            uncertainty, see ``models/ensemble.py``); ``E`` may be 0.
+    """
+
+    tile: Tile
+    probs: F32
+    valid: npt.NDArray[np.bool_]
+    classes: npt.NDArray[np.unsignedinteger[Any]]
+    extra: F32
 
 
 def split_contribution(
@@ -93,8 +116,13 @@ class HaloCache:
 def gather_core(
     grid: TileGrid, tile: Tile, own: F32, halo_of: Callable[[int], F32]
 ) -> F32:
-    """A core's own sums plus every neighbour's halo piece that falls in it."""
-    total = own.astype(np.float32, copy=True)
+    """A core's own sums plus every neighbour's halo piece that falls in it.
+
+    The sums are added into ``own`` when it is a writeable float32 array (the store
+    reads a fresh one per core), else into a copy.
+    """
+    writeable = own.dtype == np.float32 and own.flags.writeable
+    total = own if writeable else own.astype(np.float32, copy=True)
     layout = slot_layout(grid)
     r, c = tile.index
     ncols = grid.shape[1]
@@ -119,8 +147,9 @@ def normalise(total: F32) -> tuple[F32, npt.NDArray[np.bool_]]:
     """``(probabilities (C, rows, cols), valid (rows, cols))`` from weighted sums."""
     w = total[-1]
     valid = w > 0
-    probs = np.zeros_like(total[:-1])
-    np.divide(total[:-1], w, out=probs, where=valid[None])
+    inv = np.zeros_like(w)
+    np.divide(np.float32(1.0), w, out=inv, where=valid)
+    probs = total[:-1] * inv  # one reciprocal per pixel, not one division per class
     return probs, valid
 
 

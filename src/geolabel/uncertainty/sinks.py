@@ -24,10 +24,9 @@ import rasterio
 from shapely.geometry import box
 
 from geolabel.errors import ConfigError
-from geolabel.grid import Tile
 from geolabel.io.raster import CogWriter
 from geolabel.io.vector import GpkgWriter
-from geolabel.stitch.blend import class_argmax
+from geolabel.stitch.blend import Block
 from geolabel.uncertainty.aggregate import AggregateOptions, aggregate_tile
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
@@ -68,13 +67,19 @@ class UncertaintySink:
         bands: measure per band; stitched probability measures first, then the names of
             the ``extra`` channels in stitched order.
         tags: provenance tags.
+        compress: COG compression (``zstd`` or ``deflate``, see CogWriter).
     """
 
     role = "uncertainty"
-    takes_extra = True
 
     def __init__(
-        self, path: Path, scene: Any, bands: list[str], tags: dict[str, str]
+        self,
+        path: Path,
+        scene: Any,
+        bands: list[str],
+        tags: dict[str, str],
+        *,
+        compress: str = "zstd",
     ) -> None:
         """Create the partial COG."""
         self.bands = bands
@@ -99,34 +104,30 @@ class UncertaintySink:
                 for b in bands
             ],
             area_or_point=scene.area_or_point,
+            compress=compress,
         )
         self.last: (
             tuple[str, F32, npt.NDArray[np.bool_], npt.NDArray[np.integer[Any]]] | None
         ) = None
 
-    def write(
-        self,
-        tile: Tile,
-        probs: F32,
-        valid: npt.NDArray[np.bool_],
-        extra: F32 | None = None,
-    ) -> None:
-        """Compute the bands over ``tile.core_window`` and write them (NaN at nodata)."""
+    def write(self, block: Block) -> None:
+        """Compute the bands over the block's core and write them (NaN at nodata)."""
+        probs, valid, extra = block.probs, block.valid, block.extra
         rows, cols = probs.shape[1:]
         data = np.empty((len(self.bands), rows, cols), dtype=np.float32)
         for i, name in enumerate(self.bands[: self.n_prob]):
             data[i] = compute_measure(name, probs)
         k = len(self.bands) - self.n_prob
         if k:
-            if extra is None or extra.shape[0] != k:
-                got = 0 if extra is None else extra.shape[0]
+            if extra.shape[0] != k:
                 raise ConfigError(
-                    f"the run store has {got} extra uncertainty channels, expected {k}"
+                    f"the run store has {extra.shape[0]} extra uncertainty channels, "
+                    f"expected {k}"
                 )
             data[self.n_prob :] = np.clip(extra, 0.0, 1.0)
         data[:, ~valid] = np.nan
-        self.w.write(tile.core_window, data)
-        self.last = (tile.id, data, valid, class_argmax(probs))
+        self.w.write(block.tile.core_window, data)
+        self.last = (block.tile.id, data, valid, block.classes)
 
     def close(self) -> Path:
         """Publish the COG."""
@@ -145,7 +146,6 @@ class TileLayerSink:
     """
 
     role = "tiles"
-    takes_extra = True
 
     def __init__(
         self,
@@ -164,14 +164,9 @@ class TileLayerSink:
         self.records: list[dict[str, Any]] = []
         self.geoms: list[Any] = []
 
-    def write(
-        self,
-        tile: Tile,
-        probs: F32,
-        valid: npt.NDArray[np.bool_],
-        extra: F32 | None = None,
-    ) -> None:
-        """Aggregate the source's block of ``tile``."""
+    def write(self, block: Block) -> None:
+        """Aggregate the source's block of the same tile (written just before)."""
+        tile = block.tile
         last = self.source.last
         if last is None or last[0] != tile.id:
             raise RuntimeError("TileLayerSink must follow its UncertaintySink")
@@ -225,7 +220,13 @@ def extra_sinks(
     bands = uncertainty_bands(config, extra_channels(spec, config))
     if not bands:
         return []
-    unc = UncertaintySink(sdir / f"{scene.name}_uncertainty.tif", scene, bands, tags)
+    unc = UncertaintySink(
+        sdir / f"{scene.name}_uncertainty.tif",
+        scene,
+        bands,
+        tags,
+        compress=getattr(config, "compress", "zstd"),
+    )
     tiles = TileLayerSink(
         sdir / f"{scene.name}_tiles.gpkg", scene, unc, tuple(spec.class_names)
     )

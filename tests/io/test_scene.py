@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from affine import Affine
 
+import geolabel.io.scene as scene_module
 from geolabel.errors import NodataWarning, SceneReadError
 from geolabel.grid import Window
 from geolabel.io.scene import open_scene
@@ -41,10 +43,17 @@ def test_nodata_from_alpha_band(tmp_path: Path) -> None:
     assert not r.valid[:10, :10].any() and r.valid[10:, 10:].all()
 
 
-def test_user_nodata_override_and_zero_fill_warning() -> None:
+def test_user_nodata_override_and_zero_fill_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scene_module, "_WARNED_ZERO_BORDER", set())
     with pytest.warns(NodataWarning, match="--nodata 0"):
         s = open_scene(LANDSAT8)
     assert s.nodata is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NodataWarning)  # once per file version
+        open_scene(LANDSAT8)
+        open_scene(LANDSAT8, bands=[1, 2])
     s = open_scene(LANDSAT8, nodata=0)
     assert s.nodata_source == "user"
     r = s.read(s.grid.window)

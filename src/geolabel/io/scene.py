@@ -144,6 +144,10 @@ def _zero_filled_cached(
         return _looks_zero_filled(ds, list(bands))
 
 
+#: ``(path, mtime_ns, size)`` of the files the zero-border warning was given for.
+_WARNED_ZERO_BORDER: set[tuple[str, int, int]] = set()
+
+
 def _looks_zero_filled(ds: Any, bands: list[int]) -> bool:
     """True when a tenth or more of the border pixels are 0 in every band."""
     h, w = ds.height, ds.width
@@ -253,9 +257,14 @@ def _validate(
     else:
         source, nd = "none", None
         st = p.stat()
-        if _zero_filled_cached(
-            str(p.resolve()), st.st_mtime_ns, st.st_size, tuple(sel)
+        version = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        if version not in _WARNED_ZERO_BORDER and _zero_filled_cached(
+            *version, tuple(sel)
         ):
+            # once per file version: a run opens a scene 2-4 times (bands, the
+            # precision check, the run, finalize), and Python's own once-per-location
+            # filter is reset whenever a library touches the warning filters
+            _WARNED_ZERO_BORDER.add(version)
             warnings.warn(
                 f"{p}: declares no nodata but much of its border is 0 in every band; pass "
                 "--nodata 0 if that is fill",

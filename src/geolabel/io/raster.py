@@ -162,7 +162,7 @@ class CogWriter:
         nbits: bits per pixel below 8 (GDAL ``NBITS``, 1-7; class masks, see
             :func:`mask_encoding`); the overviews keep it.
         compress: ``zstd`` (level 1) or ``deflate``; floats get the floating-point
-            predictor, integers the horizontal one.
+            predictor, integers (class masks) none.
 
     .. versionadded:: 0.1
     """
@@ -224,8 +224,8 @@ class CogWriter:
         if not self.raw_temp:
             profile.update(compress="ZSTD", zstd_level=1)
         if nbits is not None and not cog_takes_nbits():
-            # GDAL < 3.7's COG driver has no NBITS option, but its GTiff copy and the
-            # overviews inherit the source band's NBITS (checked with 3.6.2 and 3.10.3)
+            # a COG driver without the NBITS option (GDAL 3.6.2's; 3.10.3 has it) still
+            # carries the source band's NBITS into the COG and its overviews
             profile["nbits"] = nbits
         # else NBITS is a COG option: the temporary file stays 8-bit, which GDAL
         # writes and reads 4x faster than packed bits (5000² mask: 0.6 s less)

@@ -76,7 +76,7 @@ def _run_tiles(
     tick: Callable[[int], None],
 ) -> dict[str, float]:
     """Run the model over ``batches`` (reading ahead) and record every tile."""
-    from geolabel.pipeline import _failed, _read_batch
+    from geolabel.execution.tile_loop import failed_rows, read_batch
 
     timings = {"read": 0.0, "model": 0.0, "write": 0.0}
     want = "scores" if spec.task == "classification" else "boxes"
@@ -87,7 +87,7 @@ def _run_tiles(
 
         def read(b: list[Tile]) -> tuple[Batch, float]:
             t0 = time.perf_counter()
-            return _read_batch(scene, b, spec, ds), time.perf_counter() - t0
+            return read_batch(scene, b, spec, ds), time.perf_counter() - t0
 
         ahead: Future[tuple[Batch, float]] | None = (
             pool.submit(read, batches[0]) if batches else None
@@ -109,7 +109,7 @@ def _run_tiles(
                         f"{want!r} predictions; tiles {bad[:3]} got another kind"
                     )
             except GeolabelError as err:
-                manifest.record(_failed(tiles, err))
+                manifest.record(failed_rows(tiles, err))
                 continue
             t1 = time.perf_counter()
             rows = []
@@ -150,7 +150,7 @@ def run_object_scene(
     Raises:
         GeolabelError: bad options, a store of other settings, unreadable records.
     """
-    from geolabel.pipeline import _batches
+    from geolabel.execution.tile_loop import batches_of
 
     method, iou, band = _options(config)
     if (
@@ -195,7 +195,9 @@ def run_object_scene(
         if status(t) != "done" and (config.retry_failed or status(t) != "failed")
     }
     batches = [
-        b for b in _batches(grid, config.batch_size) if any(t.id in pending for t in b)
+        b
+        for b in batches_of(grid, config.batch_size)
+        if any(t.id in pending for t in b)
     ]
     count = [sum(status(t) == "done" for t in grid)]
 

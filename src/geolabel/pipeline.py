@@ -1,9 +1,10 @@
 """plan -> run -> finalize for ``geolabel predict``.
 
 Per scene: open and validate, plan the tile grid, run the model over fixed batches of
-pending tiles (the next batch is read while the model runs), write each tile's
-weighted probabilities into the Zarr run store, record it in the manifest, and when
-every tile is done write the outputs. A failing scene is reported and the others go on.
+pending tiles (``execution/tile_loop.py``: the next batch is read and the previous one
+written while the model runs), write each tile's weighted probabilities into the Zarr
+run store, record it in the manifest, and when every tile is done write the outputs. A
+failing scene is reported and the others go on.
 """
 
 from __future__ import annotations
@@ -16,12 +17,10 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import rasterio
 
 from geolabel import __version__
@@ -34,17 +33,17 @@ from geolabel.execution.shards import (
     write_shard_status,
     writer_name,
 )
+from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
-from geolabel.models.base import Batch, ModelBackend, normalize
-from geolabel.models.ensemble import extra_channels, stacked_channels, wrap_backend
+from geolabel.models.base import ModelBackend
+from geolabel.models.ensemble import extra_channels, wrap_backend
 from geolabel.models.precision import precision_record
 from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.stitch._halo import halo_size
-from geolabel.stitch.blend import split_contribution
 from geolabel.uncertainty.sinks import describe_output
 
 __all__ = ["Progress", "RunResult", "SceneResult", "plan_scene", "run_predict"]
@@ -175,147 +174,6 @@ def plan_scene(
     return grid, dead
 
 
-def _batches(grid: TileGrid, size: int) -> list[list[Tile]]:
-    tiles = list(grid)
-    return [tiles[i : i + size] for i in range(0, len(tiles), size)]
-
-
-def _read_batch(
-    scene: Scene,
-    tiles: list[Tile],
-    spec: ModelSpec,
-    ds: Any,
-    shape: tuple[int, int] | None = None,
-) -> Batch:
-    """Read and normalise tiles into ``(n, bands, *shape)``.
-
-    ``shape`` is the grid's tile shape (default: the model's tile size); read windows
-    smaller than it (scenes smaller than a tile) are padded with invalid pixels.
-    """
-    if shape is None:
-        shape = (spec.input.tile_size, spec.input.tile_size)
-    data = np.zeros((len(tiles), len(scene.bands), *shape), dtype=np.float32)
-    valid = np.zeros((len(tiles), *shape), dtype=bool)
-    for i, tile in enumerate(tiles):
-        read = scene.read(tile.read_window, dataset=ds)
-        h, w = tile.read_window.shape
-        data[i, :, :h, :w] = read.data
-        valid[i, :h, :w] = read.valid
-    return Batch(tuple(tiles), normalize(data, valid, spec, in_place=True), valid)
-
-
-def run_tiles(
-    scene: Scene,
-    grid: TileGrid,
-    spec: ModelSpec,
-    model: ModelBackend,
-    store: RunStore,
-    manifest: Manifest,
-    batches: list[list[Tile]],
-    dead_zone: float,
-    progress: Callable[[int], None] | None = None,
-) -> dict[str, float]:
-    """Run the model over ``batches`` and record each tile.
-
-    Three threads overlap: one reads the next batch, this one runs the model, one
-    writes the previous batch into the store and then the manifest (a tile is
-    recorded done only once its data is written). At most one batch waits on
-    each side, so memory does not grow with the scene.
-    """
-    timings = {"read": 0.0, "model": 0.0, "write": 0.0}
-    index = {t.id: i for i, t in enumerate(grid)}
-
-    def write(tiles: list[Tile], preds: list[Any], batch: Batch, dt: float) -> None:
-        t0 = time.perf_counter()
-        rows = []
-        for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
-            h, w = tile.read_window.shape
-            core, halo = split_contribution(
-                grid,
-                tile,
-                stacked_channels(pred, store.channels),
-                valid[:h, :w],
-                dead_zone,
-            )
-            store.write_core(tile.core_window, core)
-            store.write_halo(index[tile.id], halo)
-            rows.append(
-                {
-                    "tile_id": tile.id,
-                    "status": "done",
-                    "read_window": list(tile.read_window.to_rasterio()),
-                    "model_id": spec.model_id,
-                    "seconds": round(dt / len(tiles), 4),
-                    "valid_fraction": round(float(valid[:h, :w].mean()), 4),
-                }
-            )
-        manifest.record(rows)
-        timings["write"] += time.perf_counter() - t0
-        if progress is not None:
-            progress(len(tiles))
-
-    with (
-        scene.open() as ds,
-        ThreadPoolExecutor(1, thread_name_prefix="geolabel-read") as pool,
-        ThreadPoolExecutor(1, thread_name_prefix="geolabel-write") as writer,
-    ):
-
-        def read(b: list[Tile]) -> tuple[Batch, float]:
-            t0 = time.perf_counter()
-            shape = grid.tile_shape
-            assert isinstance(shape, tuple)
-            return _read_batch(scene, b, spec, ds, shape), time.perf_counter() - t0
-
-        ahead: Future[tuple[Batch, float]] | None = (
-            pool.submit(read, batches[0]) if batches else None
-        )
-        written: Future[None] | None = None
-        try:
-            for k, tiles in enumerate(batches):
-                assert ahead is not None
-                try:
-                    batch, dt = ahead.result()
-                    timings["read"] += dt
-                except GeolabelError as err:
-                    ahead = (
-                        pool.submit(read, batches[k + 1])
-                        if k + 1 < len(batches)
-                        else None
-                    )
-                    manifest.record(_failed(tiles, err))
-                    continue
-                ahead = (
-                    pool.submit(read, batches[k + 1]) if k + 1 < len(batches) else None
-                )
-                t0 = time.perf_counter()
-                try:
-                    preds = model.predict(batch)
-                except GeolabelError as err:
-                    manifest.record(_failed(tiles, err))
-                    if getattr(
-                        err, "stops_run", False
-                    ):  # e.g. CircuitOpenError: stop, resume later
-                        logger.error("%s: stopping the scene: %s", scene.path, err)
-                        break
-                    continue
-                dt = time.perf_counter() - t0
-                timings["model"] += dt
-                if written is not None:
-                    written.result()  # the previous batch is in the store
-                written = writer.submit(write, tiles, preds, batch, dt)
-        finally:
-            if written is not None:
-                written.result()
-    return timings
-
-
-def _failed(tiles: list[Tile], err: Exception) -> list[dict[str, Any]]:
-    return [
-        {"tile_id": t.id, "status": "failed", "error": f"{type(err).__name__}: {err}"}
-        for t in tiles
-    ]
-
-
 def _scene_dir(out: Path, scene: Scene, names: dict[str, int]) -> Path:
     name = scene.name
     if names.get(name, 0):
@@ -392,7 +250,7 @@ def run_scene(
             if state.get(t.id, {}).get("status") != "done"
             and (config.retry_failed or state.get(t.id, {}).get("status") != "failed")
         }
-        own = shard_batches(_batches(grid, config.batch_size), config.shard)
+        own = shard_batches(batches_of(grid, config.batch_size), config.shard)
         batches = [b for b in own if any(t.id in pending for t in b)]
         done_before = len(grid) - len(
             {t.id for t in grid if state.get(t.id, {}).get("status") != "done"}

@@ -69,7 +69,7 @@ class BatchExecutor(Protocol):
 
 
 class LocalExecutor:
-    """The in-process path (``pipeline.run_tiles``), stopping between batches on SIGTERM.
+    """The in-process path (``tile_loop.run_tiles``), stopping between batches on SIGTERM.
 
     Args:
         model_factory: returns the (lazily loaded, shared) model.
@@ -91,7 +91,7 @@ class LocalExecutor:
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, float]:
         """Run the batches in this process (see :class:`BatchExecutor`)."""
-        from geolabel.pipeline import run_tiles
+        from geolabel.execution.tile_loop import run_tiles
 
         check_preempted()
 

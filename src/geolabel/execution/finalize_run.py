@@ -138,9 +138,10 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
     Raises:
         RunStateError: no (or inconsistent) shard status files.
     """
+    from geolabel.execution.tile_loop import batches_of
     from geolabel.io.manifest import read_manifest
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import _batches, _scene_dir, open_run_scene, plan_scene
+    from geolabel.pipeline import _scene_dir, open_run_scene, plan_scene
 
     out = Path(out)
     config, count, shards = _load(out)
@@ -157,7 +158,7 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
             sc.error = str(err)
             continue
         state = read_manifest(_scene_dir(out, scene, names) / "manifest")
-        batches = _batches(grid, config.batch_size)
+        batches = batches_of(grid, config.batch_size)
         sc.tiles = len(grid)
         for k, batch in enumerate(batches):
             for t in batch:

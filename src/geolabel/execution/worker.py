@@ -200,8 +200,8 @@ def cached_models() -> int:
 def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
     """Run one batch on a worker and write its tiles into the store.
 
-    The batch goes through ``pipeline.run_tiles``, the same code as the in-process
-    path, so the store bytes are the same wherever it runs.
+    The batch goes through ``tile_loop.run_tiles``, the same code as the in-process path,
+    so the store bytes are the same wherever it runs.
 
     Args:
         job: the scene's batch job.
@@ -211,7 +211,8 @@ def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
         The manifest rows (``done``, or ``failed`` when reading or the model raised a
         ``GeolabelError``) for the driver to record.
     """
-    from geolabel.pipeline import GDAL_ENV, run_tiles
+    from geolabel.execution.tile_loop import run_tiles
+    from geolabel.pipeline import GDAL_ENV
 
     model = _model(job)
     store = _store(job)

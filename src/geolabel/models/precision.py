@@ -143,7 +143,8 @@ def _sample_tile(spec: ModelSpec, config: RunConfig) -> Batch:
     Raises:
         GeolabelError: no scene opens, or the tiles tried hold no valid pixel.
     """
-    from geolabel.pipeline import _read_batch, open_run_scene, plan_scene
+    from geolabel.execution.tile_loop import read_batch
+    from geolabel.pipeline import open_run_scene, plan_scene
 
     errors = []
     for path in config.scenes:
@@ -164,7 +165,7 @@ def _sample_tile(spec: ModelSpec, config: RunConfig) -> Batch:
             with scene.open() as ds:
                 for tile in order[:SAMPLE_TRIES]:
                     sample = check_sample(
-                        _read_batch(scene, [tile], spec, ds, shape),
+                        read_batch(scene, [tile], spec, ds, shape),
                         spec.input.tile_size,
                     )
                     if best is None or sample.valid.sum() > best.valid.sum():

@@ -36,14 +36,18 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_uncertain_half_ranks_first(
     run_dir: Path, strategy: str, region_size: int | None
 ) -> None:
-    res = prioritize(run_dir, 4, strategy=strategy, region_size=region_size)
+    res = prioritize(
+        run_dir, 4, unit="regions", strategy=strategy, region_size=region_size
+    )
     assert len(res.rows) == 4
     for row in res.rows:
         assert row["geometry"].bounds[0] >= RIGHT_X - 1e-6, row
         assert row["score"] == pytest.approx(1.0, abs=1e-4)
         assert row["strategy"] == strategy and strategy in row["reason"]
     # the whole ranking: uncertain regions, then mixed ones, then confident ones
-    allr = prioritize(run_dir, 10_000, strategy=strategy, region_size=region_size).rows
+    allr = prioritize(
+        run_dir, 10_000, unit="regions", strategy=strategy, region_size=region_size
+    ).rows
     kind = [
         0
         if r["geometry"].bounds[0] >= RIGHT_X - 1e-6
@@ -56,7 +60,9 @@ def test_uncertain_half_ranks_first(
 
 
 def test_outputs_layer_csv_and_run_json(run_dir: Path) -> None:
-    res = prioritize(run_dir, 3, region_size=32, min_distance=50)
+    res = prioritize(
+        run_dir, 3, unit="regions", strategy="entropy", region_size=32, min_distance=50
+    )
     df = pyogrio.read_dataframe(res.gpkg, layer="next_to_label")
     assert list(df["rank"]) == [1, 2, 3]
     assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(
@@ -66,7 +72,9 @@ def test_outputs_layer_csv_and_run_json(run_dir: Path) -> None:
     rows = list(csv.DictReader(res.csv.open()))
     assert [r["region_id"] for r in rows] == list(df["region_id"])
     assert rows[0]["crs"] == "EPSG:32633"
-    prioritize(run_dir, 2, strategy="random", seed=3)  # a rerun replaces the entries
+    prioritize(
+        run_dir, 2, unit="regions", strategy="random", seed=3
+    )  # a rerun replaces the entries
     doc = json.loads((run_dir / "run.json").read_text())
     roles = [o["role"] for o in doc["outputs"]]
     assert roles.count("next_to_label") == 1 and roles.count("next_to_label_csv") == 1
@@ -77,19 +85,25 @@ def test_outputs_layer_csv_and_run_json(run_dir: Path) -> None:
 def test_random_is_seeded_and_bald_uses_the_model_channel(run_dir: Path) -> None:
     a = [
         r["region_id"]
-        for r in prioritize(run_dir, 5, strategy="random", seed=1, region_size=16).rows
+        for r in prioritize(
+            run_dir, 5, unit="regions", strategy="random", seed=1, region_size=16
+        ).rows
     ]
     b = [
         r["region_id"]
-        for r in prioritize(run_dir, 5, strategy="random", seed=1, region_size=16).rows
+        for r in prioritize(
+            run_dir, 5, unit="regions", strategy="random", seed=1, region_size=16
+        ).rows
     ]
     c = [
         r["region_id"]
-        for r in prioritize(run_dir, 5, strategy="random", seed=2, region_size=16).rows
+        for r in prioritize(
+            run_dir, 5, unit="regions", strategy="random", seed=2, region_size=16
+        ).rows
     ]
     assert a == b != c
     rows = prioritize(
-        run_dir, 2, strategy="bald"
+        run_dir, 2, strategy="bald", unit="regions"
     ).rows  # the pointwise model: TTA agrees
     assert all(
         "tta_disagreement" in r["reason"] and r["score"] == pytest.approx(0, abs=1e-5)
@@ -107,7 +121,15 @@ def test_exclusion_in_another_crs_and_min_distance(
     ).to_crs("EPSG:4326")
     path = tmp_path / "labelled.gpkg"
     labelled.to_file(path, driver="GPKG")
-    res = prioritize(run_dir, 6, region_size=16, exclude=(path,), min_distance=100.0)
+    res = prioritize(
+        run_dir,
+        6,
+        unit="regions",
+        strategy="entropy",
+        region_size=16,
+        exclude=(path,),
+        min_distance=100.0,
+    )
     zone = labelled.to_crs("EPSG:32633").geometry[0]
     geoms = [r["geometry"] for r in res.rows]
     assert res.rows and all(
@@ -122,7 +144,9 @@ def test_one_global_ranking_across_scenes(tmp_path: Path) -> None:
     calm = half_scene(tmp_path / "calm.tif", uncertain="none")
     wild = half_scene(tmp_path / "wild.tif", uncertain="all", x0=600000.0)
     run_ambiguity([calm, wild], tmp_path / "run")
-    rows = prioritize(tmp_path / "run", 20, region_size=32).rows
+    rows = prioritize(
+        tmp_path / "run", 20, unit="regions", strategy="entropy", region_size=32
+    ).rows
     scenes = [Path(r["scene"]).name for r in rows]
     assert set(scenes) == {"calm.tif", "wild.tif"}
     n_wild = scenes.count("wild.tif")
@@ -136,6 +160,10 @@ def test_cli_and_clean_errors(run_dir: Path, tmp_path: Path) -> None:
         [
             "prioritize",
             str(run_dir),
+            "--unit",
+            "regions",
+            "--strategy",
+            "entropy",
             "--budget",
             "2",
             "--spread",
@@ -158,7 +186,17 @@ def test_cli_and_clean_errors(run_dir: Path, tmp_path: Path) -> None:
     nomodel = tmp_path / "plain"
     run_ambiguity([half_scene(tmp_path / "p.tif")], nomodel)
     r = runner.invoke(
-        cli, ["prioritize", str(nomodel), "-n", "2", "--strategy", "bald"]
+        cli,
+        [
+            "prioritize",
+            str(nomodel),
+            "-n",
+            "2",
+            "--unit",
+            "regions",
+            "--strategy",
+            "bald",
+        ],
     )
     assert r.exit_code == 2 and "model-based uncertainty" in r.output
     with pytest.raises(ConfigError, match="--budget"):
@@ -172,7 +210,14 @@ def test_scenes_in_other_crss_are_ranked_together_in_the_first_scenes_crs(
     calm = half_scene(tmp_path / "calm.tif", uncertain="none", crs="EPSG:32633")
     wild = half_scene(tmp_path / "wild.tif", uncertain="all", crs="EPSG:32634")
     run_ambiguity([calm, wild], tmp_path / "run")
-    res = prioritize(tmp_path / "run", 3, region_size=32, min_distance=10.0)
+    res = prioritize(
+        tmp_path / "run",
+        3,
+        unit="regions",
+        strategy="entropy",
+        region_size=32,
+        min_distance=10.0,
+    )
     df = pyogrio.read_dataframe(res.gpkg, layer="next_to_label")
     assert df.crs.to_epsg() == 32633
     assert [Path(s).name for s in df["scene"]] == ["wild.tif"] * 3
@@ -188,10 +233,10 @@ def test_everything_labelled_gives_an_empty_queue_with_columns(
     gpd.GeoDataFrame(geometry=[box(0, 0, 1e7, 1e7)], crs="EPSG:32633").to_file(
         path, driver="GPKG"
     )
-    res = prioritize(run_dir, 5, exclude=(path,))
+    res = prioritize(run_dir, 5, unit="regions", strategy="entropy", exclude=(path,))
     info = pyogrio.read_info(res.gpkg, layer="next_to_label")
     assert res.rows == [] and info["features"] == 0
     assert {"rank", "score", "strategy", "reason", "scene", "region_id"} <= set(
         info["fields"]
     )
-    assert res.csv.read_text().startswith("rank,score,strategy,reason")
+    assert res.csv.read_text().startswith("rank,score,strategy,unit,reason")

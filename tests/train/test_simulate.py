@@ -1,124 +1,100 @@
-"""``geolabel simulate`` on the tiny scene: rounds, reveals, summary, plot."""
+"""``geolabel simulate`` on the tiny scene: arms, units, effort, summary, plot."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
+import yaml
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
 from geolabel.errors import ConfigError
-from geolabel.simulation import SimulationConfig, reach
+from geolabel.simulation import SimulationConfig
 
 from ..conftest import requires_torch
 
 pytestmark = requires_torch
 
+TINY = [
+    "--rounds", "2", "--round-seconds", "20", "--initial-steps", "4",
+    "--round-steps", "2", "--full-steps", "4", "--chip-size", "32",
+    "--batch-size", "2", "--region-size", "16", "--superpixel-size", "8",
+    "--point-seconds", "2", "--seed-points", "6",
+]  # fmt: skip
 
-def test_simulate_records_rounds_and_plots(
+
+def _fresh_spec(setup: dict[str, Path], tmp_path: Path) -> Path:
+    """The tiny spec with a weights file that does not exist (a fresh model)."""
+    spec = yaml.safe_load(setup["spec"].read_text())
+    spec["weights"] = "not-trained-yet.safetensors"
+    path = tmp_path / "fresh.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_simulate_records_arms_effort_and_summary(
     setup: dict[str, Path], tmp_path: Path
 ) -> None:
     out = tmp_path / "sim" / "sim.json"
-    r = CliRunner().invoke(
-        cli,
-        [
-            "-q",
-            "simulate",
-            str(setup["scene"]),
-            "--oracle",
-            str(setup["truth"]),
-            "--labels",
-            f"{setup['labels']}:points",
-            "-m",
-            str(setup["spec"]),
-            "--strategy",
-            "entropy",
-            "--strategy",
-            "random",
-            "--seed",
-            "0",
-            "--seed",
-            "1",
-            "--rounds",
-            "2",
-            "--regions-per-round",
-            "2",
-            "--region-size",
-            "16",
-            "--initial-steps",
-            "5",
-            "--round-steps",
-            "3",
-            "--chip-size",
-            "32",
-            "--batch-size",
-            "2",
-            "--miou-target",
-            "0.0",
-            "--miou-target",
-            "1.01",
-            "-o",
-            str(out),
-        ],
-    )
-    assert r.exit_code == 0, r.stderr
+    arms = ["auto/points", "random/points", "random/regions", "auto/superpixels",
+            "bald/points", "ensemble/regions", "coreset/points"]  # fmt: skip
+    args = ["-q", "simulate", str(setup["scene"]), "--oracle", str(setup["truth"]),
+            "-m", str(_fresh_spec(setup, tmp_path)), "--seed", "0", "--seed", "1",
+            *TINY, "-o", str(out)]  # fmt: skip
+    for a in arms:
+        args += ["--arm", a]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
     rec = json.loads(out.read_text())
     assert rec["complete"] is True
-    assert json.loads(r.stdout)["png"] == str(out.with_suffix(".png"))
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     split = rec["holdout_columns"][0]
     assert split == 96 - 24
-    assert [(x["strategy"], x["seed"]) for x in rec["runs"]] == [
-        ("entropy", 0),
-        ("random", 0),
-        ("entropy", 1),
-        ("random", 1),
+    assert [(x["arm"], x["seed"]) for x in rec["runs"]] == [
+        (a, s) for s in (0, 1) for a in arms
     ]
-    with rasterio.open(setup["truth"]) as src:
-        oracle_valid = src.read(1) > 0
+    assert [f["seed"] for f in rec["full_labels"]] == [0, 1]
     for run in rec["runs"]:
         rounds = run["rounds"]
         assert [x["round"] for x in rounds] == [0, 1, 2]
-        assert rounds[0]["labelled_pixels"] == 9  # one point, 3x3
-        seen = set()
-        for x in rounds[1:]:
-            assert len(x["regions"]) == 2
-            for r0, c0, h, w in x["regions"]:
-                assert (
-                    c0 + w <= split and (r0, c0) not in seen
-                )  # never the holdout, never twice
-                assert h == 16 and w in (16, split - 64)
-                seen.add((r0, c0, h, w))
-        # labelled pixels = the first point's square + every revealed region's oracle pixels
-        lab = np.zeros(oracle_valid.shape, bool)
-        lab[27:30, 17:20] = True
-        for r0, c0, h, w in seen:
-            lab[r0 : r0 + h, c0 : c0 + w] |= oracle_valid[r0 : r0 + h, c0 : c0 + w]
-        assert rounds[-1]["labelled_pixels"] == int(lab.sum())
-    # same seed, same first model: round 0 is shared by the strategies of a seed
-    assert rec["runs"][0]["rounds"][0] == rec["runs"][1]["rounds"][0]
-    summ = rec["summary"]["random"]
-    assert summ["seeds"] == 2 and len(summ["curve"]) == 3
-    assert summ["pixels_to_reach_miou"]["0"] == {
-        "reached": "2/2",
-        "pixels_mean": 9.0,
-        "pixels_sd": 0.0,
-    }
-    assert summ["pixels_to_reach_miou"]["1.01"]["reached"] == "0/2"
+        assert rounds[0]["labelled_pixels"] == 6  # the seed clicks
+        for prev, x in itertools.pairwise(rounds):
+            spent = x["seconds"] - prev["seconds"]
+            assert spent >= 20.0 or x["labelled_pixels"] == prev["labelled_pixels"]
+            assert all(c < split for _, c in x["picks"])  # never the held-out strip
+        if run["unit"] == "points":  # 10 clicks of 2 s a round, one pixel each
+            assert [x["seconds"] for x in rounds] == [0.0, 20.0, 40.0]
+            assert [x["labelled_pixels"] for x in rounds] == [6, 16, 26]
+        if run["unit"] == "regions":
+            assert rounds[-1]["polygons"] >= rounds[-1]["queries"] >= 1
+    # same seed: every arm starts from the same first labels and first model
+    by_seed = [r for r in rec["runs"] if r["seed"] == 0]
+    assert all(r["rounds"][0] == by_seed[0]["rounds"][0] for r in by_seed)
+    summ = rec["summary"]
+    assert set(summ["arms"]) == set(arms)
+    comps = {(c["arm"], c["baseline"]): c for c in summ["comparisons"]}
+    c = comps[("auto/points", "random/regions")]
+    assert len(c["alc_difference"]["per_seed"]) == 2 and "per_round" in c
+    assert np.isfinite(c["alc_difference"]["ci95"]).all()
+    assert json.loads(r.stdout)["png"] == str(out.with_suffix(".png"))
 
 
-def test_reach_interpolates() -> None:
-    curve = [(100, 0.2), (200, 0.4), (300, 0.5)]
-    assert reach(curve, 0.1) == 100.0
-    assert reach(curve, 0.3) == pytest.approx(150.0)
-    assert reach(curve, 0.5) == pytest.approx(300.0)
-    assert reach(curve, 0.6) is None
-
-
-def test_bad_strategy_is_refused() -> None:
+def test_bad_arms_are_refused_in_one_line(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError, match="unknown strategy 'entropi'"):
-        SimulationConfig(strategies=("entropi",))
+        SimulationConfig(arms=("entropi/points",))
+    with pytest.raises(ConfigError, match="unknown unit 'pixels'"):
+        SimulationConfig(arms=("margin/pixels",))
+    r = CliRunner().invoke(
+        cli,
+        ["simulate", str(setup["scene"]), "--oracle", str(setup["truth"]), "-m",
+         str(setup["spec"]), "--arm", "margin/hexagons", "-o", str(tmp_path / "x.json")],
+    )  # fmt: skip
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "unknown unit 'hexagons'" in r.output
+    assert not (tmp_path / "x.json").exists()

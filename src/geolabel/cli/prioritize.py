@@ -17,19 +17,49 @@ __all__ = ["prioritize"]
     "-n",
     required=True,
     type=click.IntRange(1),
-    help="Number of regions to pick.",
+    help="Number of units (points, superpixels or regions) to pick.",
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["points", "superpixels", "regions"]),
+    default="points",
+    show_default=True,
+    help="What a labeller is asked to label: single pixels (one click each), SLIC "
+    "superpixels (one class per patch) or square regions / tile cores (polygons).",
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["entropy", "margin", "least-confidence", "bald", "random"]),
-    default="entropy",
+    default="auto",
     show_default=True,
-    help="Region score (mean per-pixel uncertainty).",
+    help="auto (= margin+diverse+balance+cold), random, coreset, entropy, margin, "
+    "least-confidence, bald, ensemble; a measure may take +diverse, +balance, +cold.",
+)
+@click.option(
+    "--superpixel-size",
+    type=click.IntRange(2),
+    default=12,
+    show_default=True,
+    help="Typical superpixel side in pixels (--unit superpixels).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=4_000_000,
+    show_default=True,
+    help="Points/superpixels: read each scene's maps decimated to about this many pixels.",
+)
+@click.option(
+    "--cold-labels",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="+cold: below this many labelled features (--exclude), half the picks are "
+    "diversity-only.",
 )
 @click.option(
     "--region-size",
     type=click.IntRange(1),
-    help="Square regions of this many pixels [default: tile cores].",
+    help="Square regions of this many pixels [default: tile cores; 32 with auto].",
 )
 @click.option(
     "--min-distance",
@@ -48,9 +78,9 @@ __all__ = ["prioritize"]
 @click.option(
     "--pool-factor",
     type=click.IntRange(1),
-    default=4,
+    default=10,
     show_default=True,
-    help="k-center pool: this many times --budget best candidates.",
+    help="Diversity pool: this many times the (per-class) quota of most uncertain units.",
 )
 @click.option(
     "--balance-classes",
@@ -76,7 +106,11 @@ __all__ = ["prioritize"]
 def prioritize(
     run_dir: Path,
     budget: int,
+    unit: str,
     strategy: str,
+    superpixel_size: int,
+    max_pixels: int,
+    cold_labels: int,
     region_size: int | None,
     min_distance: float,
     spread: str,
@@ -86,16 +120,22 @@ def prioritize(
     min_valid: float,
     seed: int,
 ) -> None:
-    """Rank regions of RUN_DIR to label next; writes next_to_label.gpkg and .csv.
+    """Rank what to label next in RUN_DIR; writes next_to_label.gpkg and .csv.
 
-    One global ranking over every finished scene of the run. The queue is also
-    recorded in RUN_DIR/run.json. Prints the picks as JSON on stdout.
+    One global ranking over every finished scene of the run. The default (points,
+    auto) asks for single-pixel clicks: the most uncertain pixels of each predicted
+    class in turn (rarest-labelled class first), spread in the model's feature space;
+    set each point's `label` field in QGIS, then `geolabel train --labels
+    RUN_DIR/next_to_label.gpkg` (or `geolabel accept` it into a labels file). The queue
+    is also recorded in RUN_DIR/run.json. Prints the picks as JSON on stdout.
 
     \b
     Examples:
-      geolabel prioritize tiles/run1 --budget 20
-      geolabel prioritize tiles/run1 -n 10 --strategy bald --min-distance 500
-      geolabel prioritize tiles/run1 -n 10 --region-size 64 --spread k-center \\
+      geolabel prioritize tiles/run1 --budget 40
+      geolabel prioritize tiles/run1 -n 30 --unit superpixels --exclude labels.gpkg
+      geolabel prioritize tiles/run1 -n 20 --unit regions --strategy entropy
+      geolabel prioritize tiles/run1 -n 10 --unit regions --strategy bald --min-distance 500
+      geolabel prioritize tiles/run1 -n 10 --unit regions --region-size 64 --spread k-center \\
           --balance-classes --exclude labelled.gpkg
     """
     from geolabel.priority import prioritize as run_prioritize
@@ -104,6 +144,10 @@ def prioritize(
         run_dir,
         budget,
         strategy=strategy,
+        unit=unit,
+        superpixel_size=superpixel_size,
+        max_pixels=max_pixels,
+        cold_labels=cold_labels,
         region_size=region_size,
         min_distance=min_distance,
         spread=spread,  # type: ignore[arg-type]

@@ -1,10 +1,12 @@
-"""``geolabel simulate``: an active-learning experiment against an oracle map."""
+"""``geolabel simulate``: an active-learning experiment against an oracle map, in labeller effort."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -12,6 +14,20 @@ import click
 from geolabel.cli._labels_opts import LayerPath
 
 __all__ = ["simulate"]
+
+_DEFAULT_ARMS = ("auto/points", "random/points", "random/regions")
+
+
+def _seconds(
+    name: str, default: float, what: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        f"--{name}",
+        type=click.FloatRange(0.0),
+        default=default,
+        show_default=True,
+        help=f"Cost model: seconds {what}.",
+    )
 
 
 @click.command()
@@ -33,9 +49,8 @@ __all__ = ["simulate"]
     "--labels",
     "labels",
     multiple=True,
-    required=True,
     type=LayerPath(),
-    help="First labels, PATH[:LAYER] (repeatable).",
+    help="Extra first labels, PATH[:LAYER] (repeatable).",
 )
 @click.option(
     "--class-field",
@@ -48,7 +63,14 @@ __all__ = ["simulate"]
     type=click.IntRange(0),
     default=1,
     show_default=True,
-    help="Grow point labels to (2N+1)^2 pixel squares.",
+    help="Grow --labels points to (2N+1)^2 pixel squares.",
+)
+@click.option(
+    "--seed-points",
+    type=click.IntRange(0),
+    default=24,
+    show_default=True,
+    help="First labels: this many clicks at random places of the training columns.",
 )
 @click.option(
     "-m",
@@ -58,32 +80,60 @@ __all__ = ["simulate"]
     help="Model spec: architecture, normalisation, classes (weights are not used).",
 )
 @click.option(
-    "--strategy",
-    "strategies",
+    "--arm",
+    "arms",
     multiple=True,
-    default=("entropy", "random"),
+    default=_DEFAULT_ARMS,
     show_default=True,
-    help="random, entropy, margin, least-confidence[:k-center] (repeatable).",
+    help="STRATEGY/UNIT to compare (repeatable; the first is 'the default'). "
+    "Strategies: auto, random, coreset, entropy, margin, least-confidence, bald, "
+    "ensemble, with +diverse/+balance/+cold; units: regions, superpixels, points.",
+)
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    default=("random/points", "random/regions"),
+    show_default=True,
+    help="Arms every other arm is compared with, paired by seed (repeatable).",
 )
 @click.option(
     "--seed",
     "seeds",
     multiple=True,
     type=int,
-    default=(0, 1, 2),
+    default=(0, 1, 2, 3, 4),
     show_default=True,
     help="Repeatable.",
 )
-@click.option("--rounds", type=click.IntRange(0), default=4, show_default=True)
+@click.option("--rounds", type=click.IntRange(0), default=7, show_default=True)
 @click.option(
-    "--regions-per-round", type=click.IntRange(1), default=6, show_default=True
+    "--round-seconds",
+    type=click.FloatRange(0.0, min_open=True),
+    default=120.0,
+    show_default=True,
+    help="Labeller-seconds every arm spends per round.",
 )
 @click.option(
     "--region-size",
-    type=click.IntRange(4),
+    type=click.IntRange(2),
     default=32,
     show_default=True,
-    help="Region side in pixels.",
+    help="Side of square regions (px).",
+)
+@click.option(
+    "--superpixel-size",
+    type=click.IntRange(2),
+    default=12,
+    show_default=True,
+    help="Typical side of a SLIC superpixel (px).",
+)
+@click.option(
+    "--point-spacing",
+    type=click.FloatRange(0.0),
+    default=3.0,
+    show_default=True,
+    help="Minimum distance between picked points (px).",
 )
 @click.option(
     "--holdout-fraction",
@@ -92,26 +142,72 @@ __all__ = ["simulate"]
     show_default=True,
     help="Right-most fraction of columns used only for scoring.",
 )
-@click.option("--initial-steps", type=click.IntRange(1), default=150, show_default=True)
+@click.option("--initial-steps", type=click.IntRange(1), default=200, show_default=True)
 @click.option("--round-steps", type=click.IntRange(1), default=60, show_default=True)
+@click.option(
+    "--retrain/--fine-tune",
+    default=False,
+    show_default=True,
+    help="Retrain from fresh weights each round instead of fine-tuning.",
+)
+@click.option(
+    "--full-steps",
+    type=click.IntRange(1),
+    default=None,
+    help="Training steps of the fully-labelled reference model "
+    "[default: initial + rounds x round steps, as many as the arms' final models].",
+)
 @click.option("--chip-size", type=click.IntRange(8), default=64, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
+@_seconds("point-seconds", 3.0, "per point click")
+@_seconds("superpixel-seconds", 4.0, "per superpixel (look and click its class)")
+@_seconds("query-seconds", 3.0, "to go to a square region")
+@_seconds("polygon-seconds", 5.0, "per polygon drawn in a region")
+@_seconds("vertex-seconds", 1.5, "per polygon vertex")
+@click.option(
+    "--simplify",
+    type=click.FloatRange(0.0),
+    default=1.0,
+    show_default=True,
+    help="Cost model: outline simplification tolerance (px) before counting vertices.",
+)
+@click.option(
+    "--mc-passes",
+    type=click.IntRange(2),
+    default=8,
+    show_default=True,
+    help="Dropout passes of the bald strategy.",
+)
+@click.option(
+    "--pool-factor",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="+diverse: the uncertain pool is this many times the per-class quota.",
+)
+@click.option(
+    "--cold-labels",
+    type=click.IntRange(0),
+    default=100,
+    show_default=True,
+    help="+cold: below this many labelled units, half a round is diversity-only.",
+)
+@click.option(
+    "--target",
+    "fractions",
+    multiple=True,
+    type=click.FloatRange(0.0, 1.0),
+    default=(0.9, 0.95),
+    show_default=True,
+    help="Quality targets, fractions of the fully-labelled mIoU (repeatable).",
+)
 @click.option(
     "--threads",
     type=click.IntRange(1),
     default=1,
     show_default=True,
     help="torch threads.",
-)
-@click.option(
-    "--miou-target",
-    "targets",
-    multiple=True,
-    type=float,
-    default=(0.3, 0.35, 0.4, 0.45, 0.5),
-    show_default=True,
-    help="Repeatable.",
 )
 @click.option(
     "-o",
@@ -123,45 +219,38 @@ __all__ = ["simulate"]
 @click.pass_context
 def simulate(
     ctx: click.Context,
+    /,
     scene: Path,
     oracle: Path,
-    oracle_offset: int,
+    model: Path,
+    out: Path,
     labels: tuple[tuple[str, str | None], ...],
     class_field: str,
     point_buffer: int,
-    model: Path,
-    strategies: tuple[str, ...],
-    seeds: tuple[int, ...],
-    rounds: int,
-    regions_per_round: int,
-    region_size: int,
-    holdout_fraction: float,
-    initial_steps: int,
-    round_steps: int,
-    chip_size: int,
-    batch_size: int,
-    lr: float,
     threads: int,
-    targets: tuple[float, ...],
-    out: Path,
+    **opts: Any,
 ) -> None:
-    """Rounds of predict -> pick regions -> reveal the ORACLE there -> fine-tune -> score.
+    """Rounds of predict -> pick units -> the ORACLE answers -> train -> score.
 
-    Writes OUT (JSON: every round of every strategy and seed, and a summary of the
-    labelled pixels needed to reach each --miou-target) and OUT with .png (the curves).
-    OUT is rewritten after every finished run ("complete": false until the end).
+    Every arm (STRATEGY/UNIT) spends the same labeller-seconds per round, costed by a
+    documented model (clicks, polygons, vertices; docs/simulation.md); all arms of a
+    seed start from the same first labels and first model. OUT (JSON) holds every round
+    of every run, the fully-labelled reference, and the summary: curves per second of
+    effort, ALC with paired bootstrap 95 % intervals, and the effort to reach each
+    --target of the fully-labelled mIoU. OUT with .png plots them. OUT is rewritten
+    after every finished run ("complete": false until the end).
 
     \b
     Example:
-      D=src/geolabel/_data/nc-landsat7
-      geolabel simulate $D/nc_landsat7_2000.tif --oracle $D/strata.tif \\
-        --labels $D/labels.gpkg:points --labels $D/labels.gpkg:polygons \\
-        -m src/geolabel/_data/models/nc_landcover_unet.yaml -o sim/nc.json
+      D=src/geolabel/_data/cloud-landsat7
+      geolabel simulate $D/cloud_landsat7.tif --oracle $D/cloud_reference.tif \\
+        -m configs/simulation/cloud-landsat7-unet.yaml -o sim/cloud.json
     """
     import torch
 
     from geolabel.models.spec import load_spec
     from geolabel.simulation import (
+        CostModel,
         LabelSource,
         SimulationConfig,
         plot_curves,
@@ -171,20 +260,14 @@ def simulate(
     from geolabel.train import FitConfig
 
     torch.set_num_threads(threads)
-    spec = load_spec(model)
-    config = SimulationConfig(
-        strategies=strategies,
-        seeds=seeds,
-        rounds=rounds,
-        regions_per_round=regions_per_round,
-        region_size=region_size,
-        holdout_fraction=holdout_fraction,
-        initial_steps=initial_steps,
-        round_steps=round_steps,
-        fit=FitConfig(chip_size=chip_size, batch_size=batch_size, lr=lr),
-        oracle_offset=oracle_offset,
-        miou_targets=targets,
+    spec = load_spec(model, require_weights=False)
+    cost = CostModel(**{f.name: opts.pop(f.name) for f in dataclasses.fields(CostModel)})
+    fit_cfg = FitConfig(
+        chip_size=opts.pop("chip_size"),
+        batch_size=opts.pop("batch_size"),
+        lr=opts.pop("lr"),
     )
+    config = SimulationConfig(cost=cost, fit=fit_cfg, **opts)
     sources = [LabelSource(p, layer, class_field, point_buffer) for p, layer in labels]
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     bar: Any = None
@@ -192,7 +275,7 @@ def simulate(
         from tqdm import tqdm
 
         bar = tqdm(
-            total=len(seeds) * (1 + len(strategies) * rounds),
+            total=len(config.seeds) * (2 + len(config.arms) * config.rounds),
             unit="fit",
             file=sys.stderr,
         )
@@ -222,7 +305,11 @@ def simulate(
     png = plot_curves(record, out.with_suffix(".png"))
     click.echo(
         json.dumps(
-            {"json": str(out), "png": str(png), "summary": record["summary"]},
+            {
+                "json": str(out),
+                "png": str(png),
+                "comparisons": record["summary"].get("comparisons", []),
+            },
             indent=None if quiet else 2,
         )
     )

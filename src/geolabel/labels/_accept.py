@@ -6,6 +6,8 @@ edited in QGIS. Its ``status`` field decides first:
 * ``rejected``: never accepted;
 * ``accepted`` / ``edited``: the reviewer's decision, always taken, with the
   geometry and label as they are now in the file (edits included);
+* ``queued`` (a ``next_to_label`` query of ``geolabel prioritize``): taken once the
+  labeller has filled its ``label`` field, never before;
 * ``suggested`` (or empty): taken only when the selection picks it: a score
   threshold (global and/or per class), a list of ids, polygons that must contain the
   feature's representative point; every criterion given must hold.
@@ -45,7 +47,7 @@ __all__ = ["STATUSES", "AcceptResult", "Selection", "accept_suggestions"]
 logger = logging.getLogger(__name__)
 
 #: Status values a suggestion may carry.
-STATUSES = ("suggested", "accepted", "rejected", "edited")
+STATUSES = ("suggested", "accepted", "rejected", "edited", "queued")
 
 _KEY = ("source_run_id", "source_id")
 
@@ -113,6 +115,15 @@ def _statuses(gdf: gpd.GeoDataFrame, source: str) -> np.ndarray:
     return np.asarray(st, dtype=object)
 
 
+def _has_label(gdf: gpd.GeoDataFrame) -> np.ndarray:
+    """Boolean per feature: its ``label`` field is filled in."""
+    if "label" not in gdf.columns:
+        return np.zeros(len(gdf), dtype=bool)
+    lab = gdf["label"]
+    out: np.ndarray = (lab.notna() & (lab.astype(str).str.strip() != "")).to_numpy()
+    return out
+
+
 def _selected(gdf: gpd.GeoDataFrame, sel: Selection, source: str) -> np.ndarray:
     """Boolean per feature: the selection picks it (ignoring status)."""
     ok = np.ones(len(gdf), dtype=bool)
@@ -168,7 +179,11 @@ def _as_labels(gdf: gpd.GeoDataFrame, status: np.ndarray) -> gpd.GeoDataFrame:
             "class_name": names,
             "class_id": col("class_id"),
             "score": col("score"),
-            "review": np.where(status == "suggested", "threshold", status),
+            "review": np.select(
+                [status == "suggested", status == "queued"],
+                ["threshold", "labelled"],
+                status,
+            ),
             "source_run_id": col("run_id"),
             "source_model_id": col("model_id"),
             "source_id": col("id"),
@@ -243,7 +258,8 @@ def accept_suggestions(
     status = _statuses(sugg, source)
     reviewed = np.isin(status, ("accepted", "edited"))
     picked = (status == "suggested") & _selected(sugg, selection, source)
-    take = reviewed | picked
+    answered = (status == "queued") & _has_label(sugg)
+    take = reviewed | picked | answered
     new = _as_labels(sugg[take], status[take])
     existing: gpd.GeoDataFrame | None = None
     if lpath.exists() and labels_layer in [

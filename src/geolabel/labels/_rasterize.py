@@ -190,6 +190,13 @@ def rasterize_labels(
             f"{source}: no class field {class_field!r}; fields are "
             f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
         )
+    values = gdf[class_field]
+    filled = values.notna() & (values.astype(str).str.strip() != "")
+    gdf = gdf[
+        filled.to_numpy()
+    ]  # features not labelled yet (an open queue) add nothing
+    if gdf.empty:
+        return out
     if (gdf.crs is None) != (grid.crs is None):
         raise CRSMismatchError(
             f"{source}: labels CRS {gdf.crs} vs scene CRS {grid.crs}"

@@ -229,8 +229,11 @@ class ModelSpec(_Frozen):
         return ("ModelSpec", self.model_dump_json())
 
 
-def load_spec(path: str | Path) -> ModelSpec:
+def load_spec(path: str | Path, *, require_weights: bool = True) -> ModelSpec:
     """Load a model spec from YAML (``yaml.safe_load``).
+
+    ``require_weights=False`` accepts a spec whose weights file does not exist yet (a
+    fresh model that ``train --from-scratch`` or ``simulate`` trains from new weights).
 
     Raises:
         ModelSpecError: missing file, bad YAML, or a spec that does not validate; the
@@ -256,7 +259,12 @@ def load_spec(path: str | Path) -> ModelSpec:
         )
         raise ModelSpecError(f"{p}: invalid model spec: {problems}") from err
     w = spec.weights_path()
-    if spec.backend in ("torch", "onnx") and w is not None and not w.is_file():
+    if (
+        require_weights
+        and spec.backend in ("torch", "onnx")
+        and w is not None
+        and not w.is_file()
+    ):
         raise ModelSpecError(f"{p}: weights file {w} not found")
     return spec
 

@@ -26,8 +26,11 @@ from pyproj import CRS, Transformer
 from geolabel.errors import ConfigError
 from geolabel.io.raster import atomic_replace
 from geolabel.io.vector import GpkgWriter
-from geolabel.priority.regions import Region, load_run, score_regions
+from geolabel.priority.queue import unit_queue
+from geolabel.priority.regions import STRATEGIES, Region, load_run, score_regions
 from geolabel.priority.select import Candidate, Spread, excluded_mask, select_regions
+from geolabel.priority.strategy import DEFAULT_STRATEGY, parse_strategy
+from geolabel.priority.units import UNITS
 
 __all__ = ["PriorityResult", "prioritize", "read_labelled"]
 
@@ -120,23 +123,40 @@ def prioritize(
     run_dir: str | Path,
     budget: int,
     *,
-    strategy: str = "entropy",
+    strategy: str = DEFAULT_STRATEGY,
+    unit: str = "points",
     region_size: int | None = None,
+    superpixel_size: int = 12,
     min_distance: float = 0.0,
     spread: Spread = "none",
-    pool_factor: int = 4,
+    pool_factor: int = 10,
     balance_classes: bool = False,
     exclude: tuple[str | Path, ...] = (),
     min_valid: float = 0.5,
+    max_pixels: int = 4_000_000,
+    cold_labels: int = 100,
     seed: int = 0,
 ) -> PriorityResult:
-    """Rank the regions of every finished scene of a run and write the queue.
+    """Rank the units of every finished scene of a run and write the queue.
+
+    ``unit`` ``points`` (one click each) and ``superpixels`` (one class per SLIC
+    patch), and any strategy of :mod:`geolabel.priority.strategy` (the default
+    ``auto``), go through :func:`geolabel.priority.queue.unit_queue`. ``regions`` with
+    a plain measure (``entropy``, ``margin``, ``least-confidence``, ``bald``,
+    ``random``) rank tile cores or ``region_size`` squares window by window
+    (:func:`~geolabel.priority.regions.score_regions`), with ``spread`` and
+    ``balance_classes``; ``regions`` with ``auto``/``coreset``/``+modifiers`` use the
+    unit path with ``region_size`` (default 32 px) squares.
 
     Args:
         run_dir: a run folder written by ``geolabel predict``.
-        budget: number of regions to pick (fewer if the constraints leave no more).
-        strategy: ``entropy``, ``margin``, ``least-confidence``, ``bald`` or ``random``.
+        budget: number of units to pick (fewer if the constraints leave no more).
+        strategy: a strategy name (see :mod:`geolabel.priority.strategy`).
+        unit: ``points``, ``superpixels`` or ``regions``.
         region_size: square regions of this many pixels (``None``: tile cores).
+        superpixel_size: typical superpixel side (pixels).
+        max_pixels: the unit path reads at most about this many pixels per scene map.
+        cold_labels: see :class:`~geolabel.priority.strategy.SelectionContext`.
         min_distance: minimum footprint distance between picks, in units of the CRS
             of the first scene (all footprints are compared in that CRS).
         spread: ``none`` or ``k-center`` (see :mod:`geolabel.priority.select`).
@@ -161,8 +181,49 @@ def prioritize(
         raise ConfigError(f"--min-distance must be >= 0, got {min_distance}")
     if not 0.0 <= min_valid <= 1.0:
         raise ConfigError(f"--min-valid must be in [0, 1], got {min_valid}")
+    if unit not in UNITS:
+        raise ConfigError(f"--unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    parse_strategy(strategy)  # a bad name fails before anything is read
     run_dir = Path(run_dir)
     scenes = load_run(run_dir)
+    legacy = unit == "regions" and strategy in STRATEGIES
+    if not legacy:
+        rows, out_crs, counts = unit_queue(
+            scenes,
+            budget,
+            unit=unit,
+            strategy=strategy,
+            exclude=exclude,
+            min_distance=min_distance,
+            region_size=region_size or 32,
+            superpixel_size=superpixel_size,
+            min_valid=min_valid,
+            max_pixels=max_pixels,
+            pool_factor=pool_factor,
+            cold_labels=cold_labels,
+            seed=seed,
+        )
+        return _write_queue(
+            run_dir,
+            rows,
+            out_crs,
+            {
+                "strategy": strategy,
+                "unit": unit,
+                "budget": budget,
+                "picked": len(rows),
+                **counts,
+                "region_size": region_size,
+                "superpixel_size": superpixel_size,
+                "min_distance": min_distance,
+                "pool_factor": pool_factor,
+                "exclude": [str(Path(e).resolve()) for e in exclude],
+                "min_valid": min_valid,
+                "max_pixels": max_pixels,
+                "cold_labels": cold_labels,
+                "seed": seed,
+            },
+        )
     regions: list[Region] = []
     excluded: list[bool] = []
     for k, run in enumerate(scenes):
@@ -205,6 +266,7 @@ def prioritize(
                 "rank": p.rank,
                 "score": round(r.score, 6),
                 "strategy": strategy,
+                "unit": "regions",
                 "reason": _reason(r, strategy, classes, p.reason),
                 "scene": r.scene,
                 "region_id": r.region_id,
@@ -217,25 +279,9 @@ def prioritize(
                 "geometry": g,
             }
         )
-    gpkg_path, csv_path = run_dir / "next_to_label.gpkg", run_dir / "next_to_label.csv"
-    writer = GpkgWriter(gpkg_path, out_crs)
-    try:
-        if rows:
-            writer.write(
-                LAYER,
-                [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
-                [row["geometry"] for row in rows],
-                geometry_type="Polygon",
-            )
-        else:  # nothing left to label: an empty layer that still has the columns
-            _write_empty_layer(writer.tmp, out_crs)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    _write_csv(csv_path, rows, out_crs)
     options = {
         "strategy": strategy,
+        "unit": "regions",
         "budget": budget,
         "picked": len(rows),
         "candidates": len(regions),
@@ -249,6 +295,41 @@ def prioritize(
         "min_valid": min_valid,
         "seed": seed,
     }
+    return _write_queue(run_dir, rows, out_crs, options)
+
+
+def _write_queue(
+    run_dir: Path,
+    rows: list[dict[str, Any]],
+    out_crs: str | None,
+    options: dict[str, Any],
+) -> PriorityResult:
+    """Write the queue (GeoPackage layer + CSV) atomically and record it in run.json.
+
+    Every row gets an empty ``label`` for the labeller to fill and status ``queued``.
+    """
+    for row in rows:
+        row.setdefault("label", "")
+        row.setdefault("status", "queued")
+    strategy = options["strategy"]
+    gpkg_path, csv_path = run_dir / "next_to_label.gpkg", run_dir / "next_to_label.csv"
+    geometry_type = "Point" if options.get("unit") == "points" else "Polygon"
+    writer = GpkgWriter(gpkg_path, out_crs)
+    try:
+        if rows:
+            writer.write(
+                LAYER,
+                [{k: v for k, v in row.items() if k != "geometry"} for row in rows],
+                [row["geometry"] for row in rows],
+                geometry_type=geometry_type,
+            )
+        else:  # nothing left to label: an empty layer that still has the columns
+            _write_empty_layer(writer.tmp, out_crs, geometry_type)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    _write_csv(csv_path, rows, out_crs)
     _update_run_json(
         run_dir,
         [
@@ -268,7 +349,13 @@ def prioritize(
         ],
         options,
     )
-    logger.info("picked %d of %d regions (%s)", len(rows), len(regions), strategy)
+    logger.info(
+        "picked %d of %d %s (%s)",
+        len(rows),
+        options.get("candidates", 0),
+        options.get("unit", "regions"),
+        strategy,
+    )
     return PriorityResult(gpkg_path, csv_path, rows)
 
 
@@ -276,6 +363,7 @@ _SCHEMA = {
     "rank": "int64",
     "score": "float64",
     "strategy": "str",
+    "unit": "str",
     "reason": "str",
     "scene": "str",
     "region_id": "str",
@@ -285,10 +373,12 @@ _SCHEMA = {
     "col_off": "int64",
     "height": "int64",
     "width": "int64",
+    "label": "str",
+    "status": "str",
 }
 
 
-def _write_empty_layer(path: Path, crs: str | None) -> None:
+def _write_empty_layer(path: Path, crs: str | None, geometry_type: str) -> None:
     from geolabel.io.vector import FIXED_DATE
 
     cols = {
@@ -302,7 +392,7 @@ def _write_empty_layer(path: Path, crs: str | None) -> None:
         path,
         layer=LAYER,
         driver="GPKG",
-        geometry_type="Polygon",
+        geometry_type=geometry_type,
         dataset_options={"VERSION": "1.2"},
     )
 
@@ -314,6 +404,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:
         "rank",
         "score",
         "strategy",
+        "unit",
         "reason",
         "scene",
         "region_id",
@@ -335,7 +426,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:
         minx, miny, maxx, maxy = g.bounds
         w.writerow(
             {
-                **{k: row[k] for k in fields[:8]},
+                **{k: row[k] for k in fields[:9]},
                 "center_x": round(c.x, 6),
                 "center_y": round(c.y, 6),
                 "minx": minx,

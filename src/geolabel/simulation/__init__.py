@@ -6,23 +6,26 @@
 from __future__ import annotations
 
 from geolabel.simulation._report import plot_curves, write_json
-from geolabel.simulation._simulate import (
-    LabelSource,
-    SimulationConfig,
-    reach,
-    run_simulation,
+from geolabel.simulation._simulate import run_simulation
+from geolabel.simulation.config import Arm, LabelSource, SimulationConfig, parse_arm
+from geolabel.simulation.effort import CostModel
+from geolabel.simulation.protocol import (
+    alc,
+    bootstrap_ci,
+    effort_to_reach,
     summarize,
 )
-from geolabel.simulation._strategies import Strategy, parse_strategy, pick_regions
 
 __all__ = [
+    "Arm",
+    "CostModel",
     "LabelSource",
     "SimulationConfig",
-    "Strategy",
-    "parse_strategy",
-    "pick_regions",
+    "alc",
+    "bootstrap_ci",
+    "effort_to_reach",
+    "parse_arm",
     "plot_curves",
-    "reach",
     "run_simulation",
     "summarize",
     "write_json",

@@ -1,0 +1,372 @@
+"""A run's next-to-label queue in any query unit (points, superpixels, square regions)
+with any strategy of :mod:`geolabel.priority.strategy` (the default ``auto``).
+
+Per finished scene of the run, the per-pixel maps are read once, at full resolution up
+to ``max_pixels`` pixels and on a regular decimation beyond (the queue is a sample of
+places, so a coarser look is enough and memory stays bounded):
+
+* the strategy's uncertainty (the uncertainty COG's band of that measure, else computed
+  from the probabilities COG; ``auto`` uses ``margin``);
+* the predicted class (mask COG) and its nodata as validity;
+* the class probabilities as the feature vector of the core-set step (``auto``,
+  ``coreset``, ``+diverse``); without a probabilities COG the step spreads picks in
+  space instead;
+* for superpixels, the scene's own bands (standardised per band) for SLIC.
+
+Already-labelled footprints (``exclude``) are burnt in: no unit that touches them is
+offered again, and their labels count for the class balance and the core-set centres.
+Units of every scene compete in one ranking.
+
+.. versionadded:: 0.2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.features
+from affine import Affine
+from shapely.geometry import shape
+
+from geolabel.errors import ConfigError
+from geolabel.priority.regions import SceneRun, _band_of
+from geolabel.priority.units import UnitMap, UnitStats, pool_units, unit_map
+from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
+
+__all__ = ["SceneUnits", "scene_units"]
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(slots=True)
+class SceneUnits:
+    """The candidate units of one scene and what the queue needs to write them."""
+
+    run: SceneRun
+    units: UnitMap
+    stats: UnitStats
+    transform: Affine  # of the (possibly decimated) analysis grid
+    crs: str | None
+    step: int  # decimation factor (1: full resolution)
+    blocked: npt.NDArray[np.bool_]  # per unit: touches an already-labelled footprint
+    labelled_counts: npt.NDArray[np.int64]
+    labelled_embedding: F32 | None
+
+    def geometry(self, unit: int) -> Any:
+        """The unit's footprint (point at a pixel centre, or polygon) in ``crs``."""
+        rows, cols = self.units.members(unit)
+        if self.units.kind == "points":
+            x, y = self.transform * (cols[0] + 0.5, rows[0] + 0.5)
+            from shapely.geometry import Point
+
+            return Point(x, y)
+        r0, c0 = int(rows.min()), int(cols.min())
+        sub = self.units.ids[r0 : rows.max() + 1, c0 : cols.max() + 1] == unit
+        t = self.transform @ Affine.translation(c0, r0)
+        polys = [
+            shape(g)
+            for g, v in rasterio.features.shapes(
+                sub.astype(np.uint8), mask=sub, transform=t
+            )
+            if v == 1
+        ]
+        return max(polys, key=lambda p: p.area)
+
+
+def _uncertainty(
+    stack: contextlib.ExitStack, run: SceneRun, measure: str, read: Any
+) -> tuple[F32, str]:
+    outs = run.outputs
+    wanted = (measure,) if measure in MEASURES else ("bald", *MODEL_MEASURES)
+    if "uncertainty" in outs:
+        ds = stack.enter_context(rasterio.open(outs["uncertainty"]))
+        band = _band_of(ds, wanted)
+        if band is not None:
+            return read(ds, band).astype(np.float32), str(ds.tags(band)["MEASURE"])
+    if measure in MEASURES and "probabilities" in outs:
+        pds = stack.enter_context(rasterio.open(outs["probabilities"]))
+        return compute_measure(measure, np.nan_to_num(read(pds, None))), (
+            f"{measure} (from probabilities)"
+        )
+    raise ConfigError(
+        f"{run.scene}: the run has neither a {measure} band nor probabilities; re-run "
+        f"predict with --uncertainty {measure}, --probabilities"
+        + ("" if measure in MEASURES else " or --model-uncertainty mc-dropout")
+    )
+
+
+def _scene_bands(path: str, shape_: tuple[int, int]) -> F32:
+    """The scene's bands on the analysis grid, each standardised (NaN/nodata -> 0)."""
+    with rasterio.open(path) as src:
+        data = src.read(out_shape=(src.count, *shape_), masked=True).astype(np.float32)
+    arr = data.filled(np.nan)
+    mean = np.nanmean(arr, axis=(1, 2), keepdims=True)
+    sd = np.nanstd(arr, axis=(1, 2), keepdims=True)
+    out: F32 = np.nan_to_num((arr - mean) / np.where(sd > 0, sd, 1.0)).astype(
+        np.float32
+    )
+    return out
+
+
+def scene_units(
+    run: SceneRun,
+    *,
+    unit: str,
+    measure: str | None,
+    labelled: list[tuple[Any, int | None]],
+    region_size: int,
+    superpixel_size: int,
+    min_valid: float,
+    max_pixels: int,
+) -> SceneUnits:
+    """Candidate units of one scene with pooled scores, classes and features.
+
+    Args:
+        run: the scene's outputs.
+        unit: ``points``, ``superpixels`` or ``regions``.
+        measure: the strategy's uncertainty measure (``None``: none needed).
+        labelled: already-labelled footprints in the scene CRS, with their class index
+            (``None``: unknown class).
+        region_size, superpixel_size: unit sizes in full-resolution pixels.
+        min_valid: regions need this share of valid pixels.
+        max_pixels: read at most about this many pixels per map (decimate beyond).
+    """
+    with contextlib.ExitStack() as stack:
+        mask = stack.enter_context(rasterio.open(run.outputs["mask"]))
+        h, w = mask.shape
+        step = max(1, math.ceil(math.sqrt(h * w / max(max_pixels, 1))))
+        shape_ = (max(1, h // step), max(1, w // step))
+        transform = mask.transform @ Affine.scale(w / shape_[1], h / shape_[0])
+
+        def read(ds: Any, band: int | None) -> npt.NDArray[Any]:
+            if band is None:
+                return np.asarray(ds.read(out_shape=(ds.count, *shape_)))
+            return np.asarray(ds.read(band, out_shape=shape_))
+
+        pred = read(mask, 1).astype(np.int64)
+        valid = pred != (-1 if mask.nodata is None else int(mask.nodata))
+        n_classes = max(len(run.class_names), 1)
+        if measure is None:
+            unc, _ = np.zeros(shape_, np.float32), "none"
+        else:
+            unc, _ = _uncertainty(stack, run, measure, read)
+            valid &= np.isfinite(unc)
+        feats = None
+        if "probabilities" in run.outputs:
+            pds = stack.enter_context(rasterio.open(run.outputs["probabilities"]))
+            feats = np.nan_to_num(read(pds, None)).astype(np.float32)
+        crs = mask.crs.to_wkt() if mask.crs else None
+    image = feats if feats is not None else np.zeros((1, *shape_), np.float32)
+    if unit == "superpixels":
+        image = _scene_bands(run.scene, shape_)
+    units = unit_map(
+        unit,
+        image,
+        valid,
+        region_size=max(1, round(region_size / step)),
+        superpixel_size=max(2, round(superpixel_size / step)),
+        min_valid=min_valid,
+    )
+    stats = pool_units(
+        units, valid, unc, np.clip(pred, 0, n_classes - 1), n_classes, feats
+    )
+    burnt = np.zeros(shape_, bool)
+    counts = np.zeros(n_classes, np.int64)
+    for geom, cls in labelled:
+        px = rasterio.features.geometry_mask(
+            [geom], out_shape=shape_, transform=transform, invert=True, all_touched=True
+        )
+        burnt |= px
+        if cls is not None and 0 <= cls < n_classes:
+            counts[cls] += max(1, int(px.sum())) * step * step
+    inside = burnt & (units.ids >= 0)
+    blocked = np.bincount(units.ids[inside], minlength=units.count).astype(bool)
+    emb = feats[:, burnt].T.copy() if feats is not None and burnt.any() else None
+    stats = _with_centre_in_crs(stats, transform)
+    return SceneUnits(run, units, stats, transform, crs, step, blocked, counts, emb)
+
+
+def _with_centre_in_crs(stats: UnitStats, t: Affine) -> UnitStats:
+    """Unit centres as map ``(x, y)`` (pixel centres), so spacing is in CRS units."""
+    r, c = stats.centre[:, 0] + 0.5, stats.centre[:, 1] + 0.5
+    x = t.c + c * t.a + r * t.b
+    y = t.f + c * t.d + r * t.e
+    return UnitStats(
+        stats.score,
+        stats.dominant_class,
+        np.stack([x, y], 1),
+        stats.size,
+        stats.valid,
+        stats.embedding,
+    )
+
+
+def _labelled_with_classes(
+    paths: tuple[str | Path, ...], crs: str | None, class_names: tuple[str, ...]
+) -> list[tuple[Any, int | None]]:
+    """Footprints of every layer of ``paths`` in ``crs``, with the class of a ``label``
+    (name) or ``class_id`` field when there is one."""
+    import geopandas as gpd
+    import pyogrio
+
+    from geolabel.priority.rank import read_labelled
+
+    lookup = {n.lower(): i for i, n in enumerate(class_names)}
+    out: list[tuple[Any, int | None]] = []
+    for path in paths:
+        geoms = read_labelled(Path(path), crs)  # validates the file and its CRS
+        classes: list[int | None] = []
+        for name, _ in pyogrio.list_layers(path):
+            df = pyogrio.read_dataframe(path, layer=str(name))
+            if not isinstance(df, gpd.GeoDataFrame) or df.empty:
+                continue
+            for _, row in df.iterrows():
+                if row.geometry is None or row.geometry.is_empty:
+                    continue
+                lab = row.get("label")
+                cls = lookup.get(str(lab).lower()) if isinstance(lab, str) else None
+                if (
+                    cls is None
+                    and "class_id" in df.columns
+                    and row["class_id"] == row["class_id"]
+                ):
+                    cls = int(row["class_id"]) if row["class_id"] is not None else None
+                classes.append(cls)
+        out.extend(zip(geoms, classes, strict=False))
+    return out
+
+
+def unit_queue(
+    scenes: list[SceneRun],
+    budget: int,
+    *,
+    unit: str,
+    strategy: str,
+    exclude: tuple[str | Path, ...],
+    min_distance: float,
+    region_size: int,
+    superpixel_size: int,
+    min_valid: float,
+    max_pixels: int,
+    pool_factor: int,
+    cold_labels: int,
+    seed: int,
+) -> tuple[list[dict[str, Any]], str | None, dict[str, int]]:
+    """Rank the units of every scene together; returns the rows, the output CRS and
+    counts (candidates, blocked) for the record."""
+    from pyproj import CRS, Transformer
+
+    from geolabel.priority.strategy import (
+        SelectionContext,
+        parse_strategy,
+        select_units,
+    )
+
+    strat = parse_strategy(strategy)
+    per: list[SceneUnits] = []
+    n_labelled = 0
+    for run in scenes:
+        with rasterio.open(run.outputs["mask"]) as m:
+            crs = m.crs.to_wkt() if m.crs else None
+        labelled = _labelled_with_classes(exclude, crs, run.class_names)
+        n_labelled = max(n_labelled, len(labelled))
+        per.append(
+            scene_units(
+                run,
+                unit=unit,
+                measure=strat.measure,
+                labelled=labelled,
+                region_size=region_size,
+                superpixel_size=superpixel_size,
+                min_valid=min_valid,
+                max_pixels=max_pixels,
+            )
+        )
+    out_crs = next((s.crs for s in per if s.crs), None)
+    centres = []
+    for s in per:
+        c = s.stats.centre
+        if (
+            s.crs
+            and out_crs
+            and not CRS.from_user_input(s.crs).equals(CRS.from_user_input(out_crs))
+        ):
+            tr = Transformer.from_crs(s.crs, out_crs, always_xy=True)
+            c = np.stack(tr.transform(c[:, 0], c[:, 1]), 1)
+        centres.append(c)
+    emb_parts = [s.stats.embedding for s in per]
+    has_emb = all(e is not None for e in emb_parts)
+    stats = UnitStats(
+        np.concatenate([s.stats.score for s in per]),
+        np.concatenate([s.stats.dominant_class for s in per]),
+        np.concatenate(centres),
+        np.concatenate([s.stats.size for s in per]),
+        np.concatenate([s.stats.valid for s in per]),
+        np.concatenate(emb_parts) if has_emb else None,  # type: ignore[arg-type]
+    )
+    blocked = np.concatenate([s.blocked for s in per])
+    refs = [s.labelled_embedding for s in per if s.labelled_embedding is not None]
+    ctx = SelectionContext(
+        labelled_counts=np.sum([s.labelled_counts for s in per], axis=0),
+        labelled_embedding=np.concatenate(refs) if refs and has_emb else None,
+        labelled_units=n_labelled,
+        min_distance=min_distance,
+        pool_factor=pool_factor,
+        cold_labels=cold_labels,
+    )
+    sel = select_units(
+        stats,
+        budget,
+        strat,
+        np.random.default_rng(seed),
+        available=~blocked,
+        context=ctx,
+    )
+    offsets = np.cumsum([0] + [s.units.count for s in per])
+    rows = []
+    for rank, (i, why) in enumerate(zip(sel.index, sel.reason, strict=True), start=1):
+        k = int(np.searchsorted(offsets, i, side="right") - 1)
+        s, u = per[k], int(i - offsets[k])
+        rr, cc = s.units.members(u)
+        cls = int(s.stats.dominant_class[u])
+        names = s.run.class_names
+        score = float(s.stats.score[u])
+        geom = s.geometry(u)
+        if (
+            s.crs
+            and out_crs
+            and not CRS.from_user_input(s.crs).equals(CRS.from_user_input(out_crs))
+        ):
+            import shapely
+
+            tr = Transformer.from_crs(s.crs, out_crs, always_xy=True)
+            geom = shapely.transform(geom, tr.transform, interleaved=False)
+        rows.append(
+            {
+                "rank": rank,
+                "score": round(score, 6) if math.isfinite(score) else None,
+                "strategy": strategy,
+                "unit": unit,
+                "reason": why,
+                "scene": s.run.scene,
+                "region_id": f"{s.run.name}/{unit[0]}{u}",
+                "dominant_class": names[cls] if 0 <= cls < len(names) else None,
+                "valid_fraction": round(
+                    float(s.stats.valid[u] / max(s.stats.size[u], 1)), 4
+                ),
+                "row_off": int(rr.min()) * s.step,
+                "col_off": int(cc.min()) * s.step,
+                "height": int(rr.max() - rr.min() + 1) * s.step,
+                "width": int(cc.max() - cc.min() + 1) * s.step,
+                "geometry": geom,
+            }
+        )
+    counts = {"candidates": int(stats.score.size), "excluded": int(blocked.sum())}
+    return rows, out_crs, counts

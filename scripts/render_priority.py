@@ -105,15 +105,20 @@ def main() -> None:
         im, ax=axes[1], shrink=0.8, label=f"{measure} (scale 0-1, shown 0-{vmax:.3g})"
     )
     strategy = picks["strategy"].iloc[0] if len(picks) else "?"
-    axes[1].set_title(
-        f"{measure}; top {len(picks)} regions to label ({strategy})", fontsize=10
-    )
+    axes[1].set_title(f"{measure}; top {len(picks)} to label ({strategy})", fontsize=10)
     for ax in axes:
         for r in picks.itertuples():
-            x0, y0, x1, y1 = r.geometry.bounds
-            ax.add_patch(
-                Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="cyan", lw=1.8)
-            )
+            g = r.geometry
+            x0, y0, x1, y1 = g.bounds
+            if g.geom_type == "Point":
+                ax.plot(g.x, g.y, marker="o", ms=5, mfc="none", mec="cyan", mew=1.5)
+            elif g.geom_type == "Polygon" and not g.equals(g.envelope):  # superpixel
+                xs, ys = g.exterior.xy
+                ax.plot(xs, ys, color="cyan", lw=1.2)
+            else:
+                ax.add_patch(
+                    Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="cyan", lw=1.8)
+                )
             ax.text(
                 x0,
                 y1,

@@ -261,7 +261,9 @@ def simulate(
 
     torch.set_num_threads(threads)
     spec = load_spec(model, require_weights=False)
-    cost = CostModel(**{f.name: opts.pop(f.name) for f in dataclasses.fields(CostModel)})
+    cost = CostModel(
+        **{f.name: opts.pop(f.name) for f in dataclasses.fields(CostModel)}
+    )
     fit_cfg = FitConfig(
         chip_size=opts.pop("chip_size"),
         batch_size=opts.pop("batch_size"),

@@ -63,7 +63,7 @@ class SceneUnits:
         """The unit's footprint (point at a pixel centre, or polygon) in ``crs``."""
         rows, cols = self.units.members(unit)
         if self.units.kind == "points":
-            x, y = self.transform * (cols[0] + 0.5, rows[0] + 0.5)
+            x, y = self.transform @ (cols[0] + 0.5, rows[0] + 0.5)
             from shapely.geometry import Point
 
             return Point(x, y)

@@ -4,7 +4,8 @@ cold-start rule, combined in one greedy loop (the same code for ``prioritize`` a
 
 Strategy names: ``NAME`` or ``MEASURE[+diverse][+balance][+cold]``.
 
-* ``random``: uniform among the open candidates (the baseline);
+* ``random``: uniform among the open candidates (the baseline); ``random+balance``
+  draws uniformly within the predicted class that has the fewest labels;
 * ``coreset``: diversity only: k-center greedy in the model's feature space (the
   candidate farthest from everything labelled or picked; Sener & Savarese 2018);
 * ``entropy``, ``margin``, ``least-confidence``, ``bald`` (MC dropout mutual
@@ -96,9 +97,9 @@ def parse_strategy(name: str) -> Strategy:
             f"choose from +{', +'.join(_MODIFIERS)}"
         )
     if head == "random":
-        if mods:
-            raise ConfigError(f"strategy {name!r}: random takes no modifiers")
-        return Strategy(name, None)
+        if set(mods) - {"balance"}:
+            raise ConfigError(f"strategy {name!r}: random takes only +balance")
+        return Strategy(name, None, balance="balance" in mods)
     if head == "coreset":
         return Strategy(name, None, True, "balance" in mods, False)
     if head not in MEASURE_NAMES:

@@ -180,8 +180,14 @@ class ProgressBar:
 
         if scene != self.scene:
             self.close()
+            # tiles done by an earlier call count as the start, not in the rate
             self.bar = tqdm(
-                total=total, desc=scene, unit="tile", file=sys.stderr, leave=True
+                total=total,
+                initial=done,
+                desc=scene,
+                unit="tile",
+                file=sys.stderr,
+                leave=True,
             )
             self.scene = scene
         self.bar.n = done

@@ -19,17 +19,21 @@ from geolabel.qgis._project import build_groups, write_project
 from geolabel.qgis._raster import raster_style, write_category_names, write_raster_qml
 from geolabel.qgis._run import (
     PROJECT_NAME,
-    project_entries,
+    record_project,
+    recorded_scenes,
     style_run,
     style_scene_outputs,
+    style_unstyled,
     write_run_project,
 )
 
 __all__ = [
     "style_scene_outputs",
     "write_run_project",
-    "project_entries",
+    "record_project",
+    "recorded_scenes",
     "style_run",
+    "style_unstyled",
     "PROJECT_NAME",
     "STYLE_NAME",
     "LayerStyle",

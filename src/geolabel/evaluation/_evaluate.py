@@ -86,7 +86,9 @@ def resolve_mask(
             and none chosen.
     """
     if prediction.is_file():
-        return prediction, None
+        with rasterio.open(prediction) as ds:  # finalize tags masks with CLASSES
+            tagged = tuple(n for n in ds.tags().get("CLASSES", "").split(",") if n)
+        return prediction, tagged or None
     if not (prediction / RUN_RECORD).is_file():
         raise ConfigError(
             f"{prediction}: neither a mask GeoTIFF nor a run folder with {RUN_RECORD}"
@@ -148,8 +150,9 @@ def _score_strips(
             labelled = ref != NO_CLASS
             if names is None and labelled.any() and ref[labelled].max() >= k:
                 raise ConfigError(
-                    f"{ref_path}: reference class {ref[labelled].max()} but the "
-                    f"mask has only {k} classes; pass the class names (--model)"
+                    f"{ref_path}: reference class index {ref[labelled].max()} but the "
+                    f"mask has classes 0-{k - 1}; pass the class names (--model) "
+                    "or shift the codes (--class-offset)"
                 )
             unpredicted += int((labelled & (pred == NO_CLASS)).sum())
             cm += confusion_matrix(pred, ref, k, ignore_index=NO_CLASS)

@@ -76,7 +76,7 @@ def predict(
 
     \b
     Examples:
-      geolabel predict scene.tif --model configs/models/nc-landcover-unet.yaml --out tiles/run1
+      geolabel predict scene.tif -m src/geolabel/_data/models/nc_landcover_unet.yaml -o tiles/run1
       geolabel predict a.tif b.tif -m spec.yaml -o tiles/run2 --nodata 0 --overlap 64
       geolabel predict a.tif -m spec.yaml -o tiles/run3 --cluster slurm:configs/cluster/slurm.yaml
       geolabel predict a.tif -m spec.yaml -o tiles/run4 --shard auto   # in an sbatch --array job

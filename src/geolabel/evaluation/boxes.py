@@ -141,6 +141,34 @@ class BoxMetrics:
         return d
 
 
+def format_box_table(scores: dict[str, Any]) -> str:
+    """A readable table of box metrics (``BoxMetrics.to_dict``): per class, then all.
+
+    AP is at the IoU threshold; precision, recall and counts at the score threshold.
+    """
+    per = scores.get("per_class") or {}
+    width = max(8, *(len(str(n)) for n in per)) if per else 8
+    head = (
+        f"{'class':<{width}}  {'AP':>6}  {'prec':>6}  {'recall':>6}  "
+        f"{'tp':>5}  {'fp':>5}  {'fn':>5}  {'truth':>5}"
+    )
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        return (
+            f"{name:<{width}}  {m['ap']:>6.3f}  {m['precision']:>6.3f}  "
+            f"{m['recall']:>6.3f}  {m['tp']:>5}  {m['fp']:>5}  {m['fn']:>5}  "
+            f"{m['n_truth']:>5}"
+        )
+
+    lines = [head, *(row(str(n), m) for n, m in sorted(per.items()))]
+    lines.append(row("all", scores))
+    lines.append(
+        f"AP at IoU {scores['iou_threshold']}; precision, recall and counts at "
+        f"score >= {scores['score_threshold']}; {scores['n_pred']} predicted boxes"
+    )
+    return "\n".join(lines)
+
+
 def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 

@@ -186,7 +186,9 @@ def _promise(args: list[str], out: str, err: str) -> None:
     elif cmd == "prioritize":
         assert (Path(rest[0]) / "next_to_label.gpkg").is_file()
         assert (Path(rest[0]) / "next_to_label.csv").is_file()
-        assert _json(out)
+        budget = int(opt.get("--budget") or opt.get("-n") or 0)
+        if len(_json(out)["picks"]) < budget:  # "a shorter queue says why"
+            assert "For more picks" in err
     elif cmd == "accept":
         assert "labels" in {n for n, _ in pyogrio.list_layers(opt["-o"])}
     elif cmd == "train":

@@ -229,8 +229,13 @@ class ModelSpec(_Frozen):
         return ("ModelSpec", self.model_dump_json())
 
 
-def load_spec(path: str | Path) -> ModelSpec:
+def load_spec(path: str | Path, *, require_weights: bool = True) -> ModelSpec:
     """Load a model spec from YAML (``yaml.safe_load``).
+
+    Args:
+        path: the spec file.
+        require_weights: refuse a local model whose weights file is missing (off for
+            a spec that is about to be trained from scratch).
 
     Raises:
         ModelSpecError: missing file, bad YAML, or a spec that does not validate; the
@@ -256,7 +261,8 @@ def load_spec(path: str | Path) -> ModelSpec:
         )
         raise ModelSpecError(f"{p}: invalid model spec: {problems}") from err
     w = spec.weights_path()
-    if spec.backend in ("torch", "onnx") and w is not None and not w.is_file():
+    missing = w is not None and not w.is_file()
+    if require_weights and spec.backend in ("torch", "onnx") and missing:
         raise ModelSpecError(f"{p}: weights file {w} not found")
     return spec
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from geolabel.cli.options import ProgressBar, run_options
+from geolabel.cli.options import ProgressBar, run_options, tame_dask_logging
 
 __all__ = ["predict", "report"]
 
@@ -94,6 +94,8 @@ def predict(
     from geolabel.pipeline import run_predict
 
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    if opts["cluster"].strip() not in ("", "local"):
+        tame_dask_logging(int((ctx.obj or {}).get("verbose", 0)))
     opts["shard"] = resolve_shard_option(opts["shard"])
     if opts["shard"] is not None and opts["overwrite"]:
         raise click.BadParameter(

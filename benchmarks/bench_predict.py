@@ -36,6 +36,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from geolabel.io.run_record import resolve_path
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests/data/landsat8-foz/LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
 RESULTS = ROOT / "benchmarks/results"
@@ -156,10 +158,16 @@ def run_geolabel(
         ],
     )
     if keep is not None:
-        mask = next(o["path"] for o in run["outputs"] if o["role"] == "mask")
+        mask = next(
+            resolve_path(out, o["path"]) for o in run["outputs"] if o["role"] == "mask"
+        )
         with rasterio.open(mask) as ds:
             res["_mask"] = ds.read(1, window=keep)
-        conf = next(o["path"] for o in run["outputs"] if o["role"] == "confidence")
+        conf = next(
+            resolve_path(out, o["path"])
+            for o in run["outputs"]
+            if o["role"] == "confidence"
+        )
         with rasterio.open(conf) as ds:
             res["_confidence"] = ds.read(1, window=keep)
     shutil.rmtree(out, ignore_errors=True)

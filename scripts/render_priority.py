@@ -25,6 +25,8 @@ import rasterio
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Rectangle
 
+from geolabel.io.run_record import resolve_path
+
 
 def _stretch(a: np.ndarray) -> np.ndarray:
     lo, hi = np.nanpercentile(a, (2, 98))
@@ -49,11 +51,10 @@ def main() -> None:
     args = ap.parse_args()
     doc = json.loads((args.run_dir / "run.json").read_text())
     outs: dict[str, dict[str, Path]] = {}
-    for o in doc["outputs"]:
+    for o in doc["outputs"]:  # paths relative to the run folder (io/run_record.py)
         if o.get("scene"):
-            p = Path(o["path"])
-            outs.setdefault(o["scene"], {})[o["role"]] = (
-                args.run_dir / p.parent.name / p.name
+            outs.setdefault(o["scene"], {})[o["role"]] = resolve_path(
+                args.run_dir, o["path"]
             )
     scene = next(
         s
@@ -61,7 +62,7 @@ def main() -> None:
         if args.scene is None or outs[s]["mask"].parent.name == args.scene
     )
     roles = outs[scene]
-    with rasterio.open(scene) as src:
+    with rasterio.open(resolve_path(args.run_dir, scene)) as src:
         rgb = src.read([3, 2, 1], masked=True).filled(np.nan).astype(np.float32)
         extent = (src.bounds.left, src.bounds.right, src.bounds.bottom, src.bounds.top)
     with rasterio.open(roles["uncertainty"]) as u:

@@ -10,7 +10,6 @@ failing scene is reported and the others go on.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import shutil
@@ -36,6 +35,13 @@ from geolabel.execution.shards import (
 from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.manifest import Manifest, read_manifest
+from geolabel.io.run_record import (
+    merge_records,
+    read_record,
+    record_path,
+    scene_key,
+    write_record,
+)
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
@@ -46,7 +52,14 @@ from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.stitch._halo import halo_size
 from geolabel.uncertainty.sinks import describe_output
 
-__all__ = ["Progress", "RunResult", "SceneResult", "plan_scene", "run_predict"]
+__all__ = [
+    "Progress",
+    "RunResult",
+    "SceneDirs",
+    "SceneResult",
+    "plan_scene",
+    "run_predict",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -174,12 +187,38 @@ def plan_scene(
     return grid, dead
 
 
-def _scene_dir(out: Path, scene: Scene, names: dict[str, int]) -> Path:
-    name = scene.name
-    if names.get(name, 0):
-        name = f"{name}-{names[name]}"
-    names[scene.name] = names.get(scene.name, 0) + 1
-    return out / name
+@dataclass(slots=True)
+class SceneDirs:
+    """Scene folder names of a run: a recorded scene keeps its folder; new stems are unique.
+
+    Two scenes with one file stem (``a/x.tif``, ``b/x.tif``) get ``x`` and ``x-1``, also
+    when they are added to the run folder by separate calls.
+    """
+
+    out: Path
+    recorded: dict[str, str] = field(default_factory=dict)  # scene key -> folder name
+
+    @classmethod
+    def from_record(cls, out: Path, doc: dict[str, Any]) -> SceneDirs:
+        """The folders the run record ``doc`` of ``out`` assigns."""
+        dirs = cls(out)
+        for s in doc.get("scenes", []):
+            if s.get("dir") and s.get("scene"):
+                key = scene_key(out, str(s["scene"]))
+                dirs.recorded[key] = Path(str(s["dir"])).name
+        return dirs
+
+    def folder(self, scene: Scene) -> Path:
+        """The folder of ``scene`` (assigned on first use)."""
+        key = scene_key(self.out, record_path(self.out, scene.path))
+        if key not in self.recorded:
+            taken = set(self.recorded.values())
+            name, k = scene.name, 0
+            while name in taken:
+                k += 1
+                name = f"{scene.name}-{k}"
+            self.recorded[key] = name
+        return self.out / self.recorded[key]
 
 
 def run_scene(
@@ -188,7 +227,7 @@ def run_scene(
     model_factory: Callable[[], ModelBackend],
     config: RunConfig,
     out: Path,
-    names: dict[str, int],
+    names: SceneDirs,
     progress: Progress | None,
     *,
     executor: BatchExecutor | None = None,
@@ -205,7 +244,7 @@ def run_scene(
     try:
         scene = open_run_scene(path, spec, config)
         grid, dead = plan_scene(scene, spec, config)
-        sdir = _scene_dir(out, scene, names)
+        sdir = names.folder(scene)
         if (
             spec.task != "segmentation"
         ):  # detection / classification: geolabel.detect_pipeline
@@ -367,14 +406,13 @@ def run_predict(
     """
     spec = model.spec if model is not None else load_spec(config.model)
     out = Path(config.out)
-    run_json = out / "run.json"
-    if run_json.exists() and not config.overwrite:
-        prev = json.loads(run_json.read_text())
-        if prev.get("model", {}).get("id") != spec.model_id:
-            raise OutputExistsError(
-                f"{out}: holds a run of model {prev.get('model', {}).get('id')!r}; "
-                "choose another --out or pass --overwrite"
-            )
+    previous = {} if config.overwrite else read_record(out, missing_ok=True)
+    recorded = previous.get("model", {}).get("id")
+    if previous and recorded != spec.model_id:
+        raise OutputExistsError(
+            f"{out}: holds a run of model {recorded!r}; "
+            "choose another --out or pass --overwrite"
+        )
     out.mkdir(parents=True, exist_ok=True)
     if config.shard is not None:
         begin_shard(
@@ -394,7 +432,7 @@ def run_predict(
 
     t0 = time.perf_counter()
     results: list[SceneResult] = []
-    names: dict[str, int] = {}
+    names = SceneDirs.from_record(out, previous)
     with (
         rasterio.Env(**GDAL_ENV),
         open_executor(
@@ -405,18 +443,15 @@ def run_predict(
             run_scene(path, spec, factory, config, out, names, progress, executor=ex)
             for path in config.scenes
         )
-    from geolabel.qgis import (
-        project_entries,
-    )  # RUN_DIR/run.qgs over the finished scenes
+    from geolabel.qgis import record_project, style_unstyled
 
     # Outside GDAL_ENV on purpose: its decimated reads of the input scene thrash a 64 MB block
     # cache (minutes per band); GDAL's default cache (5 % of RAM) makes them fast but is what
     # grows peak RSS with the scene (see benchmarks/README.md).
-    qgis_outputs = (
-        [] if config.shard is not None else project_entries(out, results, spec)
-    )
-    doc = {
+    styles = [] if config.shard is not None else style_unstyled(results, spec)
+    doc: dict[str, Any] = {
         "geolabel": __version__,
+        "paths": "relative to the run folder",
         "config": config.to_dict(),
         "model": {
             "id": spec.model_id,
@@ -447,16 +482,16 @@ def run_predict(
             for r in results
             for role, p in r.outputs.items()
         ]
-        + qgis_outputs,
+        + styles,
     }
     if (
         config.shard is not None
     ):  # shards never race on run.json: `geolabel finalize` writes it
         run_json = write_shard_status(out, config.shard, doc)
     else:
-        tmp = run_json.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-        tmp.replace(run_json)
+        doc = merge_records(out, previous, doc)
+        doc["outputs"] += record_project(out, doc, spec)
+        run_json = write_record(out, doc)
     for m in loaded:
         m.close()
     return RunResult(out, results, run_json)

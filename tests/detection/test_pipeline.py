@@ -258,6 +258,15 @@ def test_evaluate_scores_boxes_from_a_csv(tmp_path: Path) -> None:
     assert scores["per_class"]["thing1"]["ap"] == pytest.approx(1 / 3 + 2 / 9)
     assert scores["ap50"] == pytest.approx((1 + 1 / 3 + 2 / 9) / 2)
     assert (scores["tp"], scores["fp"], scores["fn"]) == (4, 0, 2)  # at score 0.5
+    # the README promises a table on stderr (issue 19 item 9)
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(run), str(tmp_path / "truth.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[0].split()[:4] == ["class", "AP", "prec", "recall"]
+    assert [ln.split()[0] for ln in lines[1:4]] == ["thing0", "thing1", "all"]
+    assert lines[1].split()[1] == "1.000"
 
 
 def test_sharded_detection_runs_are_refused_clearly(tmp_path: Path) -> None:

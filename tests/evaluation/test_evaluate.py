@@ -208,7 +208,19 @@ def test_errors(files: tuple[Path, Path], tmp_path: Path) -> None:
         evaluate(
             mask, ref, options=EvalOptions(class_names=NAMES)
         )  # codes 1..3 vs 0..2
-    with pytest.raises(ConfigError, match="only 3 classes"):
+    with pytest.raises(ConfigError, match="classes 0-2"):
         evaluate(mask, ref)  # no names: the class count comes from the mask (0..2)
     r = CliRunner().invoke(cli, ["evaluate", str(mask), str(tmp_path / "x.csv")])
     assert r.exit_code == 2 and "reference not found" in r.stderr
+
+
+def test_mask_file_takes_its_class_names_from_its_tags(tmp_path: Path) -> None:
+    """A mask file evaluated directly (no --model) knows its classes from CLASSES."""
+    pred = np.where(PRED == 2, 0, PRED).astype(np.uint8)  # class 2 never predicted
+    mask = _tif(tmp_path / "mask.tif", pred, 255)
+    with rasterio.open(mask, "r+") as ds:
+        ds.update_tags(CLASSES=",".join(NAMES))
+    ref = _tif(tmp_path / "ref.tif", REF, 255)
+    scores = evaluate(mask, ref)
+    assert len(scores["confusion_matrix"]) == 3
+    assert [c["name"] for c in scores["classes"]] == list(NAMES)

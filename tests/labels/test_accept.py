@@ -239,3 +239,53 @@ def test_bad_input_is_one_clean_error(suggestions: Path, tmp_path: Path) -> None
         and "Traceback" not in err
     )
     assert not (tmp_path / "l.gpkg").exists()
+
+
+def _relabel_in_run(predicted: Path, label: str) -> tuple[Path, int]:
+    """A reviewed copy inside the run's scene folder: one feature relabelled, edited."""
+    path = predicted.with_name("reviewed_predictions.gpkg")
+    shutil.copy(predicted, path)
+    sugg = pyogrio.read_dataframe(path, layer="predictions")
+    fid = int(sugg.loc[sugg["class_name"] != "class2", "id"].iloc[0])
+    sugg.loc[sugg["id"] == fid, ["status", "label"]] = ["edited", label]
+    _rewrite(path, sugg)
+    return path, fid
+
+
+def test_unknown_label_is_refused_naming_the_classes(
+    predicted: Path, tmp_path: Path
+) -> None:
+    path, _ = _relabel_in_run(predicted, "wetland")
+    out = tmp_path / "labels.gpkg"
+    r = CliRunner().invoke(cli, ["accept", str(path), "-o", str(out)])
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "['wetland']" in r.stderr and "['class0', 'class1', 'class2']" in r.stderr
+    assert not out.exists()
+
+
+def test_relabelled_feature_gets_the_class_name_and_id_of_its_label(
+    predicted: Path, tmp_path: Path
+) -> None:
+    path, fid = _relabel_in_run(predicted, "CLASS2")
+    out = tmp_path / "labels.gpkg"
+    code, _, err = _run("accept", str(path), "-o", str(out))
+    assert code == 0, err
+    got = _labels(out).set_index("source_id")
+    assert (got.loc[fid, "class_name"], got.loc[fid, "class_id"]) == ("class2", 2)
+    assert set(got["class_id"]) <= {0, 1, 2}
+    assert all(got["class_name"] == got["class_id"].map(lambda i: f"class{i}"))
+
+
+def test_model_option_checks_labels_outside_a_run(
+    suggestions: Path, tmp_path: Path
+) -> None:
+    sugg = pyogrio.read_dataframe(suggestions, layer="predictions")
+    sugg.loc[sugg.index[0], ["status", "label"]] = ["accepted", "lava"]
+    _rewrite(suggestions, sugg)
+    spec = write_toy_spec(tmp_path / "toy.yaml", tile_size=64)
+    out = tmp_path / "labels.gpkg"
+    code, _, err = _run("accept", str(suggestions), "-o", str(out), "-m", str(spec))
+    assert code == 2 and "['lava']" in err
+    code, _, err = _run("accept", str(suggestions), "-o", str(out))  # nothing known
+    assert code == 0, err

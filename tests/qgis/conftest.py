@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from geolabel.cli.main import COMMANDS, cli
+from geolabel.io.run_record import resolve_path
 from geolabel.samples import sample_path
 from geolabel.testing import make_scene, write_toy_spec
 
@@ -65,5 +66,5 @@ def run_doc(run: Path) -> dict:
 
 
 def outputs_of(run: Path) -> dict[str, Path]:
-    """``role -> path`` of the run's outputs (one scene)."""
-    return {o["role"]: Path(o["path"]) for o in run_doc(run)["outputs"]}
+    """``role -> path`` of the run's outputs (one scene; paths from the working dir)."""
+    return {o["role"]: resolve_path(run, o["path"]) for o in run_doc(run)["outputs"]}

@@ -150,7 +150,8 @@ def main(run_dir: Path, png_dir: Path) -> dict:
                     {"role": o["role"], "path": str(p), "layer": name, **_describe(lyr)}
                 )
     scenes = {s["scene"] for s in doc["scenes"] if s["status"] == "done"}
-    for s in sorted(scenes):
+    for s in sorted(scenes):  # recorded relative to the run folder (absolute before)
+        s = s if Path(s).is_absolute() else str(run_dir / s)
         lyr = QgsRasterLayer(s, "scene", "gdal")
         keep.append(lyr)
         report.setdefault("scenes", []).append({"path": s, **_describe(lyr)})

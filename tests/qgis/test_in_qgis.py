@@ -212,3 +212,53 @@ def test_rendered_project_shows_the_mask_over_the_scene(
     assert (np.abs(full - over).max(axis=0) > 3)[
         valid
     ].mean() > 0.01  # and the vectors are drawn
+
+
+def test_review_in_qgis_keeps_class_in_step_and_accept_gives_its_ids(
+    qgis_run: Path, tmp_path: Path
+) -> None:
+    """Issue 19: edit ``status`` through its widget, relabel; accept keeps the ids."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from geolabel.cli.main import cli
+    from geolabel.qgis._review import REVIEW_STATUSES
+
+    src = outputs_of(qgis_run)["vectors"]
+    gpkg = src.with_name("qgis_review_predictions.gpkg")  # in the run: accept finds it
+    shutil.copy(src, gpkg)
+    try:
+        r = subprocess.run(
+            [SYSTEM_PY, str(CHECK.with_name("qgis_review.py")), str(gpkg)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+        rep = json.loads(r.stdout.strip().splitlines()[-1])
+        classes = run_doc(qgis_run)["model"]["classes"]
+        assert rep["widgets"]["status"] == {
+            "type": "ValueMap",
+            "values": list(REVIEW_STATUSES),
+        }
+        assert rep["widgets"]["label"]["type"] == "ValueMap"
+        assert all(d["apply_on_update"] for d in rep["defaults"].values())
+        assert rep["committed"]
+        e = rep["edited"]
+        assert e["label"] != e["old_label"] and e["status"] == "edited"
+        assert e["class_name"] == e["label"]
+        assert e["class_id"] == classes.index(e["label"])
+        labels = tmp_path / "labels.gpkg"
+        res = CliRunner().invoke(cli, ["accept", str(gpkg), "-o", str(labels)])
+        assert res.exit_code == 0, res.output
+        got = pyogrio.read_dataframe(labels, layer="labels")
+        row = got[got["source_id"] == e["id"]].iloc[0]
+        assert (row["label"], row["class_name"], row["class_id"]) == (
+            e["label"],
+            e["label"],
+            e["class_id"],
+        )
+    finally:
+        gpkg.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from rio_cogeo.cogeo import cog_validate
 from geolabel.cli.main import cli
 from geolabel.config import RunConfig
 from geolabel.io.raster import mask_encoding
+from geolabel.io.run_record import resolve_path
 from geolabel.pipeline import run_predict
 from geolabel.qgis import STYLE_NAME, embed_styles, layer_styles, style_scene_outputs
 from geolabel.testing import make_scene, toy_spec, write_toy_spec
@@ -239,7 +240,7 @@ def test_project_lists_every_output_by_relative_path(qgis_run: Path) -> None:
         if ":" not in r and p.suffix in (".tif", ".gpkg")
     }
     assert wanted <= files
-    scene = Path(run_doc(qgis_run)["scenes"][0]["scene"]).resolve()
+    scene = resolve_path(qgis_run, run_doc(qgis_run)["scenes"][0]["scene"]).resolve()
     assert scene in files
     groups = [
         g.get("name") for g in root.find("layer-tree-group").findall("layer-tree-group")

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from geolabel.cli.main import cli
 from geolabel.errors import CircuitOpenError, ModelOutputError, RemoteModelError
 from geolabel.io.manifest import read_manifest
+from geolabel.io.run_record import resolve_path
 from geolabel.models.check import synthetic_batch
 from geolabel.models.http_ import HttpBackend
 from geolabel.models.spec import ModelSpec, load_spec
@@ -263,7 +264,7 @@ def test_run_stops_cleanly_lists_failures_and_resumes(
         doc = json.loads((out / "run.json").read_text())
         failed = doc["scenes"][0]["failed_tiles"]
         assert doc["scenes"][0]["status"] == "incomplete" and len(failed) == 4
-        state = read_manifest(Path(doc["scenes"][0]["dir"]) / "manifest")
+        state = read_manifest(resolve_path(out, doc["scenes"][0]["dir"]) / "manifest")
         assert sum(v["status"] == "done" for v in state.values()) == 8
         assert all(
             "RemoteModelError" in state[t]["error"]

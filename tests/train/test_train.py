@@ -112,7 +112,7 @@ def test_same_seed_same_weights_and_outputs_guarded(setup: dict[str, Path]) -> N
         "train",
         str(setup["scene"]),
         "--labels",
-        str(setup["labels"]),
+        f"{setup['labels']}:polygons",
         "-m",
         str(setup["spec"]),
         "-o",

@@ -51,6 +51,25 @@ def _ids(value: str | None) -> frozenset[int] | None:
         ) from None
 
 
+def _model_classes(
+    model: Path | None, suggestions: Path
+) -> tuple[list[str] | None, list[str | None]]:
+    """Class names and project labels: from ``--model``, else the run's run.json."""
+    if model is not None:
+        from geolabel.models.spec import load_spec
+
+        spec = load_spec(model, require_weights=False)
+        return list(spec.class_names), list(spec.labels())
+    from geolabel.io.run_record import RUN_RECORD, read_record
+
+    run_dir = suggestions.resolve().parent.parent
+    if not (run_dir / RUN_RECORD).is_file():
+        return None, []
+    recorded = read_record(run_dir).get("model") or {}
+    names = recorded.get("classes")
+    return (list(names) if names else None), list(recorded.get("labels") or [])
+
+
 @click.command()
 @click.argument("suggestions", type=LayerPath())
 @click.option(
@@ -80,6 +99,13 @@ def _ids(value: str | None) -> frozenset[int] | None:
     type=LayerPath(),
     help="Accept features inside these polygons, PATH[:LAYER].",
 )
+@click.option(
+    "-m",
+    "--model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Model spec whose classes the labels must name [default: the run's, from "
+    "run.json beside the suggestions' scene folder].",
+)
 def accept(
     suggestions: tuple[str, str | None],
     labels: Path,
@@ -87,12 +113,15 @@ def accept(
     thresholds: tuple[str, ...],
     ids: str | None,
     inside: tuple[str, str | None] | None,
+    model: Path | None,
 ) -> None:
     """Append accepted SUGGESTIONS (PATH[:LAYER], default layer predictions) to labels.
 
     Features the reviewer marked rejected are never taken; accepted and edited ones
     always are, as they are now in the file. Suggested features are taken when every
-    given criterion holds. Re-running adds nothing twice. Prints the counts (JSON).
+    given criterion holds. Every taken label must be one of the model's classes
+    (--model, or the run's); class_name and class_id follow it. Re-running adds
+    nothing twice. Prints the counts (JSON).
 
     \b
     Examples:
@@ -122,11 +151,14 @@ def accept(
     selection = Selection(
         threshold=glob, class_thresholds=per, ids=_ids(ids), inside=area
     )
+    classes, class_labels = _model_classes(model, Path(spath))
     result = accept_suggestions(
         spath,
         labels,
         selection=selection,
         suggestions_layer=slayer or "predictions",
         labels_layer=labels_layer,
+        classes=classes,
+        class_labels=class_labels,
     )
     click.echo(json.dumps(result.to_dict()))

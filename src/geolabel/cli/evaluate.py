@@ -93,6 +93,7 @@ def evaluate(
     scores = run_eval(prediction, ref, kind=kind, options=opts)
     if out is not None:
         write_json(scores, out)
-    if not (ctx.obj and ctx.obj.get("quiet")) and "confusion_matrix" in scores:
+    tabular = "confusion_matrix" in scores or scores.get("kind") == "boxes"
+    if not (ctx.obj and ctx.obj.get("quiet")) and tabular:
         click.echo(format_table(scores), err=True)
     click.echo(json.dumps(scores))

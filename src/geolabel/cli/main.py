@@ -45,6 +45,7 @@ class _Group(click.Group):
             return None
         module, _, attr = target.partition(":")
         cmd: click.Command = getattr(importlib.import_module(module), attr)
+        _add_global_options(cmd)
         return cmd
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -60,6 +61,69 @@ class _Group(click.Group):
             ctx.exit(2)
 
 
+def _configure(
+    ctx: click.Context, verbose: int, quiet: bool, debug: bool, *, late: bool = False
+) -> None:
+    """Set the log level and ``ctx.obj`` from the global options given so far."""
+    obj = ctx.ensure_object(dict)
+    verbose = obj.get("verbose", 0) + verbose
+    quiet = obj.get("quiet", False) or quiet
+    debug = obj.get("debug_flag", False) or debug
+    level = (
+        logging.DEBUG if debug else max(logging.WARNING - 10 * verbose, logging.DEBUG)
+    )
+    if late:  # the handler exists: only the level changes
+        logging.getLogger().setLevel(level)
+    else:
+        logging.basicConfig(
+            level=level,
+            stream=sys.stderr,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+    obj.update(
+        verbose=verbose, quiet=quiet, debug_flag=debug, debug=debug or verbose > 0
+    )
+
+
+def _late_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Callback of ``-v/-q/--debug`` given after the subcommand."""
+    if value:
+        _configure(
+            ctx,
+            value if param.name == "verbose" else 0,
+            param.name == "quiet",
+            param.name == "debug",
+            late=True,
+        )
+
+
+#: ``-v/-q/--debug`` as each subcommand also accepts them (after its name).
+_GLOBAL_OPTIONS = (
+    (("-v", "--verbose"), {"count": True, "help": "As `geolabel -v`."}),
+    (("-q", "--quiet"), {"is_flag": True, "help": "As `geolabel -q`."}),
+    (("--debug",), {"is_flag": True, "help": "As `geolabel --debug`."}),
+)
+
+
+def _add_global_options(cmd: click.Command) -> None:
+    """Let ``geolabel CMD ... -q`` work as ``geolabel -q CMD ...`` (idempotent)."""
+    have = {opt for p in cmd.params for opt in getattr(p, "opts", ())}
+    for decls, kw in _GLOBAL_OPTIONS:
+        if have.isdisjoint(decls):
+            cmd.params.append(
+                click.Option(
+                    list(decls),
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_late_global,
+                    **kw,  # type: ignore[arg-type]
+                )
+            )
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _add_global_options(sub)
+
+
 @click.group(cls=_Group)
 @click.version_option(__version__, prog_name="geolabel")
 @click.option(
@@ -72,16 +136,12 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
-    """Label large geospatial rasters with models."""
-    level = logging.WARNING - 10 * verbose
-    if debug:
-        level = logging.DEBUG
-    logging.basicConfig(
-        level=max(level, logging.DEBUG),
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    ctx.obj = {"verbose": verbose, "quiet": quiet, "debug": debug or verbose > 0}
+    """Label large geospatial rasters with models.
+
+    -v, -q and --debug may also follow the subcommand (`geolabel predict ... -q`).
+    """
+    ctx.obj = {}
+    _configure(ctx, verbose, quiet, debug)
 
 
 def main() -> None:

@@ -8,13 +8,14 @@ Options: ``--model``, ``--out``, ``--tile-size``, ``--overlap``, ``--batch-size`
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
-__all__ = ["BandsType", "ProgressBar", "run_options"]
+__all__ = ["BandsType", "ProgressBar", "run_options", "tame_dask_logging"]
 
 
 class BandsType(click.ParamType):  # type: ignore[type-arg]
@@ -180,8 +181,14 @@ class ProgressBar:
 
         if scene != self.scene:
             self.close()
+            # tiles done by an earlier call count as the start, not in the rate
             self.bar = tqdm(
-                total=total, desc=scene, unit="tile", file=sys.stderr, leave=True
+                total=total,
+                initial=done,
+                desc=scene,
+                unit="tile",
+                file=sys.stderr,
+                leave=True,
             )
             self.scene = scene
         self.bar.n = done
@@ -192,3 +199,19 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def tame_dask_logging(verbose: int) -> None:
+    """Keep dask.distributed's and dask-jobqueue's logs at WARNING unless ``-v``.
+
+    distributed sets its own loggers to INFO (with their own stderr handler) when it is
+    imported, so it is imported here first and then turned down; ``-v`` keeps INFO.
+    """
+    import importlib
+    import logging
+
+    with contextlib.suppress(ImportError):
+        importlib.import_module("distributed")
+    level = logging.INFO if verbose > 0 else logging.WARNING
+    for name in ("distributed", "dask_jobqueue"):
+        logging.getLogger(name).setLevel(level)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from geolabel.cli.options import ProgressBar, run_options
+from geolabel.cli.options import ProgressBar, run_options, tame_dask_logging
 
 __all__ = ["predict", "report"]
 
@@ -76,7 +76,7 @@ def predict(
 
     \b
     Examples:
-      geolabel predict scene.tif --model configs/models/nc-landcover-unet.yaml --out tiles/run1
+      geolabel predict scene.tif -m src/geolabel/_data/models/nc_landcover_unet.yaml -o tiles/run1
       geolabel predict a.tif b.tif -m spec.yaml -o tiles/run2 --nodata 0 --overlap 64
       geolabel predict a.tif -m spec.yaml -o tiles/run3 --cluster slurm:configs/cluster/slurm.yaml
       geolabel predict a.tif -m spec.yaml -o tiles/run4 --shard auto   # in an sbatch --array job
@@ -94,6 +94,8 @@ def predict(
     from geolabel.pipeline import run_predict
 
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
+    if opts["cluster"].strip() not in ("", "local"):
+        tame_dask_logging(int((ctx.obj or {}).get("verbose", 0)))
     opts["shard"] = resolve_shard_option(opts["shard"])
     if opts["shard"] is not None and opts["overwrite"]:
         raise click.BadParameter(

@@ -138,6 +138,8 @@ def prioritize(
       geolabel prioritize tiles/run1 -n 10 --unit regions --region-size 64 --spread k-center \\
           --balance-classes --exclude labelled.gpkg
     """
+    from geolabel.cli._shortfall import shortfall_message
+    from geolabel.io.run_record import read_record
     from geolabel.priority import prioritize as run_prioritize
 
     res = run_prioritize(
@@ -158,6 +160,9 @@ def prioritize(
         seed=seed,
     )
     rows = [{k: v for k, v in r.items() if k != "geometry"} for r in res.rows]
+    note = shortfall_message(read_record(run_dir).get("priority") or {})
+    if note is not None:
+        click.echo(note, err=True)
     click.echo(
         json.dumps(
             {"gpkg": str(res.gpkg), "csv": str(res.csv), "picks": rows}, indent=2

@@ -134,7 +134,7 @@ def train(
     from geolabel.pipeline import open_model_scene
     from geolabel.train import FitConfig, train_model
 
-    spec = load_spec(model)
+    spec = load_spec(model, require_weights=not from_scratch)
     if out.suffix not in (".yaml", ".yml"):
         raise click.BadParameter(f"{str(out)!r} must end in .yaml", param_hint="--out")
     sc = open_model_scene(scene, spec, bands=bands)
@@ -164,15 +164,19 @@ def train(
         threads=threads,
     )
     bar: Any = None
-    if not (ctx.obj and ctx.obj.get("quiet")):
-        from tqdm import tqdm
-
-        bar = tqdm(total=steps, unit="step", desc="train", file=sys.stderr)
+    quiet = bool(ctx.obj and ctx.obj.get("quiet"))
 
     def progress(step: int, total: int, loss: float) -> None:
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            bar.update(step - bar.n)
+        # the bar starts with the first step, after every check has passed
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="step", desc="train", file=sys.stderr)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        bar.update(step - bar.n)
 
     try:
         result = train_model(

@@ -17,7 +17,6 @@ evaluator with :func:`register_evaluator`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from rasterio.windows import Window as RioWindow
 from geolabel.errors import ConfigError, CRSMismatchError
 from geolabel.evaluation._metrics import confusion_matrix, segmentation_scores
 from geolabel.grid import SceneGrid, Window
+from geolabel.io.run_record import RUN_RECORD, find_outputs, read_record
 from geolabel.labels import IGNORE_INDEX, class_lookup, rasterize_labels, read_labels
 
 __all__ = [
@@ -86,32 +86,26 @@ def resolve_mask(
             and none chosen.
     """
     if prediction.is_file():
-        return prediction, None
-    run_json = prediction / "run.json"
-    if not run_json.is_file():
+        with rasterio.open(prediction) as ds:  # finalize tags masks with CLASSES
+            tagged = tuple(n for n in ds.tags().get("CLASSES", "").split(",") if n)
+        return prediction, tagged or None
+    if not (prediction / RUN_RECORD).is_file():
         raise ConfigError(
-            f"{prediction}: neither a mask GeoTIFF nor a run folder with run.json"
+            f"{prediction}: neither a mask GeoTIFF nor a run folder with {RUN_RECORD}"
         )
-    doc = json.loads(run_json.read_text())
-    masks = [o for o in doc.get("outputs", []) if o.get("role") == "mask"]
-    if scene is not None:
-        masks = [
-            o
-            for o in masks
-            if scene in (o["scene"], Path(o["scene"]).stem, Path(o["scene"]).name)
-        ]
+    doc = read_record(prediction, error=ConfigError)
+    masks = find_outputs(prediction, doc, role="mask", scene=scene)
+    run_json = prediction / RUN_RECORD
     if not masks:
         raise ConfigError(
             f"{run_json}: no mask output{f' for scene {scene!r}' if scene else ''}"
         )
     if len(masks) > 1:
-        names = [Path(o["scene"]).stem for o in masks]
+        names = [Path(rec).stem for rec, _, _ in masks]
         raise ConfigError(
             f"{run_json}: {len(masks)} scenes {names}; choose one with --scene"
         )
-    path = Path(masks[0]["path"])
-    if not path.is_absolute():
-        path = prediction / path
+    path = masks[0][2]
     classes = doc.get("model", {}).get("classes")
     return path, tuple(classes) if classes else None
 
@@ -156,8 +150,9 @@ def _score_strips(
             labelled = ref != NO_CLASS
             if names is None and labelled.any() and ref[labelled].max() >= k:
                 raise ConfigError(
-                    f"{ref_path}: reference class {ref[labelled].max()} but the "
-                    f"mask has only {k} classes; pass the class names (--model)"
+                    f"{ref_path}: reference class index {ref[labelled].max()} but the "
+                    f"mask has classes 0-{k - 1}; pass the class names (--model) "
+                    "or shift the codes (--class-offset)"
                 )
             unpredicted += int((labelled & (pred == NO_CLASS)).sum())
             cm += confusion_matrix(pred, ref, k, ignore_index=NO_CLASS)

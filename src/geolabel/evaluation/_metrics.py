@@ -125,7 +125,14 @@ def _fmt(v: float | None) -> str:
 
 
 def format_table(scores: dict[str, Any]) -> str:
-    """A readable table of :func:`segmentation_scores` (per class, then the means)."""
+    """A readable table of :func:`segmentation_scores` (per class, then the means).
+
+    Box metrics (``kind: boxes``) get :func:`~geolabel.evaluation.boxes.format_box_table`.
+    """
+    if scores.get("kind") == "boxes":
+        from geolabel.evaluation.boxes import format_box_table
+
+        return format_box_table(scores)
     names = scores["class_names"]
     width = max(8, *(len(n) for n in names))
     lines = [

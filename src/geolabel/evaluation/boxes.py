@@ -11,13 +11,15 @@ or CRS units) with ``x0 <= x1`` and ``y0 <= y1``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from geolabel.errors import ConfigError
+from geolabel.io.run_record import RUN_RECORD, find_outputs, read_record, resolve_path
 
 __all__ = [
     "BoxMetrics",
@@ -139,6 +141,34 @@ class BoxMetrics:
         return d
 
 
+def format_box_table(scores: dict[str, Any]) -> str:
+    """A readable table of box metrics (``BoxMetrics.to_dict``): per class, then all.
+
+    AP is at the IoU threshold; precision, recall and counts at the score threshold.
+    """
+    per = scores.get("per_class") or {}
+    width = max(8, *(len(str(n)) for n in per)) if per else 8
+    head = (
+        f"{'class':<{width}}  {'AP':>6}  {'prec':>6}  {'recall':>6}  "
+        f"{'tp':>5}  {'fp':>5}  {'fn':>5}  {'truth':>5}"
+    )
+
+    def row(name: str, m: dict[str, Any]) -> str:
+        return (
+            f"{name:<{width}}  {m['ap']:>6.3f}  {m['precision']:>6.3f}  "
+            f"{m['recall']:>6.3f}  {m['tp']:>5}  {m['fp']:>5}  {m['fn']:>5}  "
+            f"{m['n_truth']:>5}"
+        )
+
+    lines = [head, *(row(str(n), m) for n, m in sorted(per.items()))]
+    lines.append(row("all", scores))
+    lines.append(
+        f"AP at IoU {scores['iou_threshold']}; precision, recall and counts at "
+        f"score >= {scores['score_threshold']}; {scores['n_pred']} predicted boxes"
+    )
+    return "\n".join(lines)
+
+
 def _ratio(a: int, b: int) -> float:
     return a / b if b else float("nan")
 
@@ -230,31 +260,20 @@ def evaluate_boxes(
 
 def _detections_gpkg(prediction: Path, scene: str | None) -> Path:
     """The detections GeoPackage of a run folder (or the file itself)."""
-    from geolabel.errors import ConfigError
 
     if prediction.is_file():
         return prediction
-    run = prediction / "run.json"
-    if not run.is_file():
+    if not (prediction / RUN_RECORD).is_file():
         raise ConfigError(
-            f"{prediction}: neither a detections .gpkg nor a run folder with run.json"
+            f"{prediction}: neither a detections .gpkg nor a run folder with {RUN_RECORD}"
         )
-    outs = [
-        o
-        for o in json.loads(run.read_text()).get("outputs", [])
-        if o.get("role") == "detections"
-    ]
-    if scene is not None:
-        outs = [
-            o
-            for o in outs
-            if scene in (o["scene"], Path(o["scene"]).name, Path(o["scene"]).stem)
-        ]
+    doc = read_record(prediction, error=ConfigError)
+    outs = find_outputs(prediction, doc, role="detections", scene=scene)
     if len(outs) != 1:
         raise ConfigError(
             f"{prediction}: {len(outs)} detection outputs match; name one with --scene"
         )
-    return Path(outs[0]["path"])
+    return outs[0][2]
 
 
 def read_reference_boxes(
@@ -271,7 +290,6 @@ def read_reference_boxes(
     """
     import pandas as pd
 
-    from geolabel.errors import ConfigError
     from geolabel.stitch.georef import boxes_to_map
 
     if reference.suffix.lower() == ".csv":
@@ -329,11 +347,12 @@ def box_evaluator(prediction: Path, reference: Path, options: Any) -> dict[str, 
     gpkg = _detections_gpkg(prediction, getattr(options, "scene", None))
     det = gpd.read_file(gpkg, layer="detections")
     transform = None
-    run_json = gpkg.parent.parent / "run.json"
-    if run_json.is_file():
-        for o in json.loads(run_json.read_text()).get("outputs", []):
-            if Path(o["path"]).resolve() == gpkg.resolve():
-                with rasterio.open(o["scene"]) as ds:
+    run_dir = gpkg.parent.parent
+    if (run_dir / RUN_RECORD).is_file():
+        doc = read_record(run_dir, error=ConfigError)
+        for rec, _, path in find_outputs(run_dir, doc, role="detections"):
+            if path.resolve() == gpkg.resolve():
+                with rasterio.open(resolve_path(run_dir, rec)) as ds:
                     transform = ds.transform
     truth, tl = read_reference_boxes(
         reference,

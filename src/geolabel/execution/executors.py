@@ -304,9 +304,14 @@ def open_executor(
         yield DistributedExecutor(client, config)
     finally:
         try:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            if kind in ("slurm", "pbs"):  # also cancels the jobs it submitted
+                from geolabel.execution.jobqueue import stop_jobqueue_cluster
+
+                stop_jobqueue_cluster(kind, cluster, client)  # type: ignore[arg-type]
+            else:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
         except (
             OSError,
             RuntimeError,

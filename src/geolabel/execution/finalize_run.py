@@ -140,13 +140,14 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
     """
     from geolabel.execution.tile_loop import batches_of
     from geolabel.io.manifest import read_manifest
+    from geolabel.io.run_record import read_record
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import _scene_dir, open_run_scene, plan_scene
+    from geolabel.pipeline import SceneDirs, open_run_scene, plan_scene
 
     out = Path(out)
     config, count, shards = _load(out)
     spec = load_spec(config.model)
-    names: dict[str, int] = {}
+    names = SceneDirs.from_record(out, read_record(out, missing_ok=True))
     scenes = []
     for path in config.scenes:
         sc = SceneCheck(scene=str(path))
@@ -157,7 +158,7 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
         except GeolabelError as err:
             sc.error = str(err)
             continue
-        state = read_manifest(_scene_dir(out, scene, names) / "manifest")
+        state = read_manifest(names.folder(scene) / "manifest")
         batches = batches_of(grid, config.batch_size)
         sc.tiles = len(grid)
         for k, batch in enumerate(batches):

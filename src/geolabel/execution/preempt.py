@@ -12,11 +12,12 @@ in flight. Re-running the same command resumes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -59,7 +60,15 @@ def check_preempted() -> None:
         raise Preempted("stopped on SIGTERM after recording the finished batches")
 
 
+#: Called (in order, errors ignored) before a hard exit: cleanups that must not be
+#: skipped even then, such as cancelling submitted cluster jobs.
+EXIT_HOOKS: list[Callable[[], None]] = []
+
+
 def _hard_exit(grace_s: float) -> None:
+    for hook in EXIT_HOOKS:
+        with contextlib.suppress(Exception):
+            hook()
     msg = (
         f"geolabel: preempted: still busy {grace_s:g} s after SIGTERM; exiting now "
         "(recorded tiles are kept; re-run the same command to resume)\n"

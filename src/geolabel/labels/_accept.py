@@ -18,8 +18,11 @@ changed since (an edit after an earlier accept), the stored label is replaced. A
 feature whose geometry and label equal an existing label's is not added either. The
 file is rewritten through a temporary copy and a rename; other layers are kept.
 
-In the labels layer, ``label`` is the authority (a reviewer may have changed it);
-``class_name``/``class_id`` record what the model suggested.
+In the labels layer, ``label`` is the authority (a reviewer may have changed it).
+When the model's classes are known (``classes``: from ``--model`` or the run's
+``run.json``), every taken label must name one of them (class name or project label,
+any case) and ``class_name``/``class_id`` are derived from it, so a feature relabelled
+in QGIS keeps them in step; otherwise they record what the model suggested.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ import shapely
 
 from geolabel.errors import ConfigError
 from geolabel.io.vector import FIXED_DATE
-from geolabel.labels._rasterize import read_labels
+from geolabel.labels._rasterize import class_lookup, read_labels
 
 __all__ = ["STATUSES", "AcceptResult", "Selection", "accept_suggestions"]
 
@@ -195,6 +198,35 @@ def _as_labels(gdf: gpd.GeoDataFrame, status: np.ndarray) -> gpd.GeoDataFrame:
     return out
 
 
+def _derive_classes(
+    new: gpd.GeoDataFrame,
+    classes: Sequence[str],
+    class_labels: Sequence[str | None],
+    source: str,
+) -> gpd.GeoDataFrame:
+    """``class_name``/``class_id`` from each label; unknown labels refused in one line.
+
+    Raises:
+        ConfigError: a taken feature's label is not a class name or project label.
+    """
+    lookup = class_lookup(classes, class_labels)
+    keys = [str(v).strip().lower() for v in new["label"]]
+    unknown = sorted(
+        {str(v) for v, k in zip(new["label"], keys, strict=True) if k not in lookup}
+    )
+    if unknown:
+        extra = sorted({lab for lab in class_labels if lab and lab not in classes})
+        raise ConfigError(
+            f"{source}: unknown labels {unknown}; the model's classes are "
+            f"{list(classes)}" + (f" (project labels {extra})" if extra else "")
+        )
+    ids = [lookup[k] for k in keys]
+    out = new.copy()
+    out["class_id"] = ids
+    out["class_name"] = [classes[i] for i in ids]
+    return out
+
+
 def _geom_keys(gdf: gpd.GeoDataFrame) -> list[tuple[bytes, str]]:
     geoms = shapely.normalize(gdf.geometry.to_numpy())
     labels = (
@@ -233,6 +265,8 @@ def accept_suggestions(
     selection: Selection,
     suggestions_layer: str | None = "predictions",
     labels_layer: str = "labels",
+    classes: Sequence[str] | None = None,
+    class_labels: Sequence[str | None] = (),
 ) -> AcceptResult:
     """Append the accepted suggestions to ``labels`` (see the module docstring).
 
@@ -242,13 +276,16 @@ def accept_suggestions(
         selection: which ``suggested`` features to take.
         suggestions_layer: layer of the suggestions (``None``: the first).
         labels_layer: layer of the labels.
+        classes: the model's class names by index (``None``: labels are not checked
+            and class name/id are kept as suggested).
+        class_labels: project label per class (a spec's ``labels()``), also accepted.
 
     Returns:
         Counts of added, replaced, duplicate, rejected and unselected features.
 
     Raises:
         ConfigError: unreadable files, unknown status values, a threshold without
-            scores or ids without an ``id`` field.
+            scores or ids without an ``id`` field, labels that are not ``classes``.
 
     .. versionadded:: 0.1
     """
@@ -261,6 +298,8 @@ def accept_suggestions(
     answered = (status == "queued") & _has_label(sugg)
     take = reviewed | picked | answered
     new = _as_labels(sugg[take], status[take])
+    if classes is not None:
+        new = _derive_classes(new, classes, class_labels, source)
     existing: gpd.GeoDataFrame | None = None
     if lpath.exists() and labels_layer in [
         str(n) for n, _ in pyogrio.list_layers(lpath)

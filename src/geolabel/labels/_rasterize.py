@@ -43,23 +43,31 @@ def read_labels(path: str | Path, *, layer: str | None = None) -> gpd.GeoDataFra
 
     Args:
         path: the vector file.
-        layer: layer name (default: the first layer).
+        layer: layer name (default: the only layer with geometries).
 
     Returns:
         The features with their attributes, in the file's CRS.
 
     Raises:
-        ConfigError: the file or layer does not exist or cannot be read.
+        ConfigError: the file or layer does not exist or cannot be read, or no
+            layer is named and the file has several.
     """
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: label file not found")
     try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(p)]
+        listed = pyogrio.list_layers(p)
+        layers = [str(name) for name, _ in listed]
         if layer is not None and layer not in layers:
             raise ConfigError(f"{p}: no layer {layer!r}; layers are {layers}")
-        if layer is None and layers:
-            layer = layers[0]
+        # tables without geometry (layer_styles, attributes) are never labels
+        spatial = [str(n) for n, g in listed if g is not None] or layers
+        if layer is None and len(spatial) > 1:
+            raise ConfigError(
+                f"{p}: has {len(spatial)} layers {spatial}; name one as {p}:LAYER"
+            )
+        if layer is None and spatial:
+            layer = spatial[0]
         gdf: gpd.GeoDataFrame = pyogrio.read_dataframe(p, layer=layer)
     except pyogrio.errors.DataSourceError as err:
         raise ConfigError(f"{p}: cannot read labels: {err}") from err

@@ -232,8 +232,10 @@ class ModelSpec(_Frozen):
 def load_spec(path: str | Path, *, require_weights: bool = True) -> ModelSpec:
     """Load a model spec from YAML (``yaml.safe_load``).
 
-    ``require_weights=False`` accepts a spec whose weights file does not exist yet (a
-    fresh model that ``train --from-scratch`` or ``simulate`` trains from new weights).
+    Args:
+        path: the spec file.
+        require_weights: refuse a local model whose weights file is missing (off for
+            a spec that is about to be trained from scratch).
 
     Raises:
         ModelSpecError: missing file, bad YAML, or a spec that does not validate; the
@@ -259,12 +261,8 @@ def load_spec(path: str | Path, *, require_weights: bool = True) -> ModelSpec:
         )
         raise ModelSpecError(f"{p}: invalid model spec: {problems}") from err
     w = spec.weights_path()
-    if (
-        require_weights
-        and spec.backend in ("torch", "onnx")
-        and w is not None
-        and not w.is_file()
-    ):
+    missing = w is not None and not w.is_file()
+    if require_weights and spec.backend in ("torch", "onnx") and missing:
         raise ModelSpecError(f"{p}: weights file {w} not found")
     return spec
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,12 @@ from pyproj import CRS, Transformer
 
 from geolabel.errors import ConfigError
 from geolabel.io.raster import atomic_replace
+from geolabel.io.run_record import (
+    read_record,
+    record_path,
+    to_record_paths,
+    write_record,
+)
 from geolabel.io.vector import GpkgWriter
 from geolabel.priority.queue import unit_queue
 from geolabel.priority.regions import STRATEGIES, Region, load_run, score_regions
@@ -94,15 +99,13 @@ def _to_crs(geom: Any, src: str | None, dst: str | None) -> Any:
 def _update_run_json(
     run_dir: Path, entries: list[dict[str, Any]], options: dict[str, Any]
 ) -> None:
-    rj = run_dir / "run.json"
-    doc = json.loads(rj.read_text())
+    doc = to_record_paths(run_dir, read_record(run_dir))
+    entries = [{**e, "path": record_path(run_dir, e["path"])} for e in entries]
     doc["outputs"] = [
         o for o in doc.get("outputs", []) if o.get("role") not in ROLES
     ] + entries
     doc["priority"] = options
-    tmp = rj.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    atomic_replace(tmp, rj)
+    write_record(run_dir, doc)
 
 
 def _reason(r: Region, strategy: str, class_names: tuple[str, ...], why: str) -> str:

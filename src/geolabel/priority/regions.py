@@ -18,7 +18,6 @@ COGs (memory does not grow with the scene):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from shapely.geometry import box
 
 from geolabel.errors import ConfigError, RunStateError
 from geolabel.grid import Window
+from geolabel.io.run_record import RUN_RECORD, read_record, resolve_path
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
 __all__ = ["STRATEGIES", "Region", "SceneRun", "load_run", "score_regions"]
@@ -85,10 +85,7 @@ class Region:
 
 
 def _resolve(run_dir: Path, p: str) -> Path:
-    path = Path(p)
-    if path.is_absolute() and path.exists():
-        return path
-    return run_dir / path.parent.name / path.name
+    return resolve_path(run_dir, p)
 
 
 def load_run(run_dir: Path) -> list[SceneRun]:
@@ -97,15 +94,8 @@ def load_run(run_dir: Path) -> list[SceneRun]:
     Raises:
         RunStateError: no run.json, or no finished scene.
     """
-    rj = run_dir / "run.json"
-    if not rj.is_file():
-        raise RunStateError(
-            f"{run_dir}: no run.json; run `geolabel predict` into it first"
-        )
-    try:
-        doc = json.loads(rj.read_text())
-    except json.JSONDecodeError as err:
-        raise RunStateError(f"{rj}: not valid JSON: {err}") from err
+    rj = run_dir / RUN_RECORD
+    doc = read_record(run_dir)
     classes = tuple(doc.get("model", {}).get("classes", []))
     done = [s["scene"] for s in doc.get("scenes", []) if s.get("status") == "done"]
     scenes = []

@@ -4,9 +4,11 @@
   ``NAME_mask.qml`` with class names (nodata is transparent);
 * continuous rasters (confidence, probabilities, uncertainty): ``.qml`` colour ramps
   over their recorded scale (0–1);
-* GeoPackages: a default style per layer in ``layer_styles`` (categorised by class with
-  score labels, graduated by rank for ``next_to_label``, graduated by uncertainty for
-  ``tiles``), written through GDAL so the file stays a valid GeoPackage 1.2;
+* GeoPackages: a default style per layer in ``layer_styles`` (categorised by class,
+  detections by score band; score labels on uncertain features only; a review form:
+  ``status``/``label`` drop-downs with ``class_name``/``class_id`` following ``label``;
+  graduated by rank for ``next_to_label``, by uncertainty for ``tiles``), written
+  through GDAL so the file stays a valid GeoPackage 1.2;
 * ``RUN_DIR/run.qgs``: every scene as a group of its styled outputs over the image.
 
 .. versionadded:: 0.1
@@ -19,17 +21,21 @@ from geolabel.qgis._project import build_groups, write_project
 from geolabel.qgis._raster import raster_style, write_category_names, write_raster_qml
 from geolabel.qgis._run import (
     PROJECT_NAME,
-    project_entries,
+    record_project,
+    recorded_scenes,
     style_run,
     style_scene_outputs,
+    style_unstyled,
     write_run_project,
 )
 
 __all__ = [
     "style_scene_outputs",
     "write_run_project",
-    "project_entries",
+    "record_project",
+    "recorded_scenes",
     "style_run",
+    "style_unstyled",
     "PROJECT_NAME",
     "STYLE_NAME",
     "LayerStyle",

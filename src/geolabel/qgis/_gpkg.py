@@ -42,6 +42,12 @@ from geolabel.qgis._qml import (
     score_labeling,
 )
 from geolabel.qgis._raster import is_background
+from geolabel.qgis._review import (
+    UNCERTAIN_BELOW,
+    review_form,
+    score_band_renderer,
+    show_only,
+)
 
 __all__ = ["STYLE_NAME", "LayerStyle", "embed_styles", "layer_styles"]
 
@@ -135,6 +141,28 @@ def layer_styles(
     return styles
 
 
+def _class_table(
+    path: Path, layer: str, fields: Sequence[str], colours: ClassColours
+) -> list[tuple[str, str, int]]:
+    """``(label, class name, class id)`` per class: the model's, then the layer's own.
+
+    The model's classes are ``colours`` in index order (labels default to the names);
+    the layer adds the label each class was suggested under (a spec ``label_map``).
+    """
+    cols = [c for c in ("label", "class_name", "class_id") if c in fields]
+    rows: dict[str, tuple[str, str, int]] = {}
+    if {"label", "class_name", "class_id"} <= set(cols):
+        df = pyogrio.read_dataframe(
+            path, layer=layer, columns=cols, read_geometry=False
+        )
+        for lab, cname, cid in df[cols].drop_duplicates().itertuples(index=False):
+            if lab is not None and cname is not None and cid == cid:
+                rows.setdefault(str(lab).lower(), (str(lab), str(cname), int(cid)))
+    for i, cname in enumerate(colours):
+        rows.setdefault(cname.lower(), (cname, cname, i))
+    return sorted(rows.values(), key=lambda r: (r[2], r[0]))
+
+
 def _style_for(
     path: Path,
     name: str,
@@ -157,21 +185,38 @@ def _style_for(
             {str(v) for v in _values(path, name, "class_name") if v is not None}
         )
         names = list(colours) + [n for n in seen if n not in colours]
-        cats = []
-        for i, n in enumerate(names):
-            rgb = (
-                colours.get(n) or ramp_color("viridis", i / max(1, len(names) - 1))[:3]
+        rgbas = [
+            (
+                n,
+                (
+                    *(
+                        colours.get(n)
+                        or ramp_color("viridis", i / max(1, len(names) - 1))[:3]
+                    ),
+                    255,
+                ),
             )
-            cats.append(Category(n, n, (*rgb, 255), render=not is_background(n)))
-        rend = categorized_renderer("class_name", cats, geometry=kind, fill_alpha=0)
+            for i, n in enumerate(names)
+        ]
+        detections = name == "detections"
+        if detections:
+            rend = score_band_renderer(rgbas, geometry=kind)
+        else:
+            cats = [Category(n, n, c, render=not is_background(n)) for n, c in rgbas]
+            rend = categorized_renderer("class_name", cats, geometry=kind, fill_alpha=0)
         elements: tuple[ET.Element, ...] = (rend,)
         if "score" in fields:
-            elements += (score_labeling('format_number("score", 2)', geometry=kind),)
+            band = '"score" >= 0.3 AND ' if detections else ""
+            lab = score_labeling('format_number("score", 2)', geometry=kind)
+            elements += (show_only(lab, f'{band}"score" < {UNCERTAIN_BELOW}'),)
+        elements += tuple(
+            review_form(fields, _class_table(path, name, fields, colours))
+        )
         return LayerStyle(
             name,
             geom_col,
-            "categorizedSymbol",
-            "class_name",
+            "RuleRenderer" if detections else "categorizedSymbol",
+            "score" if detections else "class_name",
             elements,
             "score" in fields,
         )

@@ -9,7 +9,6 @@ outputs added later, such as ``next_to_label.gpkg``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,20 +17,30 @@ from typing import Any
 import rasterio
 
 from geolabel.errors import GeolabelError
+from geolabel.io.run_record import (
+    RUN_RECORD,
+    find_outputs,
+    read_record,
+    record_path,
+    resolve_path,
+    to_record_paths,
+    write_record,
+)
 from geolabel.qgis._gpkg import ClassColours, embed_styles, layer_styles
 from geolabel.qgis._project import build_groups, write_project
 from geolabel.qgis._raster import (
     write_category_names,
     write_raster_qml,
-    write_text_atomic,
 )
 
 __all__ = [
     "PROJECT_NAME",
     "SceneOutputs",
-    "project_entries",
+    "record_project",
+    "recorded_scenes",
     "style_run",
     "style_scene_outputs",
+    "style_unstyled",
     "write_run_project",
 ]
 
@@ -118,46 +127,74 @@ def write_run_project(
     return write_project(out / PROJECT_NAME, groups, title=f"geolabel {out.name}")
 
 
-def project_entries(
-    out: Path, results: Sequence[Any], spec: Any | None = None
+def style_unstyled(
+    results: Sequence[Any], spec: Any | None = None
 ) -> list[dict[str, Any]]:
-    """Write the run's project from predict's scene results; returns its run.json entry.
+    """Style the finished scenes that finalize did not style (detection, classification).
 
     Args:
-        out: the run folder.
-        results: :class:`geolabel.pipeline.SceneResult` objects (finished ones are used).
+        results: :class:`geolabel.pipeline.SceneResult` objects.
         spec: the model spec (class names and colours).
 
-    Scenes that finalize did not style (detection and classification runs) are styled
-    here.
-
     Returns:
-        run.json entries: those styles and ``{"scene": None, "role": "project", ...}``
-        (none when no scene finished).
+        run.json entries ``{"scene", "role": "style:ROLE", "path"}`` of the new files
+        (paths as written, not yet in the record's form).
     """
-    scenes: list[SceneOutputs] = []
     entries: list[dict[str, Any]] = []
     for r in results:
-        files = [Path(p) for p in r.outputs.values()]
-        if r.status != "done" or not files:
+        if r.status != "done" or not r.outputs:
             continue
         if not any(role.startswith("style:") for role in r.outputs):
-            # detection / classification scenes are not finalized by finalize_scene
             styled = style_scene_outputs(r.outputs, spec)
             entries += [
                 {"scene": r.scene, "role": k, "path": v} for k, v in styled.items()
             ]
-        name = Path(r.info.get("dir") or files[0].parent).name
-        scenes.append((name, str(r.scene), dict(r.outputs), r.info.get("bands")))
-    project = write_run_project(out, scenes, spec)
-    if project is not None:
-        entries.append({"scene": None, "role": "project", "path": str(project)})
     return entries
 
 
-def _resolve(run_dir: Path, p: str) -> Path:
-    q = Path(p)
-    return q if q.is_absolute() or q.exists() else run_dir / q
+def _is_style(role: str) -> bool:
+    return role.startswith(("style:", "categories:")) or role == "project"
+
+
+def recorded_scenes(run_dir: Path, doc: Mapping[str, Any]) -> list[SceneOutputs]:
+    """The finished scenes of a run record with their outputs (paths resolved).
+
+    Style entries are left out; scenes without outputs are skipped.
+    """
+    scenes: list[SceneOutputs] = []
+    for s in doc.get("scenes", []):
+        if s.get("status") != "done":
+            continue
+        outs = {
+            role: str(path)
+            for rec, role, path in find_outputs(run_dir, doc)
+            if rec == s["scene"] and not _is_style(role)
+        }
+        if not outs:
+            continue
+        folder = resolve_path(run_dir, s["dir"]) if s.get("dir") else None
+        name = (folder or Path(next(iter(outs.values()))).parent).name
+        scene = str(resolve_path(run_dir, str(s["scene"])))
+        scenes.append((name, scene, outs, s.get("bands")))
+    return scenes
+
+
+def record_project(
+    run_dir: Path, doc: Mapping[str, Any], spec: Any | None = None
+) -> list[dict[str, Any]]:
+    """Write ``run_dir/run.qgs`` over every finished scene of the record ``doc``.
+
+    Returns:
+        the run.json entry ``{"scene": None, "role": "project", "path": ...}`` (path in
+        the record's form), or none when no scene finished.
+
+    Raises:
+        GeolabelError: an output cannot be styled (see :func:`style_scene_outputs`).
+    """
+    project = write_run_project(run_dir, recorded_scenes(run_dir, doc), spec)
+    if project is None:
+        return []
+    return [{"scene": None, "role": "project", "path": record_path(run_dir, project)}]
 
 
 def _run_spec(doc: dict[str, Any]) -> Any | None:
@@ -185,44 +222,32 @@ def style_run(run_dir: Path) -> dict[str, Any]:
     Raises:
         GeolabelError: no ``run.json`` (or not JSON), or no finished scene.
     """
-    rj = run_dir / "run.json"
-    try:
-        doc = json.loads(rj.read_text())
-    except FileNotFoundError as err:
-        raise GeolabelError(
-            f"{rj}: no run.json; run `geolabel predict` into {run_dir} first"
-        ) from err
-    except json.JSONDecodeError as err:
-        raise GeolabelError(f"{rj}: not valid JSON: {err}") from err
-    entries = [
-        o
-        for o in doc.get("outputs", [])
-        if not str(o.get("role", "")).startswith(("style:", "categories:", "project"))
-    ]
+    doc = to_record_paths(run_dir, read_record(run_dir, error=GeolabelError))
+    entries = [o for o in doc.get("outputs", []) if not _is_style(str(o.get("role")))]
+    doc["outputs"] = entries
     spec = _run_spec(doc)
-    scenes: list[SceneOutputs] = []
-    new_entries = []
-    for s in doc.get("scenes", []):
-        if s.get("status") != "done":
-            continue
-        outs = {
-            o["role"]: str(_resolve(run_dir, o["path"]))
-            for o in entries
-            if o.get("scene") == s["scene"]
-        }
-        if not outs:
-            continue
-        styled = style_scene_outputs(outs, spec)
-        new_entries += [
-            {"scene": s["scene"], "role": r, "path": p} for r, p in styled.items()
-        ]
-        name = Path(s.get("dir") or Path(next(iter(outs.values()))).parent).name
-        scenes.append((name, str(s["scene"]), outs, s.get("bands")))
+    scenes = recorded_scenes(run_dir, doc)
     if not scenes:
-        raise GeolabelError(f"{rj}: no finished scene with outputs to style")
-    project = write_run_project(run_dir, scenes, spec)
-    assert project is not None
-    new_entries.append({"scene": None, "role": "project", "path": str(project)})
-    doc["outputs"] = entries + new_entries
-    write_text_atomic(rj, json.dumps(doc, indent=2, default=str) + "\n")
-    return {"project": str(project), "styled": [e["path"] for e in new_entries]}
+        raise GeolabelError(
+            f"{run_dir / RUN_RECORD}: no finished scene with outputs to style"
+        )
+    styled = []
+    for s in doc.get("scenes", []):
+        outs = {
+            role: str(path)
+            for rec, role, path in find_outputs(run_dir, doc)
+            if rec == s["scene"]
+        }
+        if s.get("status") == "done" and outs:
+            styled += [
+                {"scene": s["scene"], "role": r, "path": record_path(run_dir, p)}
+                for r, p in style_scene_outputs(outs, spec).items()
+            ]
+    doc["outputs"] = entries + styled
+    project = record_project(run_dir, doc, spec)
+    doc["outputs"] += project
+    write_record(run_dir, doc)
+    return {
+        "project": str(run_dir / PROJECT_NAME),
+        "styled": [str(resolve_path(run_dir, e["path"])) for e in styled + project],
+    }

@@ -24,8 +24,12 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "run"
 
 
-def _prioritize(run: Path, *args: str) -> tuple[list[dict], str]:
-    r = CliRunner().invoke(cli, ["prioritize", str(run), *args])
+def _prioritize(
+    run: Path,
+    *args: str,
+    unit: tuple[str, ...] = ("--unit", "regions", "--strategy", "entropy"),
+) -> tuple[list[dict], str]:
+    r = CliRunner().invoke(cli, ["prioritize", str(run), *unit, *args])
     assert r.exit_code == 0, r.output
     return json.loads(r.stdout)["picks"], r.stderr
 
@@ -60,6 +64,18 @@ def test_exclusions_are_named(run_dir: Path, tmp_path: Path) -> None:
     picks, err = _prioritize(run_dir, "--budget", "5", "--exclude", str(labelled))
     assert picks == []
     assert "0 of --budget 5 picked" in err and "inside --exclude footprints" in err
+
+
+def test_points_queue_names_its_unit(run_dir: Path, tmp_path: Path) -> None:
+    labelled = tmp_path / "labelled.gpkg"
+    gpd.GeoDataFrame(
+        geometry=[box(499000, 3990000, 503000, 4001000)], crs="EPSG:32633"
+    ).to_file(labelled)
+    picks, err = _prioritize(
+        run_dir, "--budget", "5", "--exclude", str(labelled), unit=("--unit", "points")
+    )
+    assert picks == [] and "candidate points" in err
+    assert "inside --exclude footprints" in err
 
 
 def test_no_counts_no_message() -> None:

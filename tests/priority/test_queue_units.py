@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
+from geolabel.io.run_record import resolve_path
 from geolabel.io.scene import open_scene
 from geolabel.labels import IGNORE_INDEX, rasterize_labels, read_labels
 from geolabel.priority import prioritize
@@ -77,7 +78,7 @@ def test_labels_come_back_through_accept_train_and_exclude(
     assert set(got["review"]) == {"labelled"}
     # train reads the queue as it is: unlabelled points add nothing
     scene = json.loads((run_dir / "run.json").read_text())["scenes"][0]["scene"]
-    grid = open_scene(scene).grid
+    grid = open_scene(resolve_path(run_dir, scene)).grid
     raster = rasterize_labels(
         gdf, grid, num_classes=2, lookup={"class0": 0, "class1": 1}, point_buffer=0
     )

@@ -36,6 +36,7 @@ from affine import Affine
 from shapely.geometry import shape
 
 from geolabel.errors import ConfigError
+from geolabel.io.run_record import resolve_path
 from geolabel.priority.regions import SceneRun, _band_of
 from geolabel.priority.units import UnitMap, UnitStats, pool_units, unit_map
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
@@ -118,6 +119,7 @@ def _scene_bands(path: str, shape_: tuple[int, int]) -> F32:
 def scene_units(
     run: SceneRun,
     *,
+    run_dir: Path,
     unit: str,
     measure: str | None,
     labelled: list[tuple[Any, int | None]],
@@ -130,6 +132,7 @@ def scene_units(
 
     Args:
         run: the scene's outputs.
+        run_dir: the run folder (recorded scene paths are relative to it).
         unit: ``points``, ``superpixels`` or ``regions``.
         measure: the strategy's uncertainty measure (``None``: none needed).
         labelled: already-labelled footprints in the scene CRS, with their class index
@@ -165,7 +168,7 @@ def scene_units(
         crs = mask.crs.to_wkt() if mask.crs else None
     image = feats if feats is not None else np.zeros((1, *shape_), np.float32)
     if unit == "superpixels":
-        image = _scene_bands(run.scene, shape_)
+        image = _scene_bands(str(resolve_path(run_dir, run.scene)), shape_)
     units = unit_map(
         unit,
         image,
@@ -247,6 +250,7 @@ def unit_queue(
     scenes: list[SceneRun],
     budget: int,
     *,
+    run_dir: Path,
     unit: str,
     strategy: str,
     exclude: tuple[str | Path, ...],
@@ -280,6 +284,7 @@ def unit_queue(
         per.append(
             scene_units(
                 run,
+                run_dir=run_dir,
                 unit=unit,
                 measure=strat.measure,
                 labelled=labelled,

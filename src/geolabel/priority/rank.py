@@ -194,6 +194,7 @@ def prioritize(
         rows, out_crs, counts = unit_queue(
             scenes,
             budget,
+            run_dir=run_dir,
             unit=unit,
             strategy=strategy,
             exclude=exclude,

@@ -291,3 +291,19 @@ def test_background_class_is_transparent_and_hidden(tmp_path: Path) -> None:
         c.get("value"): c.get("render") for c in style.elements[0].iter("category")
     }
     assert renders == {"Background": "false", "class1": "true", "class2": "true"}
+
+
+def test_queue_style_offers_the_classes_for_label(qgis_run: Path) -> None:
+    """``next_to_label`` (points by default) is labelled by picking a class from a list."""
+    gpkg = qgis_run / "next_to_label.gpkg"
+    with sqlite3.connect(gpkg) as con:
+        (qml,) = con.execute(
+            "SELECT styleQML FROM layer_styles WHERE f_table_name = 'next_to_label'"
+        ).fetchone()
+    con.close()
+    root = ET.fromstring(qml)
+    field = root.find(".//fieldConfiguration/field[@name='label']")
+    assert field is not None
+    assert field.find(".//editWidget").get("type") == "ValueMap"
+    values = {o.get("value") for o in field.iter("Option") if o.get("value")}
+    assert set(run_doc(qgis_run)["model"]["classes"]) <= values

@@ -179,7 +179,14 @@ def _style_for(
             "rank", ranges, geometry=kind, ramp="ylorrd", precision=0, fill_alpha=70
         )
         lab = score_labeling('"rank"', geometry=kind)
-        return LayerStyle(name, geom_col, "graduatedSymbol", "rank", (rend, lab), True)
+        # the queue is labelled by picking a class for `label` (a drop-down of the classes)
+        form = review_form(
+            [f for f in fields if f == "label"],
+            [(n, n, i) for i, n in enumerate(colours)],
+        )
+        return LayerStyle(
+            name, geom_col, "graduatedSymbol", "rank", (rend, lab, *form), True
+        )
     if "class_name" in fields:
         seen = sorted(
             {str(v) for v in _values(path, name, "class_name") if v is not None}

@@ -13,15 +13,12 @@ from shapely.geometry import box
 
 from geolabel.cli._shortfall import shortfall_message
 from geolabel.cli.main import cli
-from tests.uncertainty.helpers import half_scene, run_ambiguity
+from tests.uncertainty.helpers import half_run
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("short")
-    scene = half_scene(tmp / "half.tif", shape=(128, 192))
-    run_ambiguity([scene], tmp / "run")
-    return tmp / "run"
+    return half_run(tmp_path_factory.mktemp("short"))
 
 
 def _prioritize(

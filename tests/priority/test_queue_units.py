@@ -15,17 +15,14 @@ from geolabel.io.run_record import resolve_path
 from geolabel.io.scene import open_scene
 from geolabel.labels import IGNORE_INDEX, rasterize_labels, read_labels
 from geolabel.priority import prioritize
-from tests.uncertainty.helpers import half_scene, run_ambiguity
+from tests.uncertainty.helpers import half_run
 
 RIGHT_X = 500000.0 + 96 * 10.0  # the uncertain half of the 192-column scene
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tmp = tmp_path_factory.mktemp("queue")
-    scene = half_scene(tmp / "half.tif", shape=(128, 192))
-    run_ambiguity([scene], tmp / "run")
-    return tmp / "run"
+    return half_run(tmp_path_factory.mktemp("queue"))
 
 
 def test_points_default_queue_is_uncertain_spread_and_queued(run_dir: Path) -> None:

@@ -97,3 +97,10 @@ def run_ambiguity(scenes: list[Path], out: Path, **config: Any) -> RunResult:
     res = run_predict(cfg, model=AmbiguityBackend())
     assert res.ok, [s.error for s in res.scenes]
     return res
+
+
+def half_run(folder: Path) -> Path:
+    """A finished run over a 128 x 192 :func:`half_scene` (right half a coin toss)."""
+    scene = half_scene(folder / "half.tif", shape=(128, 192))
+    run_ambiguity([scene], folder / "run")
+    return folder / "run"

@@ -35,6 +35,7 @@ from geolabel.execution.shards import (
 )
 from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
+from geolabel.io.limits import SceneLimits, check_tiles, check_time
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
@@ -128,6 +129,7 @@ def open_model_scene(
     nodata: float | None = None,
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
+    limits: SceneLimits | None = None,
 ) -> Scene:
     """Open a scene with the bands ``spec`` needs (:func:`resolve_bands`), in model order.
 
@@ -141,6 +143,7 @@ def open_model_scene(
         "nodata": nodata,
         "allow_vrt": allow_vrt,
         "allow_pixel_space": allow_pixel_space,
+        "limits": limits,
     }
     base = open_scene(path, **kw)
     return open_scene(path, bands=resolve_bands(base, spec, bands), **kw)
@@ -155,16 +158,22 @@ def open_run_scene(path: str | Path, spec: ModelSpec, config: RunConfig) -> Scen
         nodata=config.nodata,
         allow_vrt=config.allow_vrt,
         allow_pixel_space=config.allow_pixel_space,
+        limits=config.scene_limits(),
     )
 
 
 def plan_scene(
     scene: Scene, spec: ModelSpec, config: RunConfig
 ) -> tuple[TileGrid, int]:
-    """The tile grid and dead zone for a scene."""
+    """The tile grid and dead zone for a scene.
+
+    Raises:
+        ResourceLimitError: more tiles than the run's ``tiles`` limit.
+    """
     tile = config.tile_size or spec.input.tile_size
     overlap = spec.default_overlap() if config.overlap is None else config.overlap
     grid = TileGrid(scene.grid, tile, overlap)
+    check_tiles(scene.path, len(grid), config.scene_limits())
     if config.dead_zone is not None:
         dead = min(config.dead_zone, overlap)
     elif spec.receptive_field is not None:
@@ -202,6 +211,8 @@ def run_scene(
 
     res = SceneResult(scene=str(path), status="failed")
     t_start = time.perf_counter()
+    limits = config.scene_limits()
+    deadline = limits.deadline()
     try:
         scene = open_run_scene(path, spec, config)
         grid, dead = plan_scene(scene, spec, config)
@@ -261,6 +272,7 @@ def run_scene(
             count[0] += n
             if progress is not None:
                 progress(scene.name, count[0], len(grid))
+            check_time(scene.path, deadline, limits)  # after the batch is recorded
 
         if progress is not None:
             progress(scene.name, done_before, len(grid))

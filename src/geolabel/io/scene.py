@@ -24,6 +24,14 @@ from rasterio.windows import Window as RioWindow
 
 from geolabel.errors import GridError, NodataWarning, SceneReadError
 from geolabel.grid import SceneGrid, TileGrid, Window
+from geolabel.io._tiff_header import read_tiff_layout
+from geolabel.io.limits import (
+    SceneLimits,
+    check_counts,
+    check_dtypes,
+    check_layout,
+    check_size,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -111,7 +119,7 @@ class Scene:
                 ok &= np.isfinite(raw).all(axis=0)
         except RasterioIOError as err:
             raise SceneReadError(
-                f"{self.path}: cannot read window {inner}: {err}"
+                f"{self.path}: cannot read window {inner}: {gdal_cause(err)}"
             ) from err
         finally:
             if dataset is None:
@@ -133,6 +141,24 @@ class Scene:
         da = rioxarray.open_rasterio(self.path, chunks=chunks, masked=False, lock=False)
         out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr,assignment]
         return out
+
+
+def gdal_cause(err: BaseException) -> str:
+    """The first line of GDAL's own message behind a rasterio error.
+
+    rasterio raises "Read failed. See previous exception for details." and chains
+    GDAL's error (``CPLE_*``) as the cause; this returns the innermost message.
+    """
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    seen = 0
+    cause = err.__cause__ or err.__context__
+    while cause is not None and seen < 8:
+        text = str(cause).strip()
+        if text and "previous exception" not in text:
+            msg = text.splitlines()[0]
+        cause = cause.__cause__ or cause.__context__
+        seen += 1
+    return msg
 
 
 @functools.lru_cache(maxsize=64)
@@ -172,8 +198,12 @@ def open_scene(
     nodata: float | None = None,
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
+    limits: SceneLimits | None = None,
 ) -> Scene:
     """Open and validate a scene.
+
+    The header is checked against ``limits`` before GDAL builds anything per band
+    and before any pixel is read (see :mod:`geolabel.io.limits`).
 
     Args:
         path: a GeoTIFF or COG (a VRT only with ``allow_vrt``).
@@ -181,10 +211,14 @@ def open_scene(
         nodata: override the nodata value (for files that have fill but declare none).
         allow_vrt: accept VRT files (they can reference arbitrary files).
         allow_pixel_space: accept files without a CRS (outputs are in pixel space).
+        limits: bands, pixels, compression ratio and block size a file may declare
+            (default: :class:`~geolabel.io.limits.SceneLimits`).
 
     Raises:
         SceneReadError: missing/unreadable file, a driver not on the allowlist, no
-            CRS, a rotated transform or GCP-only georeferencing, bad band indexes.
+            CRS, a rotated transform or GCP-only georeferencing, bad band indexes,
+            a complex or unknown data type.
+        ResourceLimitError: the file declares more than ``limits`` allow.
 
     .. versionadded:: 0.1
     """
@@ -193,6 +227,11 @@ def open_scene(
         raise SceneReadError(f"{p}: no such file")
     if p.is_dir():
         raise SceneReadError(f"{p}: is a directory, not a raster file")
+    lim = limits if limits is not None else SceneLimits()
+    file_bytes = p.stat().st_size
+    layout = read_tiff_layout(p)
+    if layout is not None:
+        check_layout(p, layout, file_bytes=file_bytes, limits=lim)
     drivers = list(SAFE_DRIVERS) + (["VRT"] if allow_vrt else [])
     ds = None
     errors = []
@@ -210,6 +249,13 @@ def open_scene(
         )
         raise SceneReadError(f"{p}: not a readable GeoTIFF/COG{hint}: {errors[-1]}")
     with ds:
+        check_counts(p, bands=ds.count, shape=(ds.height, ds.width), limits=lim)
+        check_dtypes(p, ds.dtypes)
+        if ds.driver == "GTiff":
+            declared = (
+                sum(np.dtype(t).itemsize for t in ds.dtypes) * ds.height * ds.width
+            )
+            check_size(p, declared_bytes=declared, file_bytes=file_bytes, limits=lim)
         return _validate(p, ds, bands, nodata, allow_pixel_space)
 
 

@@ -16,6 +16,7 @@ import math
 import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,13 @@ import rasterio
 
 from geolabel import __version__
 from geolabel.config import RunConfig
-from geolabel.errors import GeolabelError, OutputExistsError, SceneReadError
+from geolabel.errors import (
+    GeolabelError,
+    InputScalingWarning,
+    OutputExistsError,
+    SceneReadError,
+    describe_error,
+)
 from geolabel.execution.executors import BatchExecutor, LocalExecutor, open_executor
 from geolabel.execution.shards import (
     begin_shard,
@@ -42,7 +49,9 @@ from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.ensemble import extra_channels, wrap_backend
 from geolabel.models.precision import precision_record
+from geolabel.models.preflight import check_tile_size, preflight_model
 from geolabel.models.registry import load_model
+from geolabel.models.scaling import scaling_problem
 from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.stitch._halo import halo_size
 from geolabel.uncertainty.sinks import describe_output
@@ -183,6 +192,20 @@ def plan_scene(
     return grid, dead
 
 
+def warn_input_scaling(scene: Scene, grid: TileGrid, spec: ModelSpec) -> None:
+    """Warn (:class:`InputScalingWarning`) when the central tile, normalised as the
+    spec says, looks wrong for the model (see ``models/scaling.py``)."""
+    rows, cols = grid.shape
+    tile = grid[rows // 2, cols // 2]
+    try:
+        read = scene.read(tile.read_window)
+    except SceneReadError:
+        return  # the tile loop records the failure where it happens
+    problem = scaling_problem(read.data, read.valid, spec)
+    if problem is not None:
+        warnings.warn(f"{scene.path}: {problem}", InputScalingWarning, stacklevel=2)
+
+
 def _scene_dir(out: Path, scene: Scene, names: dict[str, int]) -> Path:
     name = scene.name
     if names.get(name, 0):
@@ -216,6 +239,7 @@ def run_scene(
     try:
         scene = open_run_scene(path, spec, config)
         grid, dead = plan_scene(scene, spec, config)
+        warn_input_scaling(scene, grid, spec)
         sdir = _scene_dir(out, scene, names)
         if (
             spec.task != "segmentation"
@@ -316,8 +340,8 @@ def run_scene(
         )
         res.timings["finalize"] = time.perf_counter() - t0
         res.status = "done"
-    except GeolabelError as err:
-        res.error = str(err)
+    except (GeolabelError, OSError) as err:  # OSError: disk full, read-only, GDAL
+        res.error = describe_error(err)
         logger.debug("scene %s failed:\n%s", path, traceback.format_exc())
     finally:
         res.timings["total"] = time.perf_counter() - t_start
@@ -374,10 +398,17 @@ def run_predict(
     """Run a model over scenes; see :class:`RunConfig`.
 
     Raises:
-        ModelSpecError: the model spec is invalid (nothing is run).
+        ModelSpecError: the model spec or its weights are invalid (nothing is made).
+        BackendError: the model cannot be loaded (nothing is made).
+        ConfigError: a ``tile_size`` the model cannot take, a bad limit.
         OutputExistsError: ``out`` holds a different run and ``overwrite`` is off.
     """
     spec = model.spec if model is not None else load_spec(config.model)
+    config.scene_limits()  # a bad --limit fails before anything is made
+    if model is None:  # a bad model fails before anything is made
+        preflight_model(spec, tile_size=config.tile_size)
+    else:
+        check_tile_size(spec, config.tile_size)
     out = Path(config.out)
     run_json = out / "run.json"
     if run_json.exists() and not config.overwrite:

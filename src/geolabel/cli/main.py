@@ -14,7 +14,7 @@ import click
 
 from geolabel import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "error_line", "main"]
 
 COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
@@ -33,6 +33,17 @@ COMMANDS = {
 }
 
 
+def error_line(message: str, path: object = None) -> str:
+    """``geolabel: error: PATH: cause`` on one line, the path given once.
+
+    ``path`` is prefixed only when the message does not already start with it.
+    """
+    text = " ".join(message.split())
+    if path is not None and not text.startswith(f"{path}:"):
+        text = f"{path}: {text}"
+    return f"geolabel: error: {text}"
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -48,15 +59,17 @@ class _Group(click.Group):
         return cmd
 
     def invoke(self, ctx: click.Context) -> Any:
-        from geolabel.errors import GeolabelError
+        from geolabel.errors import GeolabelError, describe_error
 
         try:
             return super().invoke(ctx)
-        except GeolabelError as err:
+        except (GeolabelError, OSError, MemoryError) as err:
+            # the one error boundary: a scene, model, spec, disk or store failure
+            # is one line; the traceback only with --debug / -v
             obj = ctx.obj or {}
             if obj.get("debug"):
                 raise
-            click.echo(f"geolabel: error: {err}", err=True)
+            click.echo(error_line(describe_error(err)), err=True)
             ctx.exit(2)
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from geolabel.errors import ConfigError, ResourceLimitError, SceneReadError
 from geolabel.io._tiff_header import TiffLayout
@@ -96,7 +97,7 @@ class SceneLimits:
         Raises:
             ConfigError: an unknown name or a value that is not positive.
         """
-        changes: dict[str, float | int] = {}
+        changes: dict[str, Any] = {}
         for name, value in items:
             key = LIMIT_NAMES.get(name)
             if key is None:

@@ -22,7 +22,7 @@ from rasterio.enums import MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window as RioWindow
 
-from geolabel.errors import GridError, NodataWarning, SceneReadError
+from geolabel.errors import GridError, NodataWarning, SceneReadError, innermost_cause
 from geolabel.grid import SceneGrid, TileGrid, Window
 from geolabel.io._tiff_header import read_tiff_layout
 from geolabel.io.limits import (
@@ -119,7 +119,7 @@ class Scene:
                 ok &= np.isfinite(raw).all(axis=0)
         except RasterioIOError as err:
             raise SceneReadError(
-                f"{self.path}: cannot read window {inner}: {gdal_cause(err)}"
+                f"{self.path}: cannot read window {inner}: {innermost_cause(err)}"
             ) from err
         finally:
             if dataset is None:
@@ -141,24 +141,6 @@ class Scene:
         da = rioxarray.open_rasterio(self.path, chunks=chunks, masked=False, lock=False)
         out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr,assignment]
         return out
-
-
-def gdal_cause(err: BaseException) -> str:
-    """The first line of GDAL's own message behind a rasterio error.
-
-    rasterio raises "Read failed. See previous exception for details." and chains
-    GDAL's error (``CPLE_*``) as the cause; this returns the innermost message.
-    """
-    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-    seen = 0
-    cause = err.__cause__ or err.__context__
-    while cause is not None and seen < 8:
-        text = str(cause).strip()
-        if text and "previous exception" not in text:
-            msg = text.splitlines()[0]
-        cause = cause.__cause__ or cause.__context__
-        seen += 1
-    return msg
 
 
 @functools.lru_cache(maxsize=64)

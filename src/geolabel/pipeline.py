@@ -30,6 +30,7 @@ from geolabel.errors import (
     GeolabelError,
     InputScalingWarning,
     OutputExistsError,
+    RunStateError,
     SceneReadError,
     describe_error,
 )
@@ -42,6 +43,7 @@ from geolabel.execution.shards import (
 )
 from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
+from geolabel.io.disk import disk_problem
 from geolabel.io.limits import SceneLimits, check_tiles, check_time
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene import Scene, open_scene
@@ -211,7 +213,15 @@ def _scene_dir(out: Path, scene: Scene, names: dict[str, int]) -> Path:
     if names.get(name, 0):
         name = f"{name}-{names[name]}"
     names[scene.name] = names.get(scene.name, 0) + 1
-    return out / name
+    sdir = out / name
+    root = out.resolve()
+    if sdir.resolve() == root or not sdir.resolve().is_relative_to(root):
+        # a link in the run folder pointing elsewhere
+        raise RunStateError(
+            f"{scene.path}: its output folder {sdir} would lie outside the run "
+            f"folder {out}; remove {sdir} or rename the scene"
+        )
+    return sdir
 
 
 def run_scene(
@@ -323,6 +333,8 @@ def run_scene(
                 if res.failed_tiles
                 else None
             )
+            if first:  # the line names the scene once
+                first = first.replace(f"{scene.path}: ", "")
             res.error = (
                 f"{len(missing)} of {len(grid)} tiles not done "
                 f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
@@ -342,6 +354,11 @@ def run_scene(
         res.status = "done"
     except (GeolabelError, OSError) as err:  # OSError: disk full, read-only, GDAL
         res.error = describe_error(err)
+        if not isinstance(err, GeolabelError) and err.errno is None:
+            # GDAL's write errors do not say why: ask the folder
+            problem = disk_problem(out / Path(str(path)).stem)
+            if problem is not None:
+                res.error = f"{res.error} ({problem})"
         logger.debug("scene %s failed:\n%s", path, traceback.format_exc())
     finally:
         res.timings["total"] = time.perf_counter() - t_start

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,8 +87,13 @@ class Scene:
 
     @property
     def name(self) -> str:
-        """File name without suffix (used to name outputs)."""
-        return self.path.stem
+        """File name without suffix (names the scene's output folder and files).
+
+        A stem of dots only (``...tif`` has the stem ``..``) would name the run
+        folder itself or its parent; its dots become underscores.
+        """
+        stem = self.path.stem
+        return stem.replace(".", "_") if stem.strip(".") == "" else stem
 
     def open(self) -> Any:
         """A fresh rasterio dataset (one per thread; close it after use)."""
@@ -149,7 +155,11 @@ def _zero_filled_cached(
 ) -> bool:
     """:func:`_looks_zero_filled` once per file version (a run opens a scene 2-4 times)."""
     with rasterio.open(path) as ds:
-        return _looks_zero_filled(ds, list(bands))
+        try:
+            return _looks_zero_filled(ds, list(bands))
+        except RasterioIOError as err:  # a damaged border block: the tile loop says so
+            logger.debug("%s: border not checked for zero fill: %s", path, err)
+            return False
 
 
 #: ``(path, mtime_ns, size)`` of the files the zero-border warning was given for.
@@ -222,7 +232,9 @@ def open_scene(
             ds = rasterio.open(p, driver=driver)
             break
         except RasterioIOError as err:
-            errors.append(str(err).splitlines()[0])
+            # GDAL quotes the (possibly shortened) path again: say it once
+            first = str(err).splitlines()[0]
+            errors.append(re.sub(rf"'[^']*{re.escape(p.name)}'\s*", "", first))
     if ds is None:
         hint = (
             " (VRT files need --allow-vrt)"

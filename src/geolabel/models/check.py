@@ -92,16 +92,18 @@ def _receptive_field_check(model: Any, spec: ModelSpec) -> Check:
     except GeolabelError as err:
         return Check("receptive-field", False, f"{type(err).__name__}: {err}")
     t = spec.input.tile_size
-    seen = f"at least {t} (the whole tile)" if rf >= t - 1 else str(rf)
+    whole = rf >= t - 1
+    seen = f"at least {t} px (the whole tile)" if whole else f"{rf} px"
+    suggest = f"{t} or more" if whole else str(rf)
     declared = spec.receptive_field
     if declared is None or declared < rf:
         said = "does not declare it" if declared is None else f"says {declared}"
         return Check(
             "receptive-field",
             True,
-            f"measured {seen} px, the spec {said}: tiles with less context than "
-            f"that disagree with whole-image inference; set receptive_field: {rf} "
-            "(and an overlap of about half of it)",
+            f"measured {seen}, the spec {said}: tiles with less context than "
+            f"that disagree with whole-image inference; set receptive_field: "
+            f"{suggest} (and an overlap of about half of it)",
             warning=True,
         )
     return Check("receptive-field", True, f"measured {seen} px, spec says {declared}")

@@ -33,6 +33,27 @@ COMMANDS = {
 }
 
 
+def _quiet_gdal_log_errors() -> None:
+    """Keep rasterio's GDAL log callback from printing tracebacks.
+
+    GDAL warnings about a damaged file can quote bytes that are not UTF-8; rasterio's
+    callback then fails to decode them and Python prints "Exception ignored in
+    'rasterio._env.log_error'" with a traceback. The message is logged instead.
+    """
+    previous = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        where = f"{u.object!r} {u.err_msg or ''}"
+        if isinstance(u.exc_value, UnicodeDecodeError) and "log_error" in where:
+            logging.getLogger("geolabel.cli").debug(
+                "GDAL message that is not UTF-8: %r", u.exc_value.object
+            )
+            return
+        previous(u)
+
+    sys.unraisablehook = hook
+
+
 def error_line(message: str, path: object = None) -> str:
     """``geolabel: error: PATH: cause`` on one line, the path given once.
 
@@ -95,6 +116,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     ctx.obj = {"verbose": verbose, "quiet": quiet, "debug": debug or verbose > 0}
+    if not ctx.obj["debug"]:
+        _quiet_gdal_log_errors()
 
 
 def main() -> None:

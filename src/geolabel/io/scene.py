@@ -20,10 +20,16 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window as RioWindow
 
-from geolabel.errors import GridError, NodataWarning, SceneReadError, innermost_cause
+from geolabel.errors import (
+    GeolabelError,
+    GridError,
+    NodataWarning,
+    SceneReadError,
+    innermost_cause,
+)
 from geolabel.grid import SceneGrid, TileGrid, Window
 from geolabel.io._tiff_header import read_tiff_layout
 from geolabel.io.limits import (
@@ -123,7 +129,7 @@ class Scene:
                 ok &= ~bad.any(axis=0)
             if raw.dtype.kind == "f":
                 ok &= np.isfinite(raw).all(axis=0)
-        except RasterioIOError as err:
+        except RasterioError as err:
             raise SceneReadError(
                 f"{self.path}: cannot read window {inner}: {innermost_cause(err)}"
             ) from err
@@ -231,7 +237,7 @@ def open_scene(
         try:
             ds = rasterio.open(p, driver=driver)
             break
-        except RasterioIOError as err:
+        except (RasterioError, UnicodeDecodeError) as err:
             # GDAL quotes the (possibly shortened) path again: say it once
             first = str(err).splitlines()[0]
             errors.append(re.sub(rf"'[^']*{re.escape(p.name)}'\s*", "", first))
@@ -242,15 +248,34 @@ def open_scene(
             else ""
         )
         raise SceneReadError(f"{p}: not a readable GeoTIFF/COG{hint}: {errors[-1]}")
-    with ds:
-        check_counts(p, bands=ds.count, shape=(ds.height, ds.width), limits=lim)
-        check_dtypes(p, ds.dtypes)
-        if ds.driver == "GTiff":
-            declared = (
-                sum(np.dtype(t).itemsize for t in ds.dtypes) * ds.height * ds.width
-            )
-            check_size(p, declared_bytes=declared, file_bytes=file_bytes, limits=lim)
-        return _validate(p, ds, bands, nodata, allow_pixel_space)
+    try:
+        with ds:
+            return _check_and_validate(p, ds, bands, nodata, allow_pixel_space, lim)
+    except GeolabelError:
+        raise
+    except (RasterioError, UnicodeDecodeError, ValueError) as err:
+        # damaged metadata: a tag that is not UTF-8, a CRS GDAL cannot parse
+        raise SceneReadError(
+            f"{p}: damaged metadata: {type(err).__name__}: {innermost_cause(err)}"
+        ) from err
+
+
+def _check_and_validate(
+    p: Path,
+    ds: Any,
+    bands: tuple[int, ...] | list[int] | None,
+    nodata: float | None,
+    allow_pixel_space: bool,
+    lim: SceneLimits,
+) -> Scene:
+    """The limits GDAL's view of the file must meet, then :func:`_validate`."""
+    file_bytes = p.stat().st_size
+    check_counts(p, bands=ds.count, shape=(ds.height, ds.width), limits=lim)
+    check_dtypes(p, ds.dtypes)
+    if ds.driver == "GTiff":
+        declared = sum(np.dtype(t).itemsize for t in ds.dtypes) * ds.height * ds.width
+        check_size(p, declared_bytes=declared, file_bytes=file_bytes, limits=lim)
+    return _validate(p, ds, bands, nodata, allow_pixel_space)
 
 
 def _validate(

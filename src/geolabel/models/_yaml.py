@@ -17,12 +17,14 @@ import yaml
 
 from geolabel.errors import ModelSpecError
 
-__all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_NODES", "load_yaml_mapping"]
+__all__ = ["MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "MAX_SPEC_NODES", "load_yaml_mapping"]
 
 #: A spec is a page of YAML; anything larger is refused before parsing.
 MAX_SPEC_BYTES = 1 << 20
 #: Values of a spec after aliases are expanded (a spec has a few hundred).
 MAX_SPEC_NODES = 100_000
+#: Nesting of a spec's values (a spec nests 3 or 4 levels).
+MAX_SPEC_DEPTH = 32
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -47,8 +49,15 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _check_values(p: Path, value: Any, where: str, budget: list[int]) -> None:
+def _check_values(
+    p: Path, value: Any, where: str, budget: list[int], depth: int = 0
+) -> None:
     """Count expanded values (aliases included) and refuse non-finite numbers."""
+    if depth > MAX_SPEC_DEPTH:
+        raise ModelSpecError(
+            f"{p}: {where}: nested more than {MAX_SPEC_DEPTH} levels deep (an alias "
+            "that contains itself?)"
+        )
     budget[0] -= 1
     if budget[0] < 0:
         raise ModelSpecError(
@@ -61,10 +70,10 @@ def _check_values(p: Path, value: Any, where: str, budget: list[int]) -> None:
         )
     if isinstance(value, dict):
         for k, v in value.items():
-            _check_values(p, v, f"{where}.{k}" if where else str(k), budget)
+            _check_values(p, v, f"{where}.{k}" if where else str(k), budget, depth + 1)
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            _check_values(p, v, f"{where}[{i}]", budget)
+            _check_values(p, v, f"{where}[{i}]", budget, depth + 1)
 
 
 def load_yaml_mapping(p: Path, *, what: str = "model spec") -> dict[str, Any]:
@@ -90,8 +99,9 @@ def load_yaml_mapping(p: Path, *, what: str = "model spec") -> dict[str, Any]:
             f"{p}: not UTF-8 text (byte 0x{data[err.start]:02x} at offset "
             f"{err.start}); save the {what} as UTF-8"
         ) from err
-    loader = _StrictLoader(text)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # its reader refuses control characters
         raw = loader.get_single_data()
     except yaml.YAMLError as err:
         raise ModelSpecError(
@@ -100,7 +110,8 @@ def load_yaml_mapping(p: Path, *, what: str = "model spec") -> dict[str, Any]:
     except RecursionError as err:
         raise ModelSpecError(f"{p}: YAML nested too deeply") from err
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(raw, dict):
         raise ModelSpecError(f"{p}: a {what} must be a YAML mapping")
     _check_values(p, raw, "", [MAX_SPEC_NODES])

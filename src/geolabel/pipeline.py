@@ -44,8 +44,10 @@ from geolabel.execution.shards import (
 from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.disk import disk_problem
+from geolabel.io.finished import read_finished, write_finished
 from geolabel.io.limits import SceneLimits, check_tiles, check_time
 from geolabel.io.manifest import Manifest, read_manifest
+from geolabel.io.runlock import run_folder_lock
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
@@ -208,6 +210,12 @@ def warn_input_scaling(scene: Scene, grid: TileGrid, spec: ModelSpec) -> None:
         warnings.warn(f"{scene.path}: {problem}", InputScalingWarning, stacklevel=2)
 
 
+def finalize_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings only finalize reads (not in the run token)."""
+    keys = ("compress", "probabilities", "vectors", "uncertainty")
+    return {k: getattr(config, k) for k in keys}
+
+
 def _scene_dir(out: Path, scene: Scene, names: dict[str, int]) -> Path:
     name = scene.name
     if names.get(name, 0):
@@ -266,16 +274,6 @@ def run_scene(
             bands=scene.bands,
             dead=dead,
         )
-        if config.overwrite and sdir.exists():
-            shutil.rmtree(sdir)
-        sdir.mkdir(parents=True, exist_ok=True)
-        store = RunStore(
-            sdir / "store.zarr",
-            grid,
-            spec.num_classes + len(extra_channels(spec, config)),
-            halo_size(grid),
-            token,
-        )
         res.tiles = len(grid)
         res.info = {
             "grid": grid.token,
@@ -288,6 +286,22 @@ def run_scene(
             "tiles_shape": list(grid.shape),
             "dir": str(sdir),
         }
+        settings = finalize_settings(config)
+        finished = None if config.overwrite else read_finished(sdir, token, settings)
+        if finished is not None:  # a finished scene's outputs are not rewritten
+            res.outputs, res.status = finished, "done"
+            res.info["reused"] = True
+            return res
+        if config.overwrite and sdir.exists():
+            shutil.rmtree(sdir)
+        sdir.mkdir(parents=True, exist_ok=True)
+        store = RunStore(
+            sdir / "store.zarr",
+            grid,
+            spec.num_classes + len(extra_channels(spec, config)),
+            halo_size(grid),
+            token,
+        )
         state = read_manifest(sdir / "manifest")
         pending = {
             t.id
@@ -350,6 +364,7 @@ def run_scene(
         res.outputs = finalize_scene(
             scene, grid, spec, store, sdir, config, run_id=token
         )
+        write_finished(sdir, token, settings, res.outputs)
         res.timings["finalize"] = time.perf_counter() - t0
         res.status = "done"
     except (GeolabelError, OSError) as err:  # OSError: disk full, read-only, GDAL
@@ -436,6 +451,21 @@ def run_predict(
                 "choose another --out or pass --overwrite"
             )
     out.mkdir(parents=True, exist_ok=True)
+    # one writer per run folder (shards share theirs by design)
+    lock = run_folder_lock(out) if config.shard is None else contextlib.nullcontext()
+    with lock:
+        return _run_scenes(config, spec, out, run_json, model, progress)
+
+
+def _run_scenes(
+    config: RunConfig,
+    spec: ModelSpec,
+    out: Path,
+    run_json: Path,
+    model: ModelBackend | None,
+    progress: Progress | None,
+) -> RunResult:
+    """The body of :func:`run_predict` once the run folder is made and locked."""
     if config.shard is not None:
         begin_shard(
             out,
@@ -465,6 +495,14 @@ def run_predict(
             run_scene(path, spec, factory, config, out, names, progress, executor=ex)
             for path in config.scenes
         )
+    if (
+        config.shard is None
+        and run_json.exists()
+        and all(r.info.get("reused") for r in results)
+    ):  # every scene was finished before: the run's files stay as they are
+        for m in loaded:
+            m.close()
+        return RunResult(out, results, run_json)
     from geolabel.qgis import (
         project_entries,
     )  # RUN_DIR/run.qgs over the finished scenes

@@ -303,6 +303,20 @@ def run_scene(
             token,
         )
         state = read_manifest(sdir / "manifest")
+        # tiles recorded done whose store chunks were damaged since are redone
+        damaged = set(
+            store.damaged_tiles(
+                [t for t in grid if state.get(t.id, {}).get("status") == "done"]
+            )
+        )
+        if damaged:
+            logger.warning(
+                "%s: %d damaged store chunks; recomputing their tiles",
+                scene.path,
+                len(damaged),
+            )
+            for tile_id in damaged:
+                state[tile_id] = {"status": "damaged"}
         pending = {
             t.id
             for t in grid

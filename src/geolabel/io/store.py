@@ -11,6 +11,9 @@ Every chunk has exactly one writer (its tile) and is written whole, so a tile re
 after a crash overwrites its own data and never adds twice; concurrent writers
 (threads, processes, SLURM shards) never touch the same chunk. Zarr skips chunks equal
 to the fill value, so a chunk's presence proves nothing: the manifest records "done".
+Every chunk carries a CRC-32C checksum: a chunk damaged on disk is found
+(:meth:`RunStore.damaged_tiles`) and its tile recomputed instead of failing finalize
+with a decompression error (or, worse, decoding to wrong numbers).
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
 from geolabel.errors import RunStateError
-from geolabel.grid import TileGrid, Window
+from geolabel.grid import Tile, TileGrid, Window
 
 __all__ = ["RunStore"]
 
@@ -61,10 +64,18 @@ def _drop_dead_partials(path: Path) -> None:
 def _codecs() -> dict[str, Any]:
     # Blosc LZ4 with byte shuffle: on 6 x 896² float32 core chunks, 37 ms to write and
     # 19 ms to read vs 70 / 40 ms for Zstd level 1, and smaller (8.5 vs 10.1 MB)
+    # CRC-32C of each compressed chunk: damage on disk is detected, not decoded
     return {
-        "compressors": [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")],
+        "compressors": [
+            BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
+            Crc32cCodec(),
+        ],
         "serializer": BytesCodec(),
     }
+
+
+#: What zarr and its codecs raise for a chunk that is damaged on disk.
+_DAMAGE = (ValueError, RuntimeError, OSError)
 
 
 class RunStore:
@@ -143,9 +154,47 @@ class RunStore:
         self.halo[flat_index] = record
 
     def read_core(self, window: Window) -> npt.NDArray[np.float32]:
-        """``(C+1, rows, cols)`` over a core window."""
-        return np.asarray(self.core[(slice(None), *window.slices)], dtype=np.float32)
+        """``(C+1, rows, cols)`` over a core window.
+
+        Raises:
+            RunStateError: a chunk there is damaged (re-running recomputes it).
+        """
+        try:
+            data = self.core[(slice(None), *window.slices)]
+        except _DAMAGE as err:
+            raise self._damaged(f"core chunk at {window}", err) from err
+        return np.asarray(data, dtype=np.float32)
 
     def read_halo(self, flat_index: int) -> npt.NDArray[np.float32]:
-        """One tile's ``(C+1, R)`` halo record."""
-        return np.asarray(self.halo[flat_index], dtype=np.float32)
+        """One tile's ``(C+1, R)`` halo record.
+
+        Raises:
+            RunStateError: the record is damaged (re-running recomputes it).
+        """
+        try:
+            data = self.halo[flat_index]
+        except _DAMAGE as err:
+            raise self._damaged(f"halo record {flat_index}", err) from err
+        return np.asarray(data, dtype=np.float32)
+
+    def _damaged(self, what: str, err: BaseException) -> RunStateError:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return RunStateError(
+            f"{self.path}: {what} is damaged ({first}); re-run the same command to "
+            "recompute it"
+        )
+
+    def damaged_tiles(self, tiles: list[Tile]) -> list[str]:
+        """Ids of ``tiles`` whose core chunk or halo record cannot be read back.
+
+        Reads every given tile's data once (a resume checks the tiles it keeps).
+        """
+        index = {t.id: i for i, t in enumerate(self.grid)}
+        bad = []
+        for tile in tiles:
+            try:
+                self.read_core(tile.core_window)
+                self.read_halo(index[tile.id])
+            except RunStateError:
+                bad.append(tile.id)
+        return bad

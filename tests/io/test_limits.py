@@ -78,11 +78,11 @@ def test_complex_refused(tmp_path: Path) -> None:
 
 
 def test_limits_can_be_lifted(tmp_path: Path) -> None:
-    p = write_tiff(tmp_path / "bands.tif", samples=1500, width=4, height=4)
-    with pytest.raises(ResourceLimitError):
-        open_scene(p)
-    s = open_scene(p, limits=SceneLimits.from_items(parse_limits(["bands=2000"])))
-    assert len(s.bands) == 1500
+    p = write_tiff(tmp_path / "bands.tif", samples=6, width=4, height=4)
+    with pytest.raises(ResourceLimitError, match="--limit bands=6 "):
+        open_scene(p, limits=SceneLimits.from_items([("bands", 4)]))
+    s = open_scene(p, limits=SceneLimits.from_items(parse_limits(["bands=8"])))
+    assert len(s.bands) == 6
 
 
 def test_real_scenes_pass_the_defaults() -> None:
@@ -95,3 +95,42 @@ def test_real_scenes_pass_the_defaults() -> None:
 def test_bad_limit_options(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_limits([text])
+
+
+def test_scene_time_budget_stops_and_resumes(tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from geolabel.cli.main import cli
+    from geolabel.testing import make_scene, toy_spec
+
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(yaml.safe_dump(toy_spec(tile_size=64, sleep=0.3)))
+    scene = make_scene(tmp_path / "a.tif", shape=(120, 120))
+    args = ["-q", "predict", str(scene), "-m", str(spec), "-o", str(tmp_path / "run")]
+    args += ["--batch-size", "1"]
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(cli, [*args, "--limit", "scene-seconds=0.5"])
+    assert time.perf_counter() - t0 < 10
+    assert r.exit_code == 1
+    assert "ran longer than the limit of 0.5 s" in r.stderr
+    assert "--limit scene-seconds=1" in r.stderr
+    first = json.loads(r.stdout)["scenes"][0]
+    assert first["status"] == "failed"
+    r = CliRunner().invoke(cli, args)  # the same command without the limit resumes
+    assert r.exit_code == 0, r.stderr
+    run = json.loads((tmp_path / "run" / "run.json").read_text())["scenes"][0]
+    assert 0 < run["tiles_run"] < run["tiles"]
+
+
+def test_bad_limit_option_is_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from geolabel.cli.main import cli
+
+    r = CliRunner().invoke(
+        cli, ["predict", "a.tif", "-m", "s.yaml", "-o", "r", "--limit", "speed=3"]
+    )
+    assert r.exit_code == 2 and "unknown limit 'speed'" in r.stderr

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -31,34 +30,9 @@ from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
 from geolabel.errors import RunStateError
 from geolabel.grid import Tile, TileGrid, Window
+from geolabel.io.tempnames import drop_dead_partials, partial_path
 
 __all__ = ["RunStore"]
-
-
-def _host() -> str:
-    return socket.gethostname().replace(".", "_").replace("-", "_") or "host"
-
-
-def _drop_dead_partials(path: Path) -> None:
-    """Remove half-built stores left by killed processes of this host."""
-    prefix = f"{path.name}.{_host()}-"
-    for tmp in path.parent.glob(f"{path.name}.*.partial"):
-        pid = (
-            tmp.name[len(prefix) : -len(".partial")]
-            if tmp.name.startswith(prefix)
-            else ""
-        )
-        if not pid.isdigit():
-            continue  # another host's (a shard building now): not ours to judge
-        try:
-            os.kill(int(pid), 0)
-            alive = int(pid) != os.getpid()
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _codecs() -> dict[str, Any]:
@@ -112,8 +86,8 @@ class RunStore:
             # the store never leaves one without its token.
             # The temporary name is per process: shards starting together must not
             # build in (or delete) the same folder.
-            tmp = path.with_name(f"{path.name}.{_host()}-{os.getpid()}.partial")
-            _drop_dead_partials(path)
+            tmp = partial_path(path, ".partial", keep_suffix=True)
+            drop_dead_partials(path, ".partial", keep_suffix=True)
             root = zarr.open_group(str(tmp), mode="w")
             ch, cw = grid.chunks[0][0], grid.chunks[1][0]
             h, w = grid.scene.shape

@@ -80,26 +80,33 @@ def _corrupt_block(path: Path, row: int, col: int) -> None:
         f.write((bytes(range(256)) * (size // 256 + 1))[:size])
 
 
-def test_mid_scene_read_error_shows_gdals_cause(tmp_path: Path) -> None:
-    p = tmp_path / "z.tif"
-    data = np.random.default_rng(0).normal(size=(1, 64, 64)).astype("float32")
+def _damaged_scene(
+    p: Path, *, bands: int, size: int, block: int, at: tuple[int, int]
+) -> Path:
+    """A tiled DEFLATE float scene whose block ``at`` (row, col) is overwritten."""
+    data = np.random.default_rng(0).normal(100, 20, size=(bands, size, size))
     with rasterio.open(
         p,
         "w",
         driver="GTiff",
-        width=64,
-        height=64,
-        count=1,
+        width=size,
+        height=size,
+        count=bands,
         dtype="float32",
         crs="EPSG:32633",
         transform=rasterio.Affine(10, 0, 0, 0, -10, 0),
         tiled=True,
-        blockxsize=16,
-        blockysize=16,
+        blockxsize=block,
+        blockysize=block,
         compress="deflate",
     ) as ds:
-        ds.write(data)
-    _corrupt_block(p, 2, 2)
+        ds.write(data.astype("float32"))
+    _corrupt_block(p, *at)
+    return p
+
+
+def test_mid_scene_read_error_shows_gdals_cause(tmp_path: Path) -> None:
+    p = _damaged_scene(tmp_path / "z.tif", bands=1, size=64, block=16, at=(2, 2))
     scene = open_scene(p)
     with pytest.raises(SceneReadError) as info:
         scene.read(scene.grid.window)
@@ -192,27 +199,7 @@ def test_file_size_limit_mid_run_is_one_line(
 def test_damaged_block_mid_scene_is_one_line_with_gdals_cause(
     tmp_path: Path, toy_spec_path: Path
 ) -> None:
-    p = tmp_path / "z.tif"
-    data = (
-        np.random.default_rng(0).normal(100, 20, size=(3, 128, 128)).astype("float32")
-    )
-    with rasterio.open(
-        p,
-        "w",
-        driver="GTiff",
-        width=128,
-        height=128,
-        count=3,
-        dtype="float32",
-        crs="EPSG:32633",
-        transform=rasterio.Affine(10, 0, 0, 0, -10, 0),
-        tiled=True,
-        blockxsize=32,
-        blockysize=32,
-        compress="deflate",
-    ) as ds:
-        ds.write(data)
-    _corrupt_block(p, 1, 1)
+    p = _damaged_scene(tmp_path / "z.tif", bands=3, size=128, block=32, at=(1, 1))
     code, err = _run(
         "predict", str(p), "-m", str(toy_spec_path), "-o", str(tmp_path / "r")
     )

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from geolabel.io.limits import SceneLimits
+
 __all__ = ["RunConfig"]
 
 
@@ -47,6 +49,8 @@ class RunConfig:
             write and faster to read than DEFLATE at about the same size) or
             ``deflate`` (for readers built without ZSTD: GDAL < 2.3, old ArcGIS).
             Not part of the output token: only finalize depends on it.
+        limits: ``(name, value)`` overrides of the scene limits (``--limit``, see
+            :class:`~geolabel.io.limits.SceneLimits`); not part of the output token.
     """
 
     scenes: tuple[str, ...]
@@ -74,6 +78,7 @@ class RunConfig:
     compress: Literal["zstd", "deflate"] = "zstd"
     cluster: str = "local"
     shard: str | None = None
+    limits: tuple[tuple[str, float], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +88,14 @@ class RunConfig:
         d["model"] = str(Path(self.model).resolve())
         d["out"] = str(Path(self.out).resolve())
         return d
+
+    def scene_limits(self) -> SceneLimits:
+        """The scene limits of the run: the defaults with ``limits`` applied.
+
+        Raises:
+            ConfigError: an unknown limit name or a value that is not positive.
+        """
+        return SceneLimits.from_items(self.limits)
 
     def output_token(self, **resolved: Any) -> str:
         """Hash of everything that changes output bytes (not retry/overwrite/threads)."""

@@ -6,6 +6,9 @@ callers can catch either (the rasterio convention).
 
 from __future__ import annotations
 
+import errno
+import os
+
 __all__ = [
     "BackendError",
     "BackendLoadWarning",
@@ -17,6 +20,7 @@ __all__ = [
     "GeolabelError",
     "GeolabelWarning",
     "GridError",
+    "InputScalingWarning",
     "MissingDependencyError",
     "ModelOutputError",
     "ModelSpecError",
@@ -26,6 +30,8 @@ __all__ = [
     "ResourceLimitError",
     "RunStateError",
     "SceneReadError",
+    "describe_error",
+    "innermost_cause",
 ]
 
 
@@ -121,9 +127,67 @@ class NodataWarning(GeolabelWarning):
     """Suspicious or missing nodata information."""
 
 
+class InputScalingWarning(GeolabelWarning):
+    """A scene's values, normalised as the spec says, look wrong for the model."""
+
+
 class BackendLoadWarning(GeolabelWarning):
     """A backend could not be loaded and was left out of the registry."""
 
 
 class ExperimentalWarning(GeolabelWarning):
     """The feature is experimental and may change."""
+
+
+#: errno values a user must recognise at once, named as the issue reports them.
+_ERRNO_NAMES = {
+    errno.ENOSPC: "no space left on device (ENOSPC); free space or choose another --out",
+    errno.EROFS: "read-only file system (EROFS); choose a writable --out",
+    errno.EDQUOT: "disk quota exceeded (EDQUOT)",
+    errno.EACCES: "permission denied (EACCES)",
+    errno.EFBIG: "file too large for the file system or the process limit (EFBIG)",
+}
+
+
+def innermost_cause(err: BaseException) -> str:
+    """The first line of the innermost useful message of an error chain.
+
+    rasterio raises "Read failed. See previous exception for details." and chains
+    GDAL's own error (``CPLE_*``) as the cause; this returns GDAL's message.
+    """
+    text = str(err).strip()
+    msg = text.splitlines()[0] if text else type(err).__name__
+    cause, depth = err.__cause__ or err.__context__, 0
+    while cause is not None and depth < 8:
+        text = str(cause).strip()
+        if text and "previous exception" not in text:
+            msg = text.splitlines()[0]
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    return msg
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for any error a run can meet: geolabel's message as it is, an OS
+    error as ``PATH: what`` with ENOSPC/EROFS named, GDAL's own cause for rasterio.
+    """
+    if isinstance(err, GeolabelError):
+        return " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, OSError):
+        code = err.errno
+        chain: BaseException | None = err
+        while code is None and chain is not None:  # GDAL wraps the OS error
+            code = getattr(chain, "errno", None)
+            chain = chain.__cause__ or chain.__context__
+        what = _ERRNO_NAMES.get(code or -1) or (
+            err.strerror if err.strerror else innermost_cause(err)
+        )
+        if code is None:
+            cause = innermost_cause(err).lower()
+            for num in (errno.ENOSPC, errno.EROFS):
+                if os.strerror(num).lower() in cause:
+                    what = _ERRNO_NAMES[num]
+        where = err.filename if err.filename is not None else None
+        return f"{where}: {what}" if where else what
+    if isinstance(err, MemoryError):
+        return f"out of memory ({type(err).__name__}: {err})"
+    return f"{type(err).__name__}: {innermost_cause(err)}"

@@ -15,6 +15,7 @@ import math
 import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,14 @@ import rasterio
 
 from geolabel import __version__
 from geolabel.config import RunConfig
-from geolabel.errors import GeolabelError, OutputExistsError, SceneReadError
+from geolabel.errors import (
+    GeolabelError,
+    InputScalingWarning,
+    OutputExistsError,
+    RunStateError,
+    SceneReadError,
+    describe_error,
+)
 from geolabel.execution.executors import BatchExecutor, LocalExecutor, open_executor
 from geolabel.execution.shards import (
     begin_shard,
@@ -34,6 +42,9 @@ from geolabel.execution.shards import (
 )
 from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
+from geolabel.io.disk import disk_problem
+from geolabel.io.finished import read_finished, write_finished
+from geolabel.io.limits import SceneLimits, check_tiles, check_time
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.run_record import (
     merge_records,
@@ -42,12 +53,15 @@ from geolabel.io.run_record import (
     scene_key,
     write_record,
 )
+from geolabel.io.runlock import run_folder_lock
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.ensemble import extra_channels, wrap_backend
 from geolabel.models.precision import precision_record
+from geolabel.models.preflight import check_tile_size, preflight_model
 from geolabel.models.registry import load_model
+from geolabel.models.scaling import scaling_problem
 from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.stitch._halo import halo_size
 from geolabel.uncertainty.sinks import describe_output
@@ -141,6 +155,7 @@ def open_model_scene(
     nodata: float | None = None,
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
+    limits: SceneLimits | None = None,
 ) -> Scene:
     """Open a scene with the bands ``spec`` needs (:func:`resolve_bands`), in model order.
 
@@ -154,6 +169,7 @@ def open_model_scene(
         "nodata": nodata,
         "allow_vrt": allow_vrt,
         "allow_pixel_space": allow_pixel_space,
+        "limits": limits,
     }
     base = open_scene(path, **kw)
     return open_scene(path, bands=resolve_bands(base, spec, bands), **kw)
@@ -168,16 +184,22 @@ def open_run_scene(path: str | Path, spec: ModelSpec, config: RunConfig) -> Scen
         nodata=config.nodata,
         allow_vrt=config.allow_vrt,
         allow_pixel_space=config.allow_pixel_space,
+        limits=config.scene_limits(),
     )
 
 
 def plan_scene(
     scene: Scene, spec: ModelSpec, config: RunConfig
 ) -> tuple[TileGrid, int]:
-    """The tile grid and dead zone for a scene."""
+    """The tile grid and dead zone for a scene.
+
+    Raises:
+        ResourceLimitError: more tiles than the run's ``tiles`` limit.
+    """
     tile = config.tile_size or spec.input.tile_size
     overlap = spec.default_overlap() if config.overlap is None else config.overlap
     grid = TileGrid(scene.grid, tile, overlap)
+    check_tiles(scene.path, len(grid), config.scene_limits())
     if config.dead_zone is not None:
         dead = min(config.dead_zone, overlap)
     elif spec.receptive_field is not None:
@@ -218,7 +240,35 @@ class SceneDirs:
                 k += 1
                 name = f"{scene.name}-{k}"
             self.recorded[key] = name
-        return self.out / self.recorded[key]
+        sdir = self.out / self.recorded[key]
+        root = self.out.resolve()
+        if sdir.resolve() == root or not sdir.resolve().is_relative_to(root):
+            # a scene named "...tif" (stem ".."), or a link in the run folder elsewhere
+            raise RunStateError(
+                f"{scene.path}: its output folder {sdir} would lie outside the run "
+                f"folder {self.out}; remove {sdir} or rename the scene"
+            )
+        return sdir
+
+
+def warn_input_scaling(scene: Scene, grid: TileGrid, spec: ModelSpec) -> None:
+    """Warn (:class:`InputScalingWarning`) when the central tile, normalised as the
+    spec says, looks wrong for the model (see ``models/scaling.py``)."""
+    rows, cols = grid.shape
+    tile = grid[rows // 2, cols // 2]
+    try:
+        read = scene.read(tile.read_window)
+    except SceneReadError:
+        return  # the tile loop records the failure where it happens
+    problem = scaling_problem(read.data, read.valid, spec)
+    if problem is not None:
+        warnings.warn(f"{scene.path}: {problem}", InputScalingWarning, stacklevel=2)
+
+
+def finalize_settings(config: RunConfig) -> dict[str, Any]:
+    """The settings only finalize reads (not in the run token)."""
+    keys = ("compress", "probabilities", "vectors", "uncertainty")
+    return {k: getattr(config, k) for k in keys}
 
 
 def run_scene(
@@ -241,9 +291,12 @@ def run_scene(
 
     res = SceneResult(scene=str(path), status="failed")
     t_start = time.perf_counter()
+    limits = config.scene_limits()
+    deadline = limits.deadline()
     try:
         scene = open_run_scene(path, spec, config)
         grid, dead = plan_scene(scene, spec, config)
+        warn_input_scaling(scene, grid, spec)
         sdir = names.folder(scene)
         if (
             spec.task != "segmentation"
@@ -260,16 +313,6 @@ def run_scene(
             bands=scene.bands,
             dead=dead,
         )
-        if config.overwrite and sdir.exists():
-            shutil.rmtree(sdir)
-        sdir.mkdir(parents=True, exist_ok=True)
-        store = RunStore(
-            sdir / "store.zarr",
-            grid,
-            spec.num_classes + len(extra_channels(spec, config)),
-            halo_size(grid),
-            token,
-        )
         res.tiles = len(grid)
         res.info = {
             "grid": grid.token,
@@ -282,7 +325,37 @@ def run_scene(
             "tiles_shape": list(grid.shape),
             "dir": str(sdir),
         }
+        settings = finalize_settings(config)
+        finished = None if config.overwrite else read_finished(sdir, token, settings)
+        if finished is not None:  # a finished scene's outputs are not rewritten
+            res.outputs, res.status = finished, "done"
+            res.info["reused"] = True
+            return res
+        if config.overwrite and sdir.exists():
+            shutil.rmtree(sdir)
+        sdir.mkdir(parents=True, exist_ok=True)
+        store = RunStore(
+            sdir / "store.zarr",
+            grid,
+            spec.num_classes + len(extra_channels(spec, config)),
+            halo_size(grid),
+            token,
+        )
         state = read_manifest(sdir / "manifest")
+        # tiles recorded done whose store chunks were damaged since are redone
+        damaged = set(
+            store.damaged_tiles(
+                [t for t in grid if state.get(t.id, {}).get("status") == "done"]
+            )
+        )
+        if damaged:
+            logger.warning(
+                "%s: %d damaged store chunks; recomputing their tiles",
+                scene.path,
+                len(damaged),
+            )
+            for tile_id in damaged:
+                state[tile_id] = {"status": "damaged"}
         pending = {
             t.id
             for t in grid
@@ -300,6 +373,7 @@ def run_scene(
             count[0] += n
             if progress is not None:
                 progress(scene.name, count[0], len(grid))
+            check_time(scene.path, deadline, limits)  # after the batch is recorded
 
         if progress is not None:
             progress(scene.name, done_before, len(grid))
@@ -326,6 +400,8 @@ def run_scene(
                 if res.failed_tiles
                 else None
             )
+            if first:  # the line names the scene once
+                first = first.replace(f"{scene.path}: ", "")
             res.error = (
                 f"{len(missing)} of {len(grid)} tiles not done "
                 f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
@@ -341,10 +417,16 @@ def run_scene(
         res.outputs = finalize_scene(
             scene, grid, spec, store, sdir, config, run_id=token
         )
+        write_finished(sdir, token, settings, res.outputs)
         res.timings["finalize"] = time.perf_counter() - t0
         res.status = "done"
-    except GeolabelError as err:
-        res.error = str(err)
+    except (GeolabelError, OSError) as err:  # OSError: disk full, read-only, GDAL
+        res.error = describe_error(err)
+        if not isinstance(err, GeolabelError) and err.errno is None:
+            # GDAL's write errors do not say why: ask the folder
+            problem = disk_problem(out / Path(str(path)).stem)
+            if problem is not None:
+                res.error = f"{res.error} ({problem})"
         logger.debug("scene %s failed:\n%s", path, traceback.format_exc())
     finally:
         res.timings["total"] = time.perf_counter() - t_start
@@ -401,10 +483,17 @@ def run_predict(
     """Run a model over scenes; see :class:`RunConfig`.
 
     Raises:
-        ModelSpecError: the model spec is invalid (nothing is run).
+        ModelSpecError: the model spec or its weights are invalid (nothing is made).
+        BackendError: the model cannot be loaded (nothing is made).
+        ConfigError: a ``tile_size`` the model cannot take, a bad limit.
         OutputExistsError: ``out`` holds a different run and ``overwrite`` is off.
     """
     spec = model.spec if model is not None else load_spec(config.model)
+    config.scene_limits()  # a bad --limit fails before anything is made
+    if model is None:  # a bad model fails before anything is made
+        preflight_model(spec, tile_size=config.tile_size)
+    else:
+        check_tile_size(spec, config.tile_size)
     out = Path(config.out)
     previous = {} if config.overwrite else read_record(out, missing_ok=True)
     recorded = previous.get("model", {}).get("id")
@@ -414,6 +503,23 @@ def run_predict(
             "choose another --out or pass --overwrite"
         )
     out.mkdir(parents=True, exist_ok=True)
+    # one writer per run folder (shards share theirs by design)
+    lock = run_folder_lock(out) if config.shard is None else contextlib.nullcontext()
+    with lock:
+        return _run_scenes(config, spec, out, previous, model, progress)
+
+
+def _run_scenes(
+    config: RunConfig,
+    spec: ModelSpec,
+    out: Path,
+    previous: dict[str, Any],
+    model: ModelBackend | None,
+    progress: Progress | None,
+) -> RunResult:
+    """The body of :func:`run_predict` once the run folder is made and locked
+    (``previous``: the run record found there, empty for a new run)."""
+    run_json = out / "run.json"
     if config.shard is not None:
         begin_shard(
             out,
@@ -443,6 +549,14 @@ def run_predict(
             run_scene(path, spec, factory, config, out, names, progress, executor=ex)
             for path in config.scenes
         )
+    if (
+        config.shard is None
+        and run_json.exists()
+        and all(r.info.get("reused") for r in results)
+    ):  # every scene was finished before: the run's files stay as they are
+        for m in loaded:
+            m.close()
+        return RunResult(out, results, run_json)
     from geolabel.qgis import record_project, style_unstyled
 
     # Outside GDAL_ENV on purpose: its decimated reads of the input scene thrash a 64 MB block

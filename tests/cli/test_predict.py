@@ -213,10 +213,11 @@ def test_rerun_is_a_resume_and_changes_nothing(
     first = {
         p.name: p.read_bytes() for p in (tmp_path / "run" / "scene").glob("scene_*")
     }
+    record = (tmp_path / "run" / "run.json").read_bytes()
     code, _, _ = _run(*args)
     assert code == 0
-    run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["scenes"][0]["tiles_run"] == 0
+    # a finished run is not rewritten, its run.json included (issue 16 item 11)
+    assert (tmp_path / "run" / "run.json").read_bytes() == record
     again = {
         p.name: p.read_bytes() for p in (tmp_path / "run" / "scene").glob("scene_*")
     }

@@ -196,7 +196,8 @@ def test_kill_during_tiles(case: Case, tmp_path: Path) -> None:
 )
 def test_kill_during_finalize(case: Case, tmp_path: Path, partial: str) -> None:
     out = tmp_path / "run"
-    _kill_when(case, out, lambda: (out / "foz" / partial).exists())
+    stem, _, suffix = partial.partition(".")  # temporaries are NAME.HOST-PID.SUFFIX
+    _kill_when(case, out, lambda: any((out / "foz").glob(f"{stem}.*.{suffix}")))
     assert len(_done(out)) == case.tiles
     _finals_are_whole(case, out)
     scene = _resume_and_compare(case, out, _done(out))
@@ -206,6 +207,8 @@ def test_kill_during_finalize(case: Case, tmp_path: Path, partial: str) -> None:
 def test_killed_twice_then_resumed(case: Case, tmp_path: Path) -> None:
     out = tmp_path / "run"
     _kill_when(case, out, lambda: len(_done(out)) >= 3)
-    _kill_when(case, out, lambda: (out / "foz" / "foz_confidence.partial.tif").exists())
+    _kill_when(
+        case, out, lambda: any((out / "foz").glob("foz_confidence.*.partial.tif"))
+    )
     _finals_are_whole(case, out)
     _resume_and_compare(case, out, _done(out))

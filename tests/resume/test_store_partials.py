@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from geolabel.grid import SceneGrid, TileGrid
-from geolabel.io import store as store_mod
 from geolabel.io.store import RunStore
+from geolabel.io.tempnames import host_tag
 from geolabel.stitch._halo import halo_size
 
 
@@ -28,7 +28,7 @@ def test_half_built_store_of_a_dead_process_is_removed(tmp_path: Path) -> None:
         text=True,
         check=True,
     )
-    host = store_mod._host()
+    host = host_tag()
     path = tmp_path / "store.zarr"
     stale = tmp_path / f"store.zarr.{host}-{int(dead.stdout)}.partial"
     stale.mkdir()

@@ -14,7 +14,7 @@ import click
 
 from geolabel import __version__
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "error_line", "main"]
 
 COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
@@ -33,6 +33,38 @@ COMMANDS = {
 }
 
 
+def _quiet_gdal_log_errors() -> None:
+    """Keep rasterio's GDAL log callback from printing tracebacks.
+
+    GDAL warnings about a damaged file can quote bytes that are not UTF-8; rasterio's
+    callback then fails to decode them and Python prints "Exception ignored in
+    'rasterio._env.log_error'" with a traceback. The message is logged instead.
+    """
+    previous = sys.unraisablehook
+
+    def hook(u: Any) -> None:
+        where = f"{u.object!r} {u.err_msg or ''}"
+        if isinstance(u.exc_value, UnicodeDecodeError) and "log_error" in where:
+            logging.getLogger("geolabel.cli").debug(
+                "GDAL message that is not UTF-8: %r", u.exc_value.object
+            )
+            return
+        previous(u)
+
+    sys.unraisablehook = hook
+
+
+def error_line(message: str, path: object = None) -> str:
+    """``geolabel: error: PATH: cause`` on one line, the path given once.
+
+    ``path`` is prefixed only when the message does not already start with it.
+    """
+    text = " ".join(message.split())
+    if path is not None and not text.startswith(f"{path}:"):
+        text = f"{path}: {text}"
+    return f"geolabel: error: {text}"
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -49,15 +81,17 @@ class _Group(click.Group):
         return cmd
 
     def invoke(self, ctx: click.Context) -> Any:
-        from geolabel.errors import GeolabelError
+        from geolabel.errors import GeolabelError, describe_error
 
         try:
             return super().invoke(ctx)
-        except GeolabelError as err:
+        except (GeolabelError, OSError, MemoryError) as err:
+            # the one error boundary: a scene, model, spec, disk or store failure
+            # is one line; the traceback only with --debug / -v
             obj = ctx.obj or {}
             if obj.get("debug"):
                 raise
-            click.echo(f"geolabel: error: {err}", err=True)
+            click.echo(error_line(describe_error(err)), err=True)
             ctx.exit(2)
 
 
@@ -83,6 +117,9 @@ def _configure(
     obj.update(
         verbose=verbose, quiet=quiet, debug_flag=debug, debug=debug or verbose > 0
     )
+    if not obj["debug"] and not obj.get("gdal_log_quiet"):
+        _quiet_gdal_log_errors()
+        obj["gdal_log_quiet"] = True
 
 
 def _late_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:

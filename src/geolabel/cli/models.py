@@ -36,7 +36,9 @@ def list_() -> None:
 @click.pass_context
 def check(ctx: click.Context, spec: Path, device: str) -> None:
     """Check SPEC before a run: it loads or is reachable, the server's metadata matches
-    it, and a dry run on a synthetic tile returns the right shape.
+    it, a dry run on a synthetic tile returns the right shape, and (local
+    segmentation models) the receptive field measured by perturbing one pixel is not
+    larger than the spec says (a warning).
 
     Prints the steps as JSON on stdout and each problem on stderr; exits 1 on problems.
 
@@ -53,6 +55,8 @@ def check(ctx: click.Context, spec: Path, device: str) -> None:
     for s in steps:
         if not s.ok:
             click.echo(f"geolabel: error: {spec}: {s.name}: {s.detail}", err=True)
+        elif s.warning:
+            click.echo(f"geolabel: warning: {spec}: {s.name}: {s.detail}", err=True)
     click.echo(
         json.dumps(
             {"spec": str(spec), "ok": ok, "checks": [s.to_dict() for s in steps]},

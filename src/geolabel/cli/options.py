@@ -3,7 +3,7 @@
 Options: ``--model``, ``--out``, ``--tile-size``, ``--overlap``, ``--batch-size``,
 ``--bands``, ``--nodata``, ``--allow-vrt``, ``--allow-pixel-space``, ``--device``,
 ``--precision``, ``--overwrite``, ``--retry-failed``, ``--uncertainty``,
-``--model-uncertainty``, ``--mc-passes``, ``--seed``, ``--compress``.
+``--model-uncertainty``, ``--mc-passes``, ``--seed``, ``--compress``, ``--limit``.
 """
 
 from __future__ import annotations
@@ -37,6 +37,18 @@ class BandsType(click.ParamType):  # type: ignore[type-arg]
         if any(b < 1 for b in out):
             self.fail(f"band numbers start at 1, got {value!r}", param, ctx)
         return out
+
+
+def _limits(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[tuple[str, float], ...]:
+    from geolabel.errors import ConfigError
+    from geolabel.io.limits import parse_limits
+
+    try:
+        return parse_limits(value)
+    except ConfigError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from err
 
 
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -157,6 +169,16 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default="zstd",
             show_default=True,
             help="COG compression; deflate for readers without ZSTD (GDAL < 2.3).",
+        ),
+        click.option(
+            "--limit",
+            "limits",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_limits,
+            help="Raise or lower a scene limit (repeatable): bands (1024), pixels "
+            "(1e10), tiles (1e6), ratio (declared/file bytes, 1000), block-mib "
+            "(compressed strip or tile, 64), scene-seconds (86400).",
         ),
     ]
     for opt in reversed(opts):

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from geolabel.cli.main import error_line
 from geolabel.cli.options import ProgressBar, run_options, tame_dask_logging
 
 __all__ = ["predict", "report"]
@@ -17,7 +18,7 @@ def report(result: Any, quiet: bool) -> None:
     """Print per-scene status (stderr) and the run summary (stdout, JSON)."""
     for s in result.scenes:
         if s.status != "done":
-            click.echo(f"geolabel: error: {s.scene}: {s.error}", err=True)
+            click.echo(error_line(s.error or s.status, Path(s.scene)), err=True)
     summary = {
         "run": str(result.run_json),
         "scenes": [

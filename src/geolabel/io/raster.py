@@ -1,7 +1,7 @@
 """Raster outputs: tiled GeoTIFFs written window by window, then turned into COGs.
 
 Writes never leave a half-written file under its final name: data goes to
-``NAME.partial.tif``, the COG copy to ``NAME.partial.cog``, and an atomic rename puts it
+``NAME.<host>-<pid>.partial.tif``, the COG copy to ``NAME.<host>-<pid>.partial.cog``, and an atomic rename puts it
 in place.
 
 Class masks are stored with the fewest bits that hold every class index and a nodata
@@ -30,6 +30,7 @@ from rasterio.windows import Window as RioWindow
 
 from geolabel.errors import ConfigError
 from geolabel.grid import SceneGrid, Window
+from geolabel.io.tempnames import drop_dead_partials, partial_path
 
 __all__ = [
     "COMPRESSION",
@@ -191,8 +192,11 @@ class CogWriter:
             )
         self.compress = compress
         self.path = path
-        self.tmp = path.with_name(path.stem + ".partial.tif")
-        self.cog_tmp = path.with_name(path.stem + ".partial.cog")
+        # per process: another writer's temporaries are never touched
+        self.tmp = partial_path(path, ".partial.tif")
+        self.cog_tmp = partial_path(path, ".partial.cog")
+        for suffix in (".partial.tif", ".partial.cog"):
+            drop_dead_partials(path, suffix)
         for p in (self.tmp, self.cog_tmp):
             p.unlink(missing_ok=True)
         self.resampling = resampling

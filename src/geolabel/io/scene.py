@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,25 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 from rasterio.enums import MaskFlags
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 from rasterio.windows import Window as RioWindow
 
-from geolabel.errors import GridError, NodataWarning, SceneReadError
+from geolabel.errors import (
+    GeolabelError,
+    GridError,
+    NodataWarning,
+    SceneReadError,
+    innermost_cause,
+)
 from geolabel.grid import SceneGrid, TileGrid, Window
+from geolabel.io._tiff_header import read_tiff_layout
+from geolabel.io.limits import (
+    SceneLimits,
+    check_counts,
+    check_dtypes,
+    check_layout,
+    check_size,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -78,8 +93,13 @@ class Scene:
 
     @property
     def name(self) -> str:
-        """File name without suffix (used to name outputs)."""
-        return self.path.stem
+        """File name without suffix (names the scene's output folder and files).
+
+        A stem of dots only (``...tif`` has the stem ``..``) would name the run
+        folder itself or its parent; its dots become underscores.
+        """
+        stem = self.path.stem
+        return stem.replace(".", "_") if stem.strip(".") == "" else stem
 
     def open(self) -> Any:
         """A fresh rasterio dataset (one per thread; close it after use)."""
@@ -109,9 +129,9 @@ class Scene:
                 ok &= ~bad.any(axis=0)
             if raw.dtype.kind == "f":
                 ok &= np.isfinite(raw).all(axis=0)
-        except RasterioIOError as err:
+        except RasterioError as err:
             raise SceneReadError(
-                f"{self.path}: cannot read window {inner}: {err}"
+                f"{self.path}: cannot read window {inner}: {innermost_cause(err)}"
             ) from err
         finally:
             if dataset is None:
@@ -141,7 +161,11 @@ def _zero_filled_cached(
 ) -> bool:
     """:func:`_looks_zero_filled` once per file version (a run opens a scene 2-4 times)."""
     with rasterio.open(path) as ds:
-        return _looks_zero_filled(ds, list(bands))
+        try:
+            return _looks_zero_filled(ds, list(bands))
+        except RasterioIOError as err:  # a damaged border block: the tile loop says so
+            logger.debug("%s: border not checked for zero fill: %s", path, err)
+            return False
 
 
 #: ``(path, mtime_ns, size)`` of the files the zero-border warning was given for.
@@ -172,8 +196,12 @@ def open_scene(
     nodata: float | None = None,
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
+    limits: SceneLimits | None = None,
 ) -> Scene:
     """Open and validate a scene.
+
+    The header is checked against ``limits`` before GDAL builds anything per band
+    and before any pixel is read (see :mod:`geolabel.io.limits`).
 
     Args:
         path: a GeoTIFF or COG (a VRT only with ``allow_vrt``).
@@ -181,10 +209,14 @@ def open_scene(
         nodata: override the nodata value (for files that have fill but declare none).
         allow_vrt: accept VRT files (they can reference arbitrary files).
         allow_pixel_space: accept files without a CRS (outputs are in pixel space).
+        limits: bands, pixels, compression ratio and block size a file may declare
+            (default: :class:`~geolabel.io.limits.SceneLimits`).
 
     Raises:
         SceneReadError: missing/unreadable file, a driver not on the allowlist, no
-            CRS, a rotated transform or GCP-only georeferencing, bad band indexes.
+            CRS, a rotated transform or GCP-only georeferencing, bad band indexes,
+            a complex or unknown data type.
+        ResourceLimitError: the file declares more than ``limits`` allow.
 
     .. versionadded:: 0.1
     """
@@ -193,6 +225,11 @@ def open_scene(
         raise SceneReadError(f"{p}: no such file")
     if p.is_dir():
         raise SceneReadError(f"{p}: is a directory, not a raster file")
+    lim = limits if limits is not None else SceneLimits()
+    file_bytes = p.stat().st_size
+    layout = read_tiff_layout(p)
+    if layout is not None:
+        check_layout(p, layout, file_bytes=file_bytes, limits=lim)
     drivers = list(SAFE_DRIVERS) + (["VRT"] if allow_vrt else [])
     ds = None
     errors = []
@@ -200,8 +237,10 @@ def open_scene(
         try:
             ds = rasterio.open(p, driver=driver)
             break
-        except RasterioIOError as err:
-            errors.append(str(err).splitlines()[0])
+        except (RasterioError, UnicodeDecodeError) as err:
+            # GDAL quotes the (possibly shortened) path again: say it once
+            first = str(err).splitlines()[0]
+            errors.append(re.sub(rf"'[^']*{re.escape(p.name)}'\s*", "", first))
     if ds is None:
         hint = (
             " (VRT files need --allow-vrt)"
@@ -209,8 +248,34 @@ def open_scene(
             else ""
         )
         raise SceneReadError(f"{p}: not a readable GeoTIFF/COG{hint}: {errors[-1]}")
-    with ds:
-        return _validate(p, ds, bands, nodata, allow_pixel_space)
+    try:
+        with ds:
+            return _check_and_validate(p, ds, bands, nodata, allow_pixel_space, lim)
+    except GeolabelError:
+        raise
+    except (RasterioError, UnicodeDecodeError, ValueError) as err:
+        # damaged metadata: a tag that is not UTF-8, a CRS GDAL cannot parse
+        raise SceneReadError(
+            f"{p}: damaged metadata: {type(err).__name__}: {innermost_cause(err)}"
+        ) from err
+
+
+def _check_and_validate(
+    p: Path,
+    ds: Any,
+    bands: tuple[int, ...] | list[int] | None,
+    nodata: float | None,
+    allow_pixel_space: bool,
+    lim: SceneLimits,
+) -> Scene:
+    """The limits GDAL's view of the file must meet, then :func:`_validate`."""
+    file_bytes = p.stat().st_size
+    check_counts(p, bands=ds.count, shape=(ds.height, ds.width), limits=lim)
+    check_dtypes(p, ds.dtypes)
+    if ds.driver == "GTiff":
+        declared = sum(np.dtype(t).itemsize for t in ds.dtypes) * ds.height * ds.width
+        check_size(p, declared_bytes=declared, file_bytes=file_bytes, limits=lim)
+    return _validate(p, ds, bands, nodata, allow_pixel_space)
 
 
 def _validate(

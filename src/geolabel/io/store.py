@@ -11,60 +11,45 @@ Every chunk has exactly one writer (its tile) and is written whole, so a tile re
 after a crash overwrites its own data and never adds twice; concurrent writers
 (threads, processes, SLURM shards) never touch the same chunk. Zarr skips chunks equal
 to the fill value, so a chunk's presence proves nothing: the manifest records "done".
+Every chunk carries a CRC-32C checksum: a chunk damaged on disk is found
+(:meth:`RunStore.damaged_tiles`) and its tile recomputed instead of failing finalize
+with a decompression error (or, worse, decoding to wrong numbers).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import zarr
-from zarr.codecs import BloscCodec, BytesCodec
+from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
 from geolabel.errors import RunStateError
-from geolabel.grid import TileGrid, Window
+from geolabel.grid import Tile, TileGrid, Window
+from geolabel.io.tempnames import drop_dead_partials, partial_path
 
 __all__ = ["RunStore"]
-
-
-def _host() -> str:
-    return socket.gethostname().replace(".", "_").replace("-", "_") or "host"
-
-
-def _drop_dead_partials(path: Path) -> None:
-    """Remove half-built stores left by killed processes of this host."""
-    prefix = f"{path.name}.{_host()}-"
-    for tmp in path.parent.glob(f"{path.name}.*.partial"):
-        pid = (
-            tmp.name[len(prefix) : -len(".partial")]
-            if tmp.name.startswith(prefix)
-            else ""
-        )
-        if not pid.isdigit():
-            continue  # another host's (a shard building now): not ours to judge
-        try:
-            os.kill(int(pid), 0)
-            alive = int(pid) != os.getpid()
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-        if not alive:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _codecs() -> dict[str, Any]:
     # Blosc LZ4 with byte shuffle: on 6 x 896² float32 core chunks, 37 ms to write and
     # 19 ms to read vs 70 / 40 ms for Zstd level 1, and smaller (8.5 vs 10.1 MB)
+    # CRC-32C of each compressed chunk: damage on disk is detected, not decoded
     return {
-        "compressors": [BloscCodec(cname="lz4", clevel=1, shuffle="shuffle")],
+        "compressors": [
+            BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
+            Crc32cCodec(),
+        ],
         "serializer": BytesCodec(),
     }
+
+
+#: What zarr and its codecs raise for a chunk that is damaged on disk.
+_DAMAGE = (ValueError, RuntimeError, OSError)
 
 
 class RunStore:
@@ -101,8 +86,8 @@ class RunStore:
             # the store never leaves one without its token.
             # The temporary name is per process: shards starting together must not
             # build in (or delete) the same folder.
-            tmp = path.with_name(f"{path.name}.{_host()}-{os.getpid()}.partial")
-            _drop_dead_partials(path)
+            tmp = partial_path(path, ".partial", keep_suffix=True)
+            drop_dead_partials(path, ".partial", keep_suffix=True)
             root = zarr.open_group(str(tmp), mode="w")
             ch, cw = grid.chunks[0][0], grid.chunks[1][0]
             h, w = grid.scene.shape
@@ -143,9 +128,47 @@ class RunStore:
         self.halo[flat_index] = record
 
     def read_core(self, window: Window) -> npt.NDArray[np.float32]:
-        """``(C+1, rows, cols)`` over a core window."""
-        return np.asarray(self.core[(slice(None), *window.slices)], dtype=np.float32)
+        """``(C+1, rows, cols)`` over a core window.
+
+        Raises:
+            RunStateError: a chunk there is damaged (re-running recomputes it).
+        """
+        try:
+            data = self.core[(slice(None), *window.slices)]
+        except _DAMAGE as err:
+            raise self._damaged(f"core chunk at {window}", err) from err
+        return np.asarray(data, dtype=np.float32)
 
     def read_halo(self, flat_index: int) -> npt.NDArray[np.float32]:
-        """One tile's ``(C+1, R)`` halo record."""
-        return np.asarray(self.halo[flat_index], dtype=np.float32)
+        """One tile's ``(C+1, R)`` halo record.
+
+        Raises:
+            RunStateError: the record is damaged (re-running recomputes it).
+        """
+        try:
+            data = self.halo[flat_index]
+        except _DAMAGE as err:
+            raise self._damaged(f"halo record {flat_index}", err) from err
+        return np.asarray(data, dtype=np.float32)
+
+    def _damaged(self, what: str, err: BaseException) -> RunStateError:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        return RunStateError(
+            f"{self.path}: {what} is damaged ({first}); re-run the same command to "
+            "recompute it"
+        )
+
+    def damaged_tiles(self, tiles: list[Tile]) -> list[str]:
+        """Ids of ``tiles`` whose core chunk or halo record cannot be read back.
+
+        Reads every given tile's data once (a resume checks the tiles it keeps).
+        """
+        index = {t.id: i for i, t in enumerate(self.grid)}
+        bad = []
+        for tile in tiles:
+            try:
+                self.read_core(tile.core_window)
+                self.read_halo(index[tile.id])
+            except RunStateError:
+                bad.append(tile.id)
+        return bad

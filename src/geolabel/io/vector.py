@@ -15,6 +15,7 @@ import geopandas as gpd
 import pyogrio
 
 from geolabel.io.raster import atomic_replace
+from geolabel.io.tempnames import drop_dead_partials, partial_path
 
 __all__ = ["GpkgWriter", "FIXED_DATE"]
 
@@ -34,7 +35,8 @@ class GpkgWriter:
     def __init__(self, path: Path, crs: str | None) -> None:
         """Start a fresh partial file."""
         self.path = path
-        self.tmp = path.with_name(path.stem + ".partial.gpkg")
+        self.tmp = partial_path(path, ".partial.gpkg")  # per process
+        drop_dead_partials(path, ".partial.gpkg")
         self._drop()
         self.crs = crs
         self._layers: set[str] = set()

@@ -24,6 +24,7 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from geolabel.errors import RemoteModelError
+from geolabel.models.endpoint import internal_address_problem
 
 __all__ = ["HttpClient", "Response", "RetryPolicy"]
 
@@ -103,6 +104,7 @@ class HttpClient:
         token: str | None = None,
         max_body: int = 256 << 20,
         seed: int | None = None,
+        allow_private: bool = False,
     ) -> None:
         """Parse the URL; no connection is opened yet."""
         parts = urlsplit(base_url)
@@ -119,6 +121,8 @@ class HttpClient:
         self._idle: deque[http.client.HTTPConnection] = deque()
         self._lock = threading.Lock()
         self._rng = random.Random(seed)
+        self.allow_private = allow_private
+        self._checked = allow_private
 
     def redact(self, text: str) -> str:
         """``text`` with the token replaced by ``***``."""
@@ -190,9 +194,28 @@ class HttpClient:
 
     # -- one attempt ---------------------------------------------------------------
 
+    def _check_address(self) -> None:
+        """Refuse a hostname that resolves to a private or link-local address
+        (name resolution only: nothing is connected to)."""
+        if self._checked:
+            return
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError:
+            return  # the connection attempt reports it
+        for info in infos:
+            problem = internal_address_problem(str(info[4][0]))
+            if problem is not None:
+                raise RemoteModelError(
+                    f"{self.base_url}: {self.host} resolves to {problem}; set "
+                    "endpoint.allow_private: true if the model really runs there"
+                )
+        self._checked = True
+
     def _connect(
         self, timeout: float, *, fresh: bool = False
     ) -> tuple[http.client.HTTPConnection, bool]:
+        self._check_address()
         with self._lock:
             if self._idle and not fresh:
                 return self._idle.pop(), True
@@ -328,6 +351,11 @@ class HttpClient:
                         )
                     chunks.append(chunk)
                 left()
+                if declared is not None and declared.isdigit() and size < int(declared):
+                    # http.client returns what came before the close: not an answer
+                    raise _Retryable(
+                        f"truncated response ({size} of {int(declared)} bytes)"
+                    )
             finally:
                 watchdog.cancel()
         except RemoteModelError:

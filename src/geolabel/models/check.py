@@ -20,7 +20,10 @@ from geolabel.models.base import Batch
 from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["Check", "check_model", "synthetic_batch"]
+__all__ = ["Check", "check_model", "measure_receptive_field", "synthetic_batch"]
+
+#: A probability that moves by more than this was reached by the perturbation.
+RF_TOLERANCE = 1e-5
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +35,15 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: passed, but something looks wrong (printed as a warning)
+    warning: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"check": self.name, "ok": self.ok, "detail": self.detail}
+        d: dict[str, Any] = {"check": self.name, "ok": self.ok, "detail": self.detail}
+        if self.warning:
+            d["warning"] = True
+        return d
 
 
 def synthetic_batch(spec: ModelSpec, n: int = 1, *, seed: int = 0) -> Batch:
@@ -49,6 +57,56 @@ def synthetic_batch(spec: ModelSpec, n: int = 1, *, seed: int = 0) -> Batch:
         .astype(np.float32)
     )
     return Batch(tiles, data, np.ones((n, t, t), dtype=bool))
+
+
+def measure_receptive_field(model: Any, spec: ModelSpec, *, seed: int = 0) -> int:
+    """The receptive field (pixels, odd) a segmentation model shows on one tile.
+
+    A synthetic tile is run twice, the second time with its central pixel changed by
+    4 (normalised units) in every band; the farthest output pixel (Chebyshev
+    distance ``r``) whose probabilities moved by more than :data:`RF_TOLERANCE` gives
+    ``2 r + 1``. A value of the tile size or more means "at least the whole tile".
+
+    Raises:
+        GeolabelError: the model fails on the synthetic tile.
+    """
+    batch = synthetic_batch(spec, 1, seed=seed)
+    c = spec.input.tile_size // 2
+    base = np.asarray(model.predict(batch)[0].array, dtype=np.float64)
+    data = batch.data.copy()
+    data[0, :, c, c] += 4.0
+    moved = np.asarray(
+        model.predict(Batch(batch.tiles, data, batch.valid))[0].array,
+        dtype=np.float64,
+    )
+    rows, cols = np.nonzero(np.abs(moved - base).max(axis=0) > RF_TOLERANCE)
+    if rows.size == 0:
+        return 1
+    r = int(max(np.abs(rows - c).max(), np.abs(cols - c).max()))
+    return 2 * r + 1
+
+
+def _receptive_field_check(model: Any, spec: ModelSpec) -> Check:
+    try:
+        rf = measure_receptive_field(model, spec)
+    except GeolabelError as err:
+        return Check("receptive-field", False, f"{type(err).__name__}: {err}")
+    t = spec.input.tile_size
+    whole = rf >= t - 1
+    seen = f"at least {t} px (the whole tile)" if whole else f"{rf} px"
+    suggest = f"{t} or more" if whole else str(rf)
+    declared = spec.receptive_field
+    if declared is None or declared < rf:
+        said = "does not declare it" if declared is None else f"says {declared}"
+        return Check(
+            "receptive-field",
+            True,
+            f"measured {seen}, the spec {said}: tiles with less context than "
+            f"that disagree with whole-image inference; set receptive_field: "
+            f"{suggest} (and an overlap of about half of it)",
+            warning=True,
+        )
+    return Check("receptive-field", True, f"measured {seen} px, spec says {declared}")
 
 
 def _dims_match(got: object, want: list[int]) -> bool:
@@ -183,6 +241,8 @@ def check_model(spec: ModelSpec, *, device: str = "cpu") -> list[Check]:
                     "dry-run", True, f"{n} synthetic tile(s) -> {preds[0].kind} {shape}"
                 )
             )
+            if spec.task == "segmentation" and ep is None:
+                checks.append(_receptive_field_check(model, spec))
     finally:
         model.close()
     return checks

@@ -18,16 +18,44 @@ with ``backend: http`` and an ``endpoint`` mapping::
       token_env: GEOLABEL_MODEL_TOKEN   # bearer token read from this variable
       timeout: 30                       # seconds per request, whole exchange
       retries: 3
+      allow_private: false              # true to reach private/link-local addresses
+
+Link-local addresses (169.254.0.0/16, where cloud metadata services answer) and
+private ones (10/8, 172.16/12, 192.168/16, fc00::/7) are refused unless
+``allow_private: true``: a spec from elsewhere must not make the run send scene
+pixels, or its token, to an internal service. Loopback is always allowed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["EndpointSpec"]
+__all__ = ["EndpointSpec", "internal_address_problem"]
+
+
+def internal_address_problem(host: str) -> str | None:
+    """Why ``host`` (an IP literal) needs ``allow_private``, or ``None``.
+
+    Loopback and public addresses need nothing; hostnames are checked after they are
+    resolved (``models/_transport.py``), before any connection is opened.
+    """
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if ip.is_loopback:
+        return None
+    if ip.is_link_local:
+        return f"{ip} is link-local (cloud metadata services answer there)"
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return f"{ip} is not a unicast host address"
+    if ip.is_private:
+        return f"{ip} is a private address"
+    return None
 
 
 class EndpointSpec(BaseModel):
@@ -57,6 +85,7 @@ class EndpointSpec(BaseModel):
         max_backoff: largest wait between attempts, seconds.
         max_response_mb: responses larger than this are refused.
         max_consecutive_failures: failed batches in a row after which the run stops.
+        allow_private: allow private and link-local addresses (never without it).
 
     .. versionadded:: 0.1
     """
@@ -83,6 +112,7 @@ class EndpointSpec(BaseModel):
     max_backoff: float = Field(default=10.0, ge=0, le=600)
     max_response_mb: float = Field(default=256.0, gt=0, le=16384)
     max_consecutive_failures: int = Field(default=3, ge=1, le=1000)
+    allow_private: bool = False
 
     @field_validator("url")
     @classmethod
@@ -99,6 +129,16 @@ class EndpointSpec(BaseModel):
                 f"endpoint url must not have a query or fragment, got {v!r}"
             )
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _address(self) -> EndpointSpec:
+        problem = internal_address_problem(urlsplit(self.url).hostname or "")
+        if problem is not None and not self.allow_private:
+            raise ValueError(
+                f"endpoint url {self.url!r}: {problem}; set endpoint.allow_private: "
+                "true if the model really runs there"
+            )
+        return self
 
     @field_validator("path")
     @classmethod

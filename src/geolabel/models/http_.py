@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -71,6 +72,7 @@ def make_client(ep: EndpointSpec, *, seed: int | None = None) -> HttpClient:
         token=token,
         max_body=int(ep.max_response_mb * (1 << 20)),
         seed=seed,
+        allow_private=ep.allow_private,
     )
 
 
@@ -138,7 +140,8 @@ class KServeProtocol:
             data = data.astype(np.float16)
         elif ep.datatype == "UINT8":
             data = np.clip(np.rint(data), 0, 255).astype(np.uint8)
-        head: dict[str, Any] = {}
+        # an id per request: an answer is matched to the request it answers
+        head: dict[str, Any] = {"id": uuid.uuid4().hex}
         if ep.output is not None:
             head["outputs"] = [
                 {"name": ep.output, "parameters": {"binary_data": ep.binary}}
@@ -153,11 +156,15 @@ class KServeProtocol:
             "POST", f"{self.model_path}/infer", body=body, headers=headers
         )
         try:
-            _, outputs = _v2.decode(
+            doc, outputs = _v2.decode(
                 resp.body, "outputs", resp.headers.get(_v2.HEADER_LENGTH.lower())
             )
         except _v2.TensorError as err:
             raise ModelOutputError(f"{url}: bad response: {err}") from None
+        if "id" in doc and doc["id"] != head["id"]:
+            raise ModelOutputError(
+                f"{url}: the answer is for request {doc['id']!r}, not {head['id']!r}"
+            )
         if not outputs:
             raise ModelOutputError(f"{url}: response has no outputs")
         chosen = outputs[0]

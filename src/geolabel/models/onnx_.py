@@ -74,6 +74,11 @@ class OnnxBackend:
             raise ModelSpecError(
                 f"{path}: model takes {channels} bands, spec lists {len(spec.input.bands)}"
             )
+        h, w = (inp.shape[2], inp.shape[3]) if len(inp.shape) == 4 else (None, None)
+        #: the only tile size the model takes (static input dimensions), else None
+        self.fixed_size: int | None = (
+            h if isinstance(h, int) and h == w and h > 0 else None
+        )
         self.output_name = spec.output.tensor or self.session.get_outputs()[0].name
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
         logger.info("onnx model %s on %s", spec.model_id, providers[0])

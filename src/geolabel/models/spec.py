@@ -1,7 +1,8 @@
 """ModelSpec: what a model expects and returns, loaded from safe YAML.
 
 A spec names the task, the input bands in model order, how to normalise them
-(``(x * scale + offset - mean) / std``), the tile size and dtype, the classes (names,
+(``(x * scale + offset - mean) / std``), the tile size (``fixed_size: true`` when the
+model takes no other) and dtype, the classes (names,
 colours), an optional mapping from model classes to project labels, the receptive
 field, and the backend with its weights (a path relative to the YAML file, or
 ``package:<python-package>/<path>`` for files shipped inside an installed package, such
@@ -15,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from geolabel.errors import ModelSpecError
+from geolabel.models._yaml import load_yaml_mapping
 from geolabel.models.endpoint import EndpointSpec
 
 __all__ = ["ClassInfo", "InputSpec", "ModelSpec", "OutputSpec", "load_spec"]
@@ -34,7 +35,7 @@ _HEX = "0123456789abcdefABCDEF"
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ClassInfo(_Frozen):
@@ -67,6 +68,8 @@ class InputSpec(_Frozen):
     bands: tuple[str, ...] = Field(min_length=1)
     band_indexes: tuple[int, ...] | None = None
     tile_size: int = Field(gt=0, le=8192)
+    #: the model takes only ``tile_size`` x ``tile_size`` (a static ONNX input).
+    fixed_size: bool = False
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     scale: float = 1.0
     offset: float = 0.0
@@ -230,7 +233,7 @@ class ModelSpec(_Frozen):
 
 
 def load_spec(path: str | Path, *, require_weights: bool = True) -> ModelSpec:
-    """Load a model spec from YAML (``yaml.safe_load``).
+    """Load a model spec from YAML (safe, strict and bounded: ``models/_yaml.py``).
 
     Args:
         path: the spec file.
@@ -238,20 +241,16 @@ def load_spec(path: str | Path, *, require_weights: bool = True) -> ModelSpec:
             a spec that is about to be trained from scratch).
 
     Raises:
-        ModelSpecError: missing file, bad YAML, or a spec that does not validate; the
-            message names the file and the offending fields.
+        ModelSpecError: missing file, text that is not UTF-8, bad YAML, duplicate
+            keys, an alias bomb, non-finite numbers, or a spec that does not
+            validate; the message names the file and the offending fields.
 
     .. versionadded:: 0.1
     """
     p = Path(path)
     if not p.is_file():
         raise ModelSpecError(f"{p}: model spec not found")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        raise ModelSpecError(f"{p}: not valid YAML: {err}") from err
-    if not isinstance(raw, dict):
-        raise ModelSpecError(f"{p}: a model spec must be a YAML mapping")
+    raw = load_yaml_mapping(p)
     try:
         spec = ModelSpec.model_validate({**raw, "source": str(p.resolve())})
     except ValidationError as err:

@@ -15,7 +15,12 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from geolabel.errors import BackendError, MissingDependencyError, ModelSpecError
+from geolabel.errors import (
+    BackendError,
+    GeolabelError,
+    MissingDependencyError,
+    ModelSpecError,
+)
 from geolabel.models.base import Batch, Prediction, activate, to_predictions
 from geolabel.models.spec import ModelSpec
 
@@ -72,11 +77,11 @@ def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
             raise ModelSpecError(
                 f"model {spec.model_id}: format {fmt!r} is not a torch format"
             )
-    except (OSError, RuntimeError) as err:
-        if isinstance(err, ModelSpecError):
-            raise
+    except GeolabelError:
+        raise
+    except Exception as err:  # torch, safetensors and pickle raise many types
         raise BackendError(
-            f"{path}: cannot load torch model: {str(err).splitlines()[0]}"
+            f"{path}: cannot load torch model: {_first_line(err)}"
         ) from err
     module = module.to(device)
     if (
@@ -84,6 +89,17 @@ def load_torch_module(spec: ModelSpec, device: str = "cpu") -> Any:
     ):  # exported programs are frozen in the mode they were exported in
         module.eval()
     return module
+
+
+def _first_line(err: BaseException) -> str:
+    """The first line of an error, without torch's long advice on pickles."""
+    text = str(err).strip()
+    if "Weights only load failed" in text:
+        return (
+            "the checkpoint holds pickled Python objects, not only tensors (refused: "
+            "loading it could run code); save a plain state dict or safetensors"
+        )
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _load_state_dict(path: Path) -> dict[str, Any]:

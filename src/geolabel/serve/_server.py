@@ -12,11 +12,13 @@ extension are both accepted. A bearer token, when set, guards everything but hea
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import re
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -38,8 +40,18 @@ _MODEL_PATH = re.compile(
     r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?(?P<rest>/ready|/infer)?$"
 )
 MAX_TILES = 256
-#: oversized bodies up to this many times the limit are drained before the 413 answer
-DRAIN_FACTOR = 16
+#: after a 413 answer, at most this many body bytes (and seconds) are read and dropped
+#: so that a client still sending sees the answer instead of a connection reset
+DRAIN_BYTES = 8 << 20
+DRAIN_SECONDS = 2.0
+#: pending connections the listening socket queues (the default of 5 reset clients
+#: beyond it under a burst of concurrent requests)
+LISTEN_BACKLOG = 256
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
 
 
 class _HttpError(Exception):
@@ -101,8 +113,7 @@ class ModelServer:
             owner = server
 
         Handler.timeout = timeout
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), Handler)
 
     @property
     def url(self) -> str:
@@ -143,9 +154,23 @@ class ModelServer:
         }
 
     def infer(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Raw output (or probabilities) of the model for a normalised batch."""
+        """Raw output (or probabilities) of the model for a normalised batch.
+
+        Raises:
+            BackendError: the model failed on this input (any error of the backend's
+                own library, e.g. torch's "Sizes of tensors must match").
+        """
         with self._gate:
-            y = self._forward(x)
+            try:
+                y = self._forward(x)
+            except GeolabelError:
+                raise
+            except Exception as err:  # torch/onnxruntime raise their own types
+                first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+                raise BackendError(
+                    f"the model cannot take input {list(x.shape)}: "
+                    f"{type(err).__name__}: {first}"
+                ) from err
         return np.asarray(y, dtype=np.float32)
 
     def serve_forever(self) -> None:
@@ -213,6 +238,22 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Connection"] = "close"
             self.close_connection = True
         self._send(err.status, json.dumps({"error": str(err)}).encode(), headers)
+        if err.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+            self._drain_briefly()
+
+    def _drain_briefly(self) -> None:
+        """After the 413 is sent: drop a bounded part of the body still arriving, so
+        a client that sends before it reads sees the answer, not a reset."""
+        self.wfile.flush()
+        deadline = time.monotonic() + DRAIN_SECONDS
+        left = DRAIN_BYTES
+        with contextlib.suppress(OSError):
+            while left > 0 and time.monotonic() < deadline:
+                self.connection.settimeout(max(0.05, deadline - time.monotonic()))
+                chunk = self.connection.recv(min(left, 1 << 16))
+                if not chunk:
+                    break
+                left -= len(chunk)
 
     def _authorize(self) -> None:
         token = self.owner.token
@@ -276,13 +317,16 @@ class _Handler(BaseHTTPRequestHandler):
                     HTTPStatus.METHOD_NOT_ALLOWED,
                     f"POST is for /infer, not {self.path!r}",
                 )
-            x, binary, wanted = self._inputs(body)
+            x, binary, wanted, request_id = self._inputs(body)
             try:
                 y = self.owner.infer(x)
             except GeolabelError as err:
                 logger.warning("inference failed: %s", err)
                 raise _HttpError(
-                    HTTPStatus.INTERNAL_SERVER_ERROR, f"inference failed: {err}"
+                    HTTPStatus.UNPROCESSABLE_ENTITY
+                    if "cannot take input" in str(err)
+                    else HTTPStatus.INTERNAL_SERVER_ERROR,
+                    f"inference failed: {err}",
                 ) from None
             name = self.owner.output_name
             if wanted is not None and wanted != name:
@@ -292,6 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             s = self.owner.spec
             head = {"model_name": s.name, "model_version": s.version}
+            if request_id is not None:  # the client matches answers to requests
+                head["id"] = request_id
             out, headers = _v2.encode(
                 head, "outputs", [_v2.Tensor(name, y)], binary=binary
             )
@@ -310,17 +356,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _HttpError(HTTPStatus.LENGTH_REQUIRED, "Content-Length required")
         n = int(length)
         limit = self.owner.max_body_bytes
-        if n > limit:
-            if (
-                n <= DRAIN_FACTOR * limit
-            ):  # read and drop it, so the client sees the answer
-                left = n
-                while left > 0:
-                    chunk = self.rfile.read(min(left, 1 << 20))
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-                self._consumed = left == 0
+        if n > limit:  # answered at once from the header; the body is never read
             raise _HttpError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 f"request of {n} bytes exceeds the limit of {limit} bytes (--max-body-mb)",
@@ -329,7 +365,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._consumed = True
         return body
 
-    def _inputs(self, body: bytes) -> tuple[npt.NDArray[np.float32], bool, str | None]:
+    def _inputs(
+        self, body: bytes
+    ) -> tuple[npt.NDArray[np.float32], bool, str | None, str | None]:
         hl = self.headers.get(_v2.HEADER_LENGTH)
         try:
             doc, tensors = _v2.decode(body, "inputs", hl)
@@ -352,6 +390,12 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.BAD_REQUEST,
                 f"input datatype must be FP32/FP16, got {x.dtype}",
             )
+        t = spec.input.tile_size
+        if spec.input.fixed_size and x.shape[2:] != (t, t):
+            raise _HttpError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                f"the model takes only {t} x {t} tiles, got {list(x.shape[2:])}",
+            )
         x = np.ascontiguousarray(x, dtype=np.float32)
         if not np.isfinite(x).all():
             raise _HttpError(HTTPStatus.BAD_REQUEST, "input has NaN or infinite values")
@@ -369,7 +413,8 @@ class _Handler(BaseHTTPRequestHandler):
         params = doc.get("parameters") or {}
         if isinstance(params, dict) and "binary_data_output" in params:
             binary = bool(params["binary_data_output"])
-        return x, binary, wanted
+        request_id = doc.get("id")
+        return x, binary, wanted, request_id if isinstance(request_id, str) else None
 
 
 def client_spec(spec: ModelSpec, url: str, **endpoint: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from shapely.geometry import box
 
 from geolabel.errors import ConfigError
 from geolabel.io.raster import CogWriter
+from geolabel.io.tempnames import partial_path
 from geolabel.io.vector import GpkgWriter
 from geolabel.stitch.blend import Block
 from geolabel.uncertainty.aggregate import AggregateOptions, aggregate_tile
@@ -203,7 +204,7 @@ class TileLayerSink:
 
     def abort(self) -> None:
         """Nothing on disk until close."""
-        self.path.with_name(self.path.stem + ".partial.gpkg").unlink(missing_ok=True)
+        partial_path(self.path, ".partial.gpkg").unlink(missing_ok=True)
 
 
 def extra_sinks(

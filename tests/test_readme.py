@@ -202,12 +202,16 @@ def _promise(args: list[str], out: str, err: str) -> None:
         assert Path(opt["-o"]).is_file()
 
 
-def _resumes(args: list[str], out: str) -> None:
-    """``predict`` run a second time into one folder redoes no tile."""
-    for s in _json(out)["scenes"]:
-        doc = _run_record(args[args.index("-o") + 1])
-        (entry,) = [e for e in doc["scenes"] if Path(e["scene"]).name == s["scene"]]
-        assert entry["tiles_run"] == 0, entry
+def _outputs_state(args: list[str]) -> dict[Path, int]:
+    """Modification times of a run folder's outputs (a re-run that redoes nothing keeps
+    them all, run.json and run.qgs included; the folder lock is not an output)."""
+    out = Path(args[args.index("-o") + 1])
+    kinds = {".tif", ".gpkg", ".qgs", ".json", ".qml", ".xml"}
+    return {
+        p: p.stat().st_mtime_ns
+        for p in out.rglob("*")
+        if p.is_file() and p.suffix in kinds and not p.name.startswith(".")
+    }
 
 
 @requires_torch
@@ -229,14 +233,15 @@ def test_readme_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             if program is None:
                 continue
             args = words[1:] + SPEED.get(words[1], [])
+            before = _outputs_state(args) if "redoes nothing" in comment else None
             t0 = time.perf_counter()
             r = runner.invoke(cli, args)
             took[command] = time.perf_counter() - t0
             where = f"README.md:{line_no}: {command}"
             assert r.exit_code == 0, (where, r.stderr, r.exception)
             _promise(args, r.stdout, r.stderr)
-            if "redoes nothing" in comment:
-                _resumes(args, r.stdout)
+            if before is not None:  # "run again: resumes, redoes nothing"
+                assert _outputs_state(args) == before, where
             ran += 1
     for command, seconds in took.items():
         print(f"{seconds:6.1f} s  {command}")

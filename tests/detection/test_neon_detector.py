@@ -57,11 +57,11 @@ def test_shipped_detector_finds_held_out_crowns(tmp_path: Path) -> None:
     assert held.ap >= 0.6, (
         held
     )  # measured 0.784 with the shipped weights (3 x 3 tiles of 256)
-    # no crown is reported twice across the 3 x 3 tile seams: confident boxes barely overlap
-    conf = pb[det["score"].to_numpy() >= 0.5]
-    iou = box_iou(conf, conf)
+    # no crown is reported twice across the 3 x 3 tile seams, at any score (a pair at
+    # 0.064 / 0.061 with IoU 0.54 was left before the cross-tile guard)
+    iou = box_iou(pb, pb)
     np.fill_diagonal(iou, 0.0)
-    assert iou.max() < 0.5
+    assert iou.max() < 0.5, np.unravel_index(iou.argmax(), iou.shape)
     scores = json.loads(
         CliRunner()
         .invoke(cli, ["-q", "evaluate", str(run), str(NEON / "OSBS_029.csv")])

@@ -123,8 +123,10 @@ def prioritize(
     """Rank what to label next in RUN_DIR; writes next_to_label.gpkg and .csv.
 
     One global ranking over every finished scene of the run. The default (points,
-    auto) asks for single-pixel clicks: the most uncertain pixels of each predicted
-    class in turn (rarest-labelled class first), spread in the model's feature space;
+    auto) asks for single-pixel clicks: uncertain pixels (drawn with probability
+    proportional to their margin uncertainty) of each predicted class in turn
+    (rarest-labelled class first), spread in the model's feature space, and every other
+    one at random while fewer than --cold-labels features are labelled (--exclude);
     set each point's `label` field in QGIS, then `geolabel train --labels
     RUN_DIR/next_to_label.gpkg` (or `geolabel accept` it into a labels file). The queue
     is also recorded in RUN_DIR/run.json. Prints the picks as JSON on stdout.

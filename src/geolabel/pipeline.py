@@ -29,7 +29,6 @@ from geolabel.errors import (
     GeolabelError,
     InputScalingWarning,
     OutputExistsError,
-    RunStateError,
     SceneReadError,
     describe_error,
 )
@@ -49,12 +48,11 @@ from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.run_record import (
     merge_records,
     read_record,
-    record_path,
-    scene_key,
     write_record,
 )
 from geolabel.io.runlock import run_folder_lock
 from geolabel.io.scene import Scene, open_scene
+from geolabel.io.scene_dirs import SceneDirs
 from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.ensemble import extra_channels, wrap_backend
@@ -207,48 +205,6 @@ def plan_scene(
     else:
         dead = overlap // 2
     return grid, dead
-
-
-@dataclass(slots=True)
-class SceneDirs:
-    """Scene folder names of a run: a recorded scene keeps its folder; new stems are unique.
-
-    Two scenes with one file stem (``a/x.tif``, ``b/x.tif``) get ``x`` and ``x-1``, also
-    when they are added to the run folder by separate calls.
-    """
-
-    out: Path
-    recorded: dict[str, str] = field(default_factory=dict)  # scene key -> folder name
-
-    @classmethod
-    def from_record(cls, out: Path, doc: dict[str, Any]) -> SceneDirs:
-        """The folders the run record ``doc`` of ``out`` assigns."""
-        dirs = cls(out)
-        for s in doc.get("scenes", []):
-            if s.get("dir") and s.get("scene"):
-                key = scene_key(out, str(s["scene"]))
-                dirs.recorded[key] = Path(str(s["dir"])).name
-        return dirs
-
-    def folder(self, scene: Scene) -> Path:
-        """The folder of ``scene`` (assigned on first use)."""
-        key = scene_key(self.out, record_path(self.out, scene.path))
-        if key not in self.recorded:
-            taken = set(self.recorded.values())
-            name, k = scene.name, 0
-            while name in taken:
-                k += 1
-                name = f"{scene.name}-{k}"
-            self.recorded[key] = name
-        sdir = self.out / self.recorded[key]
-        root = self.out.resolve()
-        if sdir.resolve() == root or not sdir.resolve().is_relative_to(root):
-            # a scene named "...tif" (stem ".."), or a link in the run folder elsewhere
-            raise RunStateError(
-                f"{scene.path}: its output folder {sdir} would lie outside the run "
-                f"folder {self.out}; remove {sdir} or rename the scene"
-            )
-        return sdir
 
 
 def warn_input_scaling(scene: Scene, grid: TileGrid, spec: ModelSpec) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from geolabel.config import RunConfig
 from geolabel.errors import GeolabelError, RunStateError
 from geolabel.execution.shards import read_shard_status, shard_of_batch
+from geolabel.io.scene_dirs import SceneDirs
 
 __all__ = ["RunCheck", "SceneCheck", "check_run", "finalize_run"]
 
@@ -142,7 +143,7 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
     from geolabel.io.manifest import read_manifest
     from geolabel.io.run_record import read_record
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import SceneDirs, open_run_scene, plan_scene
+    from geolabel.pipeline import open_run_scene, plan_scene
 
     out = Path(out)
     config, count, shards = _load(out)

@@ -43,7 +43,7 @@ import shapely
 
 from geolabel.errors import ConfigError
 from geolabel.io.vector import FIXED_DATE
-from geolabel.labels._rasterize import class_lookup, read_labels
+from geolabel.labels._rasterize import class_lookup, filled, read_labels
 
 __all__ = ["STATUSES", "AcceptResult", "Selection", "accept_suggestions"]
 
@@ -116,15 +116,6 @@ def _statuses(gdf: gpd.GeoDataFrame, source: str) -> np.ndarray:
             f"{source}: unknown status values {unknown}; use one of {list(STATUSES)}"
         )
     return np.asarray(st, dtype=object)
-
-
-def _has_label(gdf: gpd.GeoDataFrame) -> np.ndarray:
-    """Boolean per feature: its ``label`` field is filled in."""
-    if "label" not in gdf.columns:
-        return np.zeros(len(gdf), dtype=bool)
-    lab = gdf["label"]
-    out: np.ndarray = (lab.notna() & (lab.astype(str).str.strip() != "")).to_numpy()
-    return out
 
 
 def _selected(gdf: gpd.GeoDataFrame, sel: Selection, source: str) -> np.ndarray:
@@ -295,7 +286,7 @@ def accept_suggestions(
     status = _statuses(sugg, source)
     reviewed = np.isin(status, ("accepted", "edited"))
     picked = (status == "suggested") & _selected(sugg, selection, source)
-    answered = (status == "queued") & _has_label(sugg)
+    answered = (status == "queued") & filled(sugg, "label")
     take = reviewed | picked | answered
     new = _as_labels(sugg[take], status[take])
     if classes is not None:

@@ -93,6 +93,17 @@ def class_lookup(
     return out
 
 
+def filled(features: Any, field: str) -> npt.NDArray[np.bool_]:
+    """Per feature: ``field`` exists and holds a value (not null, not blank)."""
+    if field not in features.columns:
+        return np.zeros(len(features), dtype=bool)
+    values = features[field]
+    out: npt.NDArray[np.bool_] = (
+        values.notna() & (values.astype(str).str.strip() != "")
+    ).to_numpy(dtype=bool)
+    return out
+
+
 def _class_index(
     values: Any,
     *,
@@ -198,11 +209,7 @@ def rasterize_labels(
             f"{source}: no class field {class_field!r}; fields are "
             f"{[c for c in gdf.columns if c != gdf.geometry.name]}"
         )
-    values = gdf[class_field]
-    filled = values.notna() & (values.astype(str).str.strip() != "")
-    gdf = gdf[
-        filled.to_numpy()
-    ]  # features not labelled yet (an open queue) add nothing
+    gdf = gdf[filled(gdf, class_field)]  # not labelled yet (an open queue): nothing
     if gdf.empty:
         return out
     if (gdf.crs is None) != (grid.crs is None):

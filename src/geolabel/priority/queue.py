@@ -33,15 +33,17 @@ import numpy.typing as npt
 import rasterio
 import rasterio.features
 from affine import Affine
-from shapely.geometry import shape
+from shapely.geometry import Point, shape
 
 from geolabel.errors import ConfigError
 from geolabel.io.run_record import resolve_path
+from geolabel.priority.footprints import read_labelled_classes, to_crs, transformer
 from geolabel.priority.regions import SceneRun, _band_of
+from geolabel.priority.strategy import SelectionContext, parse_strategy, select_units
 from geolabel.priority.units import UnitMap, UnitStats, pool_units, unit_map
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
-__all__ = ["SceneUnits", "scene_units"]
+__all__ = ["SceneUnits", "scene_units", "unit_queue"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -65,8 +67,6 @@ class SceneUnits:
         rows, cols = self.units.members(unit)
         if self.units.kind == "points":
             x, y = self.transform @ (cols[0] + 0.5, rows[0] + 0.5)
-            from shapely.geometry import Point
-
             return Point(x, y)
         r0, c0 = int(rows.min()), int(cols.min())
         sub = self.units.ids[r0 : rows.max() + 1, c0 : cols.max() + 1] == unit
@@ -83,19 +83,18 @@ class SceneUnits:
 
 def _uncertainty(
     stack: contextlib.ExitStack, run: SceneRun, measure: str, read: Any
-) -> tuple[F32, str]:
+) -> F32:
     outs = run.outputs
     wanted = (measure,) if measure in MEASURES else ("bald", *MODEL_MEASURES)
     if "uncertainty" in outs:
         ds = stack.enter_context(rasterio.open(outs["uncertainty"]))
         band = _band_of(ds, wanted)
         if band is not None:
-            return read(ds, band).astype(np.float32), str(ds.tags(band)["MEASURE"])
+            out: F32 = read(ds, band).astype(np.float32)
+            return out
     if measure in MEASURES and "probabilities" in outs:
         pds = stack.enter_context(rasterio.open(outs["probabilities"]))
-        return compute_measure(measure, np.nan_to_num(read(pds, None))), (
-            f"{measure} (from probabilities)"
-        )
+        return compute_measure(measure, np.nan_to_num(read(pds, None)))
     raise ConfigError(
         f"{run.scene}: the run has neither a {measure} band nor probabilities; re-run "
         f"predict with --uncertainty {measure}, --probabilities"
@@ -156,10 +155,9 @@ def scene_units(
         pred = read(mask, 1).astype(np.int64)
         valid = pred != (-1 if mask.nodata is None else int(mask.nodata))
         n_classes = max(len(run.class_names), 1)
-        if measure is None:
-            unc, _ = np.zeros(shape_, np.float32), "none"
-        else:
-            unc, _ = _uncertainty(stack, run, measure, read)
+        unc = np.zeros(shape_, np.float32)
+        if measure is not None:
+            unc = _uncertainty(stack, run, measure, read)
             valid &= np.isfinite(unc)
         feats = None
         if "probabilities" in run.outputs:
@@ -211,41 +209,6 @@ def _with_centre_in_crs(stats: UnitStats, t: Affine) -> UnitStats:
     )
 
 
-def _labelled_with_classes(
-    paths: tuple[str | Path, ...], crs: str | None, class_names: tuple[str, ...]
-) -> list[tuple[Any, int | None]]:
-    """Footprints of every layer of ``paths`` in ``crs``, with the class of a ``label``
-    (name) or ``class_id`` field when there is one."""
-    import geopandas as gpd
-    import pyogrio
-
-    from geolabel.priority.rank import read_labelled
-
-    lookup = {n.lower(): i for i, n in enumerate(class_names)}
-    out: list[tuple[Any, int | None]] = []
-    for path in paths:
-        geoms = read_labelled(Path(path), crs)  # validates the file and its CRS
-        classes: list[int | None] = []
-        for name, _ in pyogrio.list_layers(path):
-            df = pyogrio.read_dataframe(path, layer=str(name))
-            if not isinstance(df, gpd.GeoDataFrame) or df.empty:
-                continue
-            for _, row in df.iterrows():
-                if row.geometry is None or row.geometry.is_empty:
-                    continue
-                lab = row.get("label")
-                cls = lookup.get(str(lab).lower()) if isinstance(lab, str) else None
-                if (
-                    cls is None
-                    and "class_id" in df.columns
-                    and row["class_id"] == row["class_id"]
-                ):
-                    cls = int(row["class_id"]) if row["class_id"] is not None else None
-                classes.append(cls)
-        out.extend(zip(geoms, classes, strict=False))
-    return out
-
-
 def unit_queue(
     scenes: list[SceneRun],
     budget: int,
@@ -265,21 +228,17 @@ def unit_queue(
 ) -> tuple[list[dict[str, Any]], str | None, dict[str, int]]:
     """Rank the units of every scene together; returns the rows, the output CRS and
     counts (candidates, blocked) for the record."""
-    from pyproj import CRS, Transformer
-
-    from geolabel.priority.strategy import (
-        SelectionContext,
-        parse_strategy,
-        select_units,
-    )
-
     strat = parse_strategy(strategy)
     per: list[SceneUnits] = []
     n_labelled = 0
     for run in scenes:
         with rasterio.open(run.outputs["mask"]) as m:
             crs = m.crs.to_wkt() if m.crs else None
-        labelled = _labelled_with_classes(exclude, crs, run.class_names)
+        labelled = [
+            item
+            for path in exclude
+            for item in read_labelled_classes(Path(path), crs, run.class_names)
+        ]
         n_labelled = max(n_labelled, len(labelled))
         per.append(
             scene_units(
@@ -297,13 +256,8 @@ def unit_queue(
     out_crs = next((s.crs for s in per if s.crs), None)
     centres = []
     for s in per:
-        c = s.stats.centre
-        if (
-            s.crs
-            and out_crs
-            and not CRS.from_user_input(s.crs).equals(CRS.from_user_input(out_crs))
-        ):
-            tr = Transformer.from_crs(s.crs, out_crs, always_xy=True)
+        c, tr = s.stats.centre, transformer(s.crs, out_crs)
+        if tr is not None:
             c = np.stack(tr.transform(c[:, 0], c[:, 1]), 1)
         centres.append(c)
     emb_parts = [s.stats.embedding for s in per]
@@ -343,16 +297,7 @@ def unit_queue(
         cls = int(s.stats.dominant_class[u])
         names = s.run.class_names
         score = float(s.stats.score[u])
-        geom = s.geometry(u)
-        if (
-            s.crs
-            and out_crs
-            and not CRS.from_user_input(s.crs).equals(CRS.from_user_input(out_crs))
-        ):
-            import shapely
-
-            tr = Transformer.from_crs(s.crs, out_crs, always_xy=True)
-            geom = shapely.transform(geom, tr.transform, interleaved=False)
+        geom = to_crs(s.geometry(u), s.crs, out_crs)
         rows.append(
             {
                 "rank": rank,

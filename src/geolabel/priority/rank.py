@@ -19,8 +19,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pyogrio
-import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from geolabel.errors import ConfigError
 from geolabel.io.raster import atomic_replace
@@ -31,6 +30,7 @@ from geolabel.io.run_record import (
     write_record,
 )
 from geolabel.io.vector import GpkgWriter
+from geolabel.priority.footprints import read_labelled, to_crs
 from geolabel.priority.queue import unit_queue
 from geolabel.priority.regions import STRATEGIES, Region, load_run, score_regions
 from geolabel.priority.select import Candidate, Spread, excluded_mask, select_regions
@@ -52,48 +52,6 @@ class PriorityResult:
     gpkg: Path
     csv: Path
     rows: list[dict[str, Any]]
-
-
-def read_labelled(path: Path, crs: str | None) -> list[Any]:
-    """Every geometry of every layer of a vector file, reprojected to ``crs``.
-
-    Raises:
-        ConfigError: the file cannot be read or has no CRS while the scene has one.
-    """
-    try:
-        layers = [str(name) for name, _ in pyogrio.list_layers(path)]
-        frames = [pyogrio.read_dataframe(path, layer=layer) for layer in layers]
-    except (
-        pyogrio.errors.DataSourceError,
-        pyogrio.errors.DataLayerError,
-        OSError,
-    ) as err:
-        raise ConfigError(
-            f"--exclude {path}: cannot read labelled footprints: {err}"
-        ) from err
-    geoms: list[Any] = []
-    for df in frames:
-        if not isinstance(df, gpd.GeoDataFrame) or df.geometry is None or df.empty:
-            continue
-        if crs is not None:
-            if df.crs is None:
-                raise ConfigError(
-                    f"--exclude {path}: has no CRS; cannot reproject it to the scene CRS"
-                )
-            df = df.to_crs(crs)
-        geoms.extend(g for g in df.geometry if g is not None and not g.is_empty)
-    return geoms
-
-
-def _to_crs(geom: Any, src: str | None, dst: str | None) -> Any:
-    if (
-        src is None
-        or dst is None
-        or CRS.from_user_input(src) == CRS.from_user_input(dst)
-    ):
-        return geom
-    tr = Transformer.from_crs(src, dst, always_xy=True)
-    return shapely.transform(geom, tr.transform, interleaved=False)
 
 
 def _update_run_json(
@@ -244,7 +202,7 @@ def prioritize(
         excluded.extend(excluded_mask([r.geometry for r in found], labelled).tolist())
         regions.extend(found)
     out_crs = next((r.crs for r in regions), None)
-    geoms = [_to_crs(r.geometry, r.crs, out_crs) for r in regions]
+    geoms = [to_crs(r.geometry, r.crs, out_crs) for r in regions]
     cands = [
         Candidate(r.score, g, r.dominant_class)
         for r, g in zip(regions, geoms, strict=True)

@@ -214,22 +214,21 @@ def select_units(
     )
     out = Selection()
     picked_class = np.zeros(num_classes, np.float64)
-    present = np.unique(stats.dominant_class[open_ & (stats.dominant_class >= 0)])
-    per_class = max(1, math.ceil(budget / max(1, present.size)))
+    cls = stats.dominant_class
+    # open candidates per predicted class, kept up to date as picks close candidates
+    open_by_class = np.bincount(cls[open_ & (cls >= 0)], minlength=num_classes)
+    per_class = max(1, math.ceil(budget / max(1, int((open_by_class > 0).sum()))))
     for k in range(budget):
         if not open_.any():
             break
         cand = open_
         why = ""
-        if strategy.balance:
-            cls_open = np.unique(
-                stats.dominant_class[open_ & (stats.dominant_class >= 0)]
-            )
-            if cls_open.size:
-                load = counts[cls_open] + picked_class[cls_open]
-                c = int(cls_open[np.argmin(load)])
-                cand = open_ & (stats.dominant_class == c)
-                why = f"class {c} has the fewest labels ({int(load.min())}); "
+        if strategy.balance and open_by_class.any():
+            cls_open = np.flatnonzero(open_by_class)
+            load = counts[cls_open] + picked_class[cls_open]
+            c = int(cls_open[np.argmin(load)])
+            cand = open_ & (cls == c)
+            why = f"class {c} has the fewest labels ({int(load.min())}); "
         idx = np.flatnonzero(cand)
         if math.floor((k + 1) * share) > math.floor(k * share):  # interleaved share
             i = int(rng.choice(np.flatnonzero(open_)))
@@ -265,11 +264,15 @@ def select_units(
                 why += f"{drawn} {strategy.measure}"
         out.index.append(i)
         out.reason.append(why)
-        open_[i] = False
-        if stats.dominant_class[i] >= 0:
-            picked_class[stats.dominant_class[i]] += stats.valid[i]
-        ref = np.concatenate([ref, feats[i : i + 1]])
+        closed = np.zeros_like(open_)
+        closed[i] = True
         if ctx.min_distance > 0:
             near = ((stats.centre - stats.centre[i]) ** 2).sum(1) < ctx.min_distance**2
-            open_ &= ~near
+            closed |= near & open_
+        open_ &= ~closed
+        gone = cls[closed]
+        open_by_class -= np.bincount(gone[gone >= 0], minlength=num_classes)
+        if cls[i] >= 0:
+            picked_class[cls[i]] += stats.valid[i]
+        ref = np.concatenate([ref, feats[i : i + 1]])
     return out

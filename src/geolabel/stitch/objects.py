@@ -170,17 +170,23 @@ def _shared_iou(a: _Cand, b: _Cand, scene: tuple[int, int]) -> float:
         return 0.0
     if a.poly is not None and b.poly is not None:
         region = shapely.box(x0, y0, x1, y1)
-        pa, pb = a.poly.intersection(region), b.poly.intersection(region)
-        union = pa.union(pb).area
-        return float(pa.intersection(pb).area / union) if union > 0 else 0.0
-    ba = np.clip(a.box, [x0, y0, x0, y0], [x1, y1, x1, y1])
-    bb = np.clip(b.box, [x0, y0, x0, y0], [x1, y1, x1, y1])
-    iw = min(ba[2], bb[2]) - max(ba[0], bb[0])
-    ih = min(ba[3], bb[3]) - max(ba[1], bb[1])
+        return _poly_iou(a.poly.intersection(region), b.poly.intersection(region))
+    lo, hi = [x0, y0, x0, y0], [x1, y1, x1, y1]
+    return _box_iou(np.clip(a.box, lo, hi), np.clip(b.box, lo, hi))
+
+
+def _poly_iou(a: BaseGeometry, b: BaseGeometry) -> float:
+    """IoU of two polygons."""
+    union = a.union(b).area
+    return float(a.intersection(b).area / union) if union > 0 else 0.0
+
+
+def _box_iou(a: F64, b: F64) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
     inter = max(iw, 0.0) * max(ih, 0.0)
-    union = (
-        (ba[2] - ba[0]) * (ba[3] - ba[1]) + (bb[2] - bb[0]) * (bb[3] - bb[1]) - inter
-    )
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
 
 
@@ -301,14 +307,8 @@ _Fused = tuple[F64, float, int, tuple[str, ...], "BaseGeometry | None"]
 def _iou(a: _Fused, b: _Fused) -> float:
     """Whole-box IoU (polygon IoU when both have outlines)."""
     if a[4] is not None and b[4] is not None:
-        union = a[4].union(b[4]).area
-        return float(a[4].intersection(b[4]).area / union) if union > 0 else 0.0
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = a[0], b[0]
-    inter = max(min(ax1, bx1) - max(ax0, bx0), 0.0) * max(
-        min(ay1, by1) - max(ay0, by0), 0.0
-    )
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
-    return float(inter / union) if union > 0 else 0.0
+        return _poly_iou(a[4], b[4])
+    return _box_iou(a[0], b[0])
 
 
 def _cross_tile_nms(fused: list[_Fused], iou_threshold: float) -> list[_Fused]:

@@ -8,6 +8,8 @@ Strategy names: ``NAME`` or ``MEASURE[+diverse][+balance][+cold]``.
   draws uniformly within the predicted class that has the fewest labels;
 * ``coreset``: diversity only: k-center greedy in the model's feature space (the
   candidate farthest from everything labelled or picked; Sener & Savarese 2018);
+* ``typiclust``: typicality only: the densest member of the most populous cluster
+  that holds the fewest labels (:mod:`geolabel.priority.typical`; Hacohen et al. 2022);
 * ``entropy``, ``margin``, ``least-confidence``, ``bald`` (MC dropout mutual
   information), ``ensemble`` (disagreement of ensemble members): the highest mean score;
 * ``+diverse``: among the ``pool_factor`` x quota most uncertain candidates, take the one
@@ -17,9 +19,10 @@ Strategy names: ``NAME`` or ``MEASURE[+diverse][+balance][+cold]``.
 * ``+balance``: each next pick comes from the predicted class that has the fewest labels
   so far (labelled before plus picked now): mIoU weighs every class alike, and random
   places under-sample rare classes;
-* ``+cold``: while fewer than ``cold_labels`` units are labelled, half the budget is
-  chosen by diversity alone (``coreset``), because a model trained on a few clicks
-  ranks its uncertainty badly;
+* ``+cold``: while fewer than ``cold_labels`` units are labelled, a share
+  (``cold_share``) of the picks, interleaved, is drawn at random, because a model
+  trained on a few clicks ranks its uncertainty badly; with ``+typical`` that share
+  is TypiClust's typical picks instead of random ones;
 * ``auto`` = ``margin+diverse+balance+cold``: the default of ``geolabel prioritize``.
 
 The legacy spelling ``MEASURE:k-center`` means ``MEASURE+diverse``.
@@ -36,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geolabel.errors import ConfigError
+from geolabel.priority.typical import TypicalPicker
 from geolabel.priority.units import UnitStats
 
 __all__ = [
@@ -51,7 +55,7 @@ __all__ = [
 MEASURE_NAMES = ("entropy", "margin", "least-confidence", "bald", "ensemble")
 DEFAULT_STRATEGY = "auto"
 _ALIASES = {"auto": "margin+diverse+balance+power+cold"}
-_MODIFIERS = ("diverse", "balance", "cold", "power")
+_MODIFIERS = ("diverse", "balance", "cold", "power", "typical")
 #: the most candidates the diversity-only step compares (a seeded subsample beyond)
 MAX_DIVERSITY_POOL = 4096
 #: the most labelled feature vectors kept as core-set centres
@@ -68,11 +72,12 @@ class Strategy:
     balance: bool = False
     cold: bool = False
     power: bool = False
+    typical: bool = False
 
     @property
     def is_random(self) -> bool:
         """Uniform picks (no score, no diversity)."""
-        return self.measure is None and not self.diverse
+        return self.measure is None and not self.diverse and not self.typical
 
 
 def parse_strategy(name: str) -> Strategy:
@@ -102,10 +107,15 @@ def parse_strategy(name: str) -> Strategy:
         return Strategy(name, None, balance="balance" in mods)
     if head == "coreset":
         return Strategy(name, None, True, "balance" in mods, False)
+    if head == "typiclust":
+        if mods:
+            raise ConfigError(f"strategy {name!r}: typiclust takes no modifier")
+        return Strategy(name, None, typical=True)
     if head not in MEASURE_NAMES:
         raise ConfigError(
-            f"unknown strategy {name!r}; choose auto, random, coreset or one of "
-            f"{', '.join(MEASURE_NAMES)} (optionally +diverse, +balance, +cold)"
+            f"unknown strategy {name!r}; choose auto, random, coreset, typiclust or "
+            f"one of {', '.join(MEASURE_NAMES)} (optionally "
+            f"+{', +'.join(_MODIFIERS)})"
         )
     return Strategy(
         name,
@@ -114,6 +124,7 @@ def parse_strategy(name: str) -> Strategy:
         "balance" in mods,
         "cold" in mods,
         "power" in mods,
+        "typical" in mods,
     )
 
 
@@ -212,6 +223,11 @@ def select_units(
         if strategy.cold and ctx.labelled_units < ctx.cold_labels
         else 0.0
     )
+    typical = (
+        TypicalPicker.build(feats, open_, ref, budget, rng)
+        if strategy.typical and (strategy.measure is None or share > 0)
+        else None
+    )
     out = Selection()
     picked_class = np.zeros(num_classes, np.float64)
     cls = stats.dominant_class
@@ -230,10 +246,21 @@ def select_units(
             cand = open_ & (cls == c)
             why = f"class {c} has the fewest labels ({int(load.min())}); "
         idx = np.flatnonzero(cand)
-        if math.floor((k + 1) * share) > math.floor(k * share):  # interleaved share
+        cold_turn = math.floor((k + 1) * share) > math.floor(k * share)  # interleaved
+        typical_pick = (
+            typical.pick(open_)
+            if typical is not None and (cold_turn or strategy.measure is None)
+            else None
+        )
+        if typical_pick is not None:
+            i = typical_pick
+            why = ("cold start: " if cold_turn else "") + (
+                "most typical member of the largest cluster with the fewest labels"
+            )
+        elif cold_turn:
             i = int(rng.choice(np.flatnonzero(open_)))
             why = "cold start: random share"
-        elif strategy.is_random:
+        elif strategy.is_random or (strategy.typical and strategy.measure is None):
             i = int(rng.choice(idx))
             why += "random draw"
         elif strategy.measure is None:

@@ -98,3 +98,54 @@ def test_bad_arms_are_refused_in_one_line(
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "unknown unit 'hexagons'" in r.output
     assert not (tmp_path / "x.json").exists()
+
+
+def test_reuse_takes_finished_runs_and_refuses_another_experiment(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    spec = _fresh_spec(setup, tmp_path)
+    base = ["-q", "simulate", str(setup["scene"]), "--oracle", str(setup["truth"]),
+            "-m", str(spec), "--seed", "0", *TINY]  # fmt: skip
+    first = tmp_path / "first.json"
+    arms = ["--arm", "auto/points", "--arm", "random/points"]
+    r = CliRunner().invoke(cli, [*base, *arms, "-o", str(first)])
+    assert r.exit_code == 0, r.output
+    old = json.loads(first.read_text())
+    second = tmp_path / "second.json"
+    arms2 = ["--arm", "margin/points", "--arm", "random/points"]
+    r = CliRunner().invoke(
+        cli, [*base, *arms2, "--reuse", str(first), "-o", str(second)]
+    )
+    assert r.exit_code == 0, r.output
+    new = json.loads(second.read_text())
+    assert new["reused_from"] == str(first) and new["complete"] is True
+    runs = {x["arm"]: x for x in new["runs"]}
+    # random/points sits at the same position: taken as it was, marked reused
+    assert runs["random/points"].get("reused") is True
+    assert runs["random/points"]["rounds"] == old["runs"][1]["rounds"]
+    assert "reused" not in runs["margin/points"]
+    # the new arm starts from the same first model (paired)
+    assert runs["margin/points"]["rounds"][0] == old["runs"][1]["rounds"][0]
+    assert new["full_labels"] == old["full_labels"]
+    # an alias (auto) is never reused, even at the same position
+    third = tmp_path / "third.json"
+    r = CliRunner().invoke(cli, [*base, *arms, "--reuse", str(first), "-o", str(third)])
+    assert r.exit_code == 0, r.output
+    assert "reused" not in json.loads(third.read_text())["runs"][0]
+    # another setting: refused in one line, nothing written
+    r = CliRunner().invoke(
+        cli,
+        [
+            *base,
+            *arms2,
+            "--lr",
+            "0.01",
+            "--reuse",
+            str(first),
+            "-o",
+            str(tmp_path / "bad.json"),
+        ],
+    )
+    assert r.exit_code != 0
+    assert "setting fit differs" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "bad.json").exists()

@@ -210,6 +210,16 @@ def _seconds(
     help="torch threads.",
 )
 @click.option(
+    "--reuse",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An earlier OUT of the same experiment (same scene, oracle, model and "
+    "settings but arms, baselines, seeds, targets): its fully-labelled references "
+    "and its finished runs of non-alias arms at the same --arm position are taken "
+    "instead of simulated again, once the seed's first model scores as it did "
+    "there. Also resumes a stopped run from its partial OUT.",
+)
+@click.option(
     "-o",
     "--out",
     required=True,
@@ -228,6 +238,7 @@ def simulate(
     class_field: str,
     point_buffer: int,
     threads: int,
+    reuse: Path | None,
     **opts: Any,
 ) -> None:
     """Rounds of predict -> pick units -> the ORACLE answers -> train -> score.
@@ -299,6 +310,7 @@ def simulate(
             config,
             progress=progress,
             checkpoint=checkpoint,
+            reuse=reuse,
         )
     finally:
         if bar is not None:

@@ -48,6 +48,7 @@ __all__ = [
     "Selection",
     "SelectionContext",
     "Strategy",
+    "is_alias",
     "parse_strategy",
     "select_units",
 ]
@@ -78,6 +79,11 @@ class Strategy:
     def is_random(self) -> bool:
         """Uniform picks (no score, no diversity)."""
         return self.measure is None and not self.diverse and not self.typical
+
+
+def is_alias(name: str) -> bool:
+    """Whether ``name`` (e.g. ``auto``) stands for another spelling that may change."""
+    return name in _ALIASES
 
 
 def parse_strategy(name: str) -> Strategy:

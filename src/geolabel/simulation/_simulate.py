@@ -19,6 +19,7 @@ The scene is held in memory (an experiment on a sample scene, not a production p
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from geolabel.models.spec import ModelSpec
 from geolabel.simulation._arm import run_arm
 from geolabel.simulation._prepare import multiple_of, prepare, score_probs, seed_labels
 from geolabel.simulation._probe import look
+from geolabel.simulation._reuse import Reuse, load_reuse
 from geolabel.simulation.config import LabelSource, SimulationConfig, parse_arm
 from geolabel.simulation.protocol import summarize
 from geolabel.train import build_module, fit
@@ -57,11 +59,15 @@ def run_simulation(
     *,
     progress: SimProgress | None = None,
     checkpoint: SimCheckpoint | None = None,
+    reuse: Path | None = None,
 ) -> dict[str, Any]:
     """Run the experiment; returns the JSON-able record (config, runs, summary).
 
     ``checkpoint`` receives the partial record after each (seed, arm) run, so a long
     experiment that is stopped early still leaves its finished runs behind.
+    ``reuse``: an earlier record of the same experiment whose finished runs and
+    references are taken instead of simulated again (:mod:`._reuse`; pass the
+    partial record of a stopped run to resume it).
 
     Raises:
         ConfigError: bad settings, unreadable labels, no first labels left.
@@ -88,17 +94,27 @@ def run_simulation(
         fit(model, p.image, labels, replace(config.fit, steps=steps, seed=seed))
         return model
 
+    header = {
+        "scene": str(scene_path),
+        "oracle": str(oracle_path),
+        "first_labels": [asdict(s) for s in sources],
+        "model": spec.model_id,
+        "config": json.loads(
+            json.dumps(
+                {
+                    **{k: v for k, v in asdict(config).items() if k != "fit"},
+                    "fit": {k: v for k, v in asdict(config.fit).items() if k != "seed"},
+                }
+            )
+        ),
+        "holdout_columns": [p.split, p.image.shape[2] - 1],
+    }
+    lent = load_reuse(reuse, header, config.arms) if reuse is not None else Reuse("")
+
     def record(*, complete: bool) -> dict[str, Any]:
         return {
-            "scene": str(scene_path),
-            "oracle": str(oracle_path),
-            "first_labels": [asdict(s) for s in sources],
-            "model": spec.model_id,
-            "config": {
-                **{k: v for k, v in asdict(config).items() if k != "fit"},
-                "fit": {k: v for k, v in asdict(config.fit).items() if k != "seed"},
-            },
-            "holdout_columns": [p.split, p.image.shape[2] - 1],
+            **header,
+            "reused_from": lent.path or None,
             "candidates": {u: m.count for u, m in p.units.items()},
             "seconds": round(time.perf_counter() - t_all, 1),
             "complete": complete,
@@ -119,11 +135,17 @@ def run_simulation(
         config.initial_steps + config.rounds * config.round_steps
     )
     for seed in config.seeds:
-        ref_model = train(
-            build_module(spec, from_scratch=True, seed=seed), p.oracle, full_steps, seed
-        )
-        full_look = look(ref_model, p.image, measure=None, multiple=mult)
-        full.append({"seed": seed, **score_probs(full_look.probs, p.ref, spec)})
+        if seed in lent.full:
+            full.append(lent.full[seed])
+        else:
+            ref_model = train(
+                build_module(spec, from_scratch=True, seed=seed),
+                p.oracle,
+                full_steps,
+                seed,
+            )
+            full_look = look(ref_model, p.image, measure=None, multiple=mult)
+            full.append({"seed": seed, **score_probs(full_look.probs, p.ref, spec)})
         tick(f"seed {seed}: fully-labelled model mIoU {full[-1]['miou']:.3f}")
         labels0 = seed_labels(p, config.seed_points, seed)
         model = train(
@@ -133,12 +155,22 @@ def run_simulation(
             seed,
         )
         start_state = copy.deepcopy(model.state_dict())
+        first = score_probs(
+            look(model, p.image, measure=None, multiple=mult).probs, p.ref, spec
+        )["miou"]
         tick(f"seed {seed}: first model")
         for ai, arm in enumerate(arms):
-            model.load_state_dict(start_state)
-            rounds = run_arm(
-                p, spec, config, arm, model, labels0, seed, ai, train, tick
-            )
+            lent.check_first_model(seed, arm.name, first)
+            old = lent.runs.get((seed, arm.name))
+            if old is not None:
+                rounds = old["rounds"]
+                for _ in rounds[1:]:
+                    tick(f"seed {seed} {arm.name}: reused")
+            else:
+                model.load_state_dict(start_state)
+                rounds = run_arm(
+                    p, spec, config, arm, model, labels0, seed, ai, train, tick
+                )
             runs.append(
                 {
                     "arm": arm.name,
@@ -146,6 +178,7 @@ def run_simulation(
                     "unit": arm.unit,
                     "seed": seed,
                     "rounds": rounds,
+                    **({"reused": True} if old is not None else {}),
                 }
             )
             if checkpoint is not None:

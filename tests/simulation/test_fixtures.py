@@ -1,0 +1,62 @@
+"""The shipped simulation scenes: oracle on the image grid, classes as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+import rasterio
+from rasterio.features import rasterize
+
+from geolabel.models.spec import load_spec
+
+DATA = Path(__file__).resolve().parents[2] / "src" / "geolabel" / "_data"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "simulation"
+SCENES = [
+    ("nc-landsat7", "nc_landsat7_2000.tif", "strata.tif", "nc-landsat7-unet.yaml"),
+    ("cloud-landsat7", "cloud_landsat7.tif", "cloud_reference.tif",
+     "cloud-landsat7-unet.yaml"),
+    ("spacenet-atlanta", "spacenet_atlanta.tif", "building_reference.tif",
+     "spacenet-atlanta-unet.yaml"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("folder", "image", "oracle", "spec"), SCENES)
+def test_oracle_sits_on_the_image_grid_with_the_spec_classes(
+    folder: str, image: str, oracle: str, spec: str
+) -> None:
+    s = load_spec(CONFIGS / spec, require_weights=False)
+    with (
+        rasterio.open(DATA / folder / image) as img,
+        rasterio.open(DATA / folder / oracle) as ref,
+    ):
+        assert (img.crs, img.transform, img.shape) == (
+            ref.crs,
+            ref.transform,
+            ref.shape,
+        )
+        assert img.count == len(s.input.bands)
+        codes = np.unique(ref.read(1))
+    # codes 1..C map to the spec's classes (simulate --oracle-offset -1), 0 is nodata
+    assert set(codes.tolist()) - {0} <= set(range(1, s.num_classes + 1))
+    assert len(set(codes.tolist()) - {0}) == s.num_classes
+
+
+def test_spacenet_reference_is_the_rasterised_footprints() -> None:
+    d = DATA / "spacenet-atlanta"
+    df = pyogrio.read_dataframe(d / "buildings.geojson")
+    with rasterio.open(d / "building_reference.tif") as ref:
+        assert df.crs is not None and df.crs.to_epsg() == ref.crs.to_epsg() == 32616
+        burnt = rasterize(
+            [(g, 2) for g in df.geometry],
+            out_shape=ref.shape,
+            transform=ref.transform,
+            fill=1,
+            dtype="uint8",
+        )
+        got = ref.read(1)
+    assert len(df) == 43 and (df["label"] == "building").all()
+    assert np.array_equal(got, burnt)
+    assert 0.03 < float((got == 2).mean()) < 0.06

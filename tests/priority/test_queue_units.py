@@ -31,11 +31,11 @@ def test_points_default_queue_is_uncertain_spread_and_queued(run_dir: Path) -> N
     assert len(df) == 12 and set(df.geometry.geom_type) == {"Point"}
     assert set(df["unit"]) == {"points"} and set(df["strategy"]) == {"auto"}
     assert set(df["status"]) == {"queued"} and set(df["label"].fillna("")) == {""}
-    # nothing labelled yet: the cold-start rule draws every other point at random;
-    # the others alternate between the predicted classes (the confident half is one
-    # class, the coin-toss half the other; random picks count too), so at least half
-    # of them lie in the uncertain half
-    cold = df["reason"].str.contains("random share")
+    # nothing labelled yet: the cold-start rule makes every other point a typical one
+    # (TypiClust); the others alternate between the predicted classes (the confident
+    # half is one class, the coin-toss half the other; cold picks count too), so at
+    # least half of them lie in the uncertain half
+    cold = df["reason"].str.contains("cold start: most typical")
     assert cold.sum() == 6
     assert (df.geometry.x[~cold] >= RIGHT_X).sum() >= 3
     assert df["reason"][~cold].str.contains("has the fewest labels").all()

@@ -31,8 +31,9 @@ __all__ = ["prioritize"]
     "--strategy",
     default="auto",
     show_default=True,
-    help="auto (= margin+diverse+balance+cold), random, coreset, entropy, margin, "
-    "least-confidence, bald, ensemble; a measure may take +diverse, +balance, +cold.",
+    help="auto (= margin+diverse+balance+power+cold+typical), random, coreset, "
+    "typiclust, entropy, margin, least-confidence, bald, ensemble; a measure may take "
+    "+diverse, +balance, +power, +cold, +typical.",
 )
 @click.option(
     "--superpixel-size",
@@ -53,8 +54,9 @@ __all__ = ["prioritize"]
     type=click.IntRange(0),
     default=100,
     show_default=True,
-    help="+cold: below this many labelled features (--exclude), half the picks are "
-    "diversity-only.",
+    help="+cold: below this many labelled features (--exclude), every other pick is "
+    "random (with +typical: TypiClust's most typical member of the largest cluster "
+    "with the fewest labels).",
 )
 @click.option(
     "--region-size",
@@ -125,8 +127,9 @@ def prioritize(
     One global ranking over every finished scene of the run. The default (points,
     auto) asks for single-pixel clicks: uncertain pixels (drawn with probability
     proportional to their margin uncertainty) of each predicted class in turn
-    (rarest-labelled class first), spread in the model's feature space, and every other
-    one at random while fewer than --cold-labels features are labelled (--exclude);
+    (rarest-labelled class first), spread in the model's feature space, and while
+    fewer than --cold-labels features are labelled (--exclude) every other one is the
+    most typical member of the largest cluster with the fewest labels (TypiClust);
     set each point's `label` field in QGIS, then `geolabel train --labels
     RUN_DIR/next_to_label.gpkg` (or `geolabel accept` it into a labels file). The queue
     is also recorded in RUN_DIR/run.json. Prints the picks as JSON on stdout.

@@ -86,8 +86,9 @@ def _seconds(
     default=_DEFAULT_ARMS,
     show_default=True,
     help="STRATEGY/UNIT to compare (repeatable; the first is 'the default'). "
-    "Strategies: auto, random, coreset, entropy, margin, least-confidence, bald, "
-    "ensemble, with +diverse/+balance/+cold; units: regions, superpixels, points.",
+    "Strategies: auto, random, coreset, typiclust, entropy, margin, "
+    "least-confidence, bald, ensemble, with +diverse/+balance/+power/+cold/+typical; "
+    "units: regions, superpixels, points.",
 )
 @click.option(
     "--baseline",
@@ -191,7 +192,8 @@ def _seconds(
     type=click.IntRange(0),
     default=100,
     show_default=True,
-    help="+cold: below this many labelled units, half a round is diversity-only.",
+    help="+cold: below this many labelled units, every other pick is random (with "
+    "+typical: TypiClust's).",
 )
 @click.option(
     "--target",

@@ -23,7 +23,8 @@ Strategy names: ``NAME`` or ``MEASURE[+diverse][+balance][+cold]``.
   (``cold_share``) of the picks, interleaved, is drawn at random, because a model
   trained on a few clicks ranks its uncertainty badly; with ``+typical`` that share
   is TypiClust's typical picks instead of random ones;
-* ``auto`` = ``margin+diverse+balance+cold``: the default of ``geolabel prioritize``.
+* ``auto`` = ``margin+diverse+balance+power+cold+typical``: the default of
+  ``geolabel prioritize``.
 
 The legacy spelling ``MEASURE:k-center`` means ``MEASURE+diverse``.
 
@@ -55,7 +56,7 @@ __all__ = [
 
 MEASURE_NAMES = ("entropy", "margin", "least-confidence", "bald", "ensemble")
 DEFAULT_STRATEGY = "auto"
-_ALIASES = {"auto": "margin+diverse+balance+power+cold"}
+_ALIASES = {"auto": "margin+diverse+balance+power+cold+typical"}
 _MODIFIERS = ("diverse", "balance", "cold", "power", "typical")
 #: the most candidates the diversity-only step compares (a seeded subsample beyond)
 MAX_DIVERSITY_POOL = 4096

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import shapely
 
 from geolabel.errors import RunStateError
@@ -66,8 +66,16 @@ class ObjectStore:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def write(self, pred: Prediction) -> None:
-        """Record one tile's prediction (``boxes`` or ``scores``) atomically."""
+    def has(self, tile: Tile) -> bool:
+        """Whether the tile has a record file (the manifest says if it is done)."""
+        return (self.path / _name(tile)).is_file()
+
+    def write(self, pred: Prediction, polygons: Sequence[Any] | None = None) -> None:
+        """Record one tile's prediction (``boxes`` or ``scores``) atomically.
+
+        ``polygons``: the instance outlines of a ``boxes`` prediction (shapely, in
+        read-window pixels), one per box.
+        """
         doc: dict[str, Any] = {
             "tile_id": pred.tile.id,
             "kind": pred.kind,
@@ -80,14 +88,8 @@ class ObjectStore:
             doc["boxes"] = [[float(v) for v in b] for b in pred.array]
             doc["scores"] = [float(v) for v in pred.scores]
             doc["labels"] = [int(v) for v in pred.labels]
-            masks = pred.extra.get("masks") if pred.extra else None
-            if masks is not None:
-                from geolabel.stitch.georef import mask_to_polygon
-
-                stack = np.asarray(masks, dtype=bool)
-                doc["polygons"] = [
-                    shapely.to_wkb(mask_to_polygon(m), hex=True) for m in stack
-                ]
+            if polygons is not None:
+                doc["polygons"] = [shapely.to_wkb(g, hex=True) for g in polygons]
         self._write(self.path / _name(pred.tile), doc)
 
     def read(self, tile: Tile) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def prepare(
     spec: ModelSpec,
     config: SimulationConfig,
 ) -> Prepared:
-    from geolabel.pipeline import open_model_scene
+    from geolabel.execution.plan import open_model_scene
 
     scene = open_model_scene(scene_path, spec)
     read = scene.read(scene.grid.window)

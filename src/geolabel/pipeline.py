@@ -187,7 +187,7 @@ def _run_scenes(
             "labels": list(spec.labels()),
         },
         "versions": _versions(),
-        "precision": precision_record(config),
+        "precision": precision_record(config.out, config.precision),
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
         "scenes": [
             {

@@ -136,10 +136,17 @@ class _ObjectSink:
         self.kind = kind
 
     def write(self, tile: Tile, pred: Prediction, valid: npt.NDArray[np.bool_]) -> None:
-        polygons = None
-        if pred.kind == "boxes":
-            polygons = detections_from_prediction(pred).polygons
-        self.store.write(pred, polygons)
+        record: dict[str, Any] = {"kind": pred.kind, "model_id": pred.model_id}
+        if pred.kind == "scores":
+            record["scores"] = [float(v) for v in pred.array]
+        else:
+            det = detections_from_prediction(pred)
+            record["boxes"] = [[float(v) for v in b] for b in det.boxes]
+            record["scores"] = [float(v) for v in det.scores]
+            record["labels"] = [int(v) for v in det.labels]
+            if det.polygons is not None:
+                record["polygons"] = list(det.polygons)
+        self.store.write(tile, record)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import shapely
 
 from geolabel.errors import RunStateError
 from geolabel.grid import Tile
-from geolabel.models.base import Prediction
 
 __all__ = ["ObjectStore"]
 
@@ -70,27 +68,16 @@ class ObjectStore:
         """Whether the tile has a record file (the manifest says if it is done)."""
         return (self.path / _name(tile)).is_file()
 
-    def write(self, pred: Prediction, polygons: Sequence[Any] | None = None) -> None:
-        """Record one tile's prediction (``boxes`` or ``scores``) atomically.
+    def write(self, tile: Tile, record: dict[str, Any]) -> None:
+        """Store one tile's record atomically (replacing an earlier one).
 
-        ``polygons``: the instance outlines of a ``boxes`` prediction (shapely, in
-        read-window pixels), one per box.
+        ``record`` is JSON-able except for an optional ``polygons`` list of shapely
+        geometries (instance outlines), which is stored as WKB hex.
         """
-        doc: dict[str, Any] = {
-            "tile_id": pred.tile.id,
-            "kind": pred.kind,
-            "model_id": pred.model_id,
-        }
-        if pred.kind == "scores":
-            doc["scores"] = [float(v) for v in pred.array]
-        else:
-            assert pred.scores is not None and pred.labels is not None  # validated
-            doc["boxes"] = [[float(v) for v in b] for b in pred.array]
-            doc["scores"] = [float(v) for v in pred.scores]
-            doc["labels"] = [int(v) for v in pred.labels]
-            if polygons is not None:
-                doc["polygons"] = [shapely.to_wkb(g, hex=True) for g in polygons]
-        self._write(self.path / _name(pred.tile), doc)
+        doc = dict(record, tile_id=tile.id)
+        if doc.get("polygons") is not None:
+            doc["polygons"] = [shapely.to_wkb(g, hex=True) for g in doc["polygons"]]
+        self._write(self.path / _name(tile), doc)
 
     def read(self, tile: Tile) -> dict[str, Any]:
         """The record of a tile (``polygons`` decoded to shapely geometries).

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geolabel.config import RunConfig
 from geolabel.models.base import Batch
 from geolabel.models.spec import ModelSpec
+from geolabel.models.torch_ import TorchBackend
 
 __all__ = [
     "MIN_AGREEMENT",
@@ -75,8 +75,6 @@ def check_precision(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Run ``candidate`` and fp32 on ``batch``; the check's record (see module doc)."""
-    from geolabel.models.torch_ import TorchBackend
-
     ref = TorchBackend(
         spec, device=device, precision="fp32", channels_last=False, threads=threads
     )
@@ -125,12 +123,13 @@ def check_sample(batch: Batch, size: int) -> Batch:
     )
 
 
-def precision_record(config: RunConfig) -> dict[str, Any]:
-    """What run.json says about precision: the auto check's record, or the fixed mode."""
-    path = Path(config.out) / RECORD
-    if config.precision == "auto" and path.exists():
+def precision_record(out: str | Path, requested: str) -> dict[str, Any]:
+    """What run.json says about precision: the auto check's record in the run folder
+    ``out``, or the ``requested`` fixed mode."""
+    path = Path(out) / RECORD
+    if requested == "auto" and path.exists():
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             pass
-    return {"requested": config.precision, "precision": config.precision}
+    return {"requested": requested, "precision": requested}

@@ -182,8 +182,8 @@ class _Bound:
 class SegmentationTask(_Bound):
     """Blended class probabilities in a Zarr run store, finalised into COGs."""
 
-    dead_zone: int = 0
-    channels: int = 0
+    dead_zone: int
+    channels: int
 
     def info(self) -> dict[str, Any]:
         """The scene record (with the dead zone)."""

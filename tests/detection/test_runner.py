@@ -8,14 +8,11 @@ the circuit breaker, and ``--tile-size`` other than the spec's.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import geopandas as gpd
@@ -30,6 +27,8 @@ from geolabel.execution.preempt import PREEMPTED_EXIT
 from geolabel.pipeline import finalize_run, run_predict
 from geolabel.testing import make_scene
 from geolabel.testing.detectors import draw_square, write_square_detector_spec
+
+from ..cluster.conftest import done_rows, output_digests
 
 TILE, OVERLAP, BATCH = 48, 10, 2  # 4 x 4 tiles of 28-px cores: 8 batches
 TASKS = ("detection", "classification")
@@ -63,29 +62,6 @@ def _config(scene: Path, spec: Path, out: Path, **kw: object) -> RunConfig:
     )  # type: ignore[arg-type]
 
 
-def _digests(run: Path) -> dict[str, str]:
-    """sha256 of every published GeoPackage under a run folder."""
-    return {
-        p.relative_to(run).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(run.rglob("*.gpkg"))
-        if ".partial" not in p.name
-    }
-
-
-def _done(run: Path) -> Counter[str]:
-    """How often each tile is recorded done (a line being appended is skipped)."""
-    c: Counter[str] = Counter()
-    for p in run.glob("*/manifest/*.jsonl"):
-        for line in p.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if row.get("status") == "done":
-                c[row["tile_id"]] += 1
-    return c
-
-
 class Case:
     """A scene, a spec per task and the GeoPackages of an uninterrupted run."""
 
@@ -98,7 +74,7 @@ class Case:
                 _config(self.scene, self.spec(task), root / f"ref-{task}")
             )
             assert res.ok, res.scenes[0].error
-            self.reference[task] = _digests(root / f"ref-{task}")
+            self.reference[task] = output_digests(root / f"ref-{task}")
             assert self.reference[task]
 
     def spec(self, task: str, **kw: object) -> Path:
@@ -144,7 +120,7 @@ def _start_and_signal(
     )
     deadline = time.monotonic() + 60
     try:
-        while sum(_done(out).values()) < after:
+        while sum(done_rows(out).values()) < after:
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "kill point never reached"
             time.sleep(0.01)
@@ -164,12 +140,12 @@ def test_sigkill_mid_run_then_resume_gives_the_same_bytes(
     out = tmp_path / "run"
     proc = _start_and_signal(case, task, out, signal.SIGKILL, after=4)
     assert proc.returncode == -signal.SIGKILL
-    kept = set(_done(out))
+    kept = set(done_rows(out))
     assert 4 <= len(kept) < 16 and not any(out.rglob("*.gpkg"))
     again = run_predict(_config(case.scene, case.spec(task, sleep=0.25), out))
     assert again.ok and again.scenes[0].tiles_run == 16 - len(kept)
-    assert set(_done(out).values()) == {1}, "finished tiles were redone"
-    assert _digests(out) == case.reference[task]
+    assert set(done_rows(out).values()) == {1}, "finished tiles were redone"
+    assert output_digests(out) == case.reference[task]
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -185,12 +161,12 @@ def test_sigterm_keeps_whole_batches_exits_75_and_resumes(
     assert proc.returncode == PREEMPTED_EXIT, err
     assert time.monotonic() - t0 < 40
     assert "geolabel: preempted:" in err and "Traceback" not in err
-    kept = set(_done(out))
+    kept = set(done_rows(out))
     assert 0 < len(kept) < 16 and len(kept) % BATCH == 0, "whole batches are kept"
     assert not (out / "run.json").exists() and not any(out.rglob("*.gpkg"))
     again = run_predict(_config(case.scene, case.spec(task, sleep=0.25), out))
     assert again.ok and again.scenes[0].tiles_run == 16 - len(kept)
-    assert _digests(out) == case.reference[task]
+    assert output_digests(out) == case.reference[task]
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -211,7 +187,7 @@ def test_shards_then_finalize_match_a_single_run(
     check, result = finalize_run(run)
     assert check.ready and result is not None and result.ok
     assert result.scenes[0].tiles_run == 0
-    assert _digests(run) == case.reference[task]
+    assert output_digests(run) == case.reference[task]
 
 
 def test_open_circuit_stops_the_scene_then_resume_finishes(
@@ -223,7 +199,7 @@ def test_open_circuit_stops_the_scene_then_resume_finishes(
     scene = first.scenes[0]
     assert scene.status == "incomplete" and "CircuitOpenError" in (scene.error or "")
     # batch 2 (tiles r1c0, r1c1 of 4 x 4) opened the circuit: nothing after it ran
-    assert sorted(t.split("/")[-1] for t in _done(run)) == [
+    assert sorted(t.split("/")[-1] for t in done_rows(run)) == [
         f"r00000c0000{c}" for c in range(4)
     ]
     assert len(scene.failed_tiles) == BATCH and not any(run.rglob("*.gpkg"))
@@ -231,7 +207,7 @@ def test_open_circuit_stops_the_scene_then_resume_finishes(
         _config(case.scene, case.spec("detection"), run, retry_failed=True)
     )
     assert again.ok and again.scenes[0].tiles_run == 12
-    assert _digests(run) == case.reference["detection"]
+    assert output_digests(run) == case.reference["detection"]
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -31,7 +31,7 @@ class RunConfig:
         allow_pixel_space: accept inputs without a CRS.
         device: ``auto``, ``cpu``, ``cuda``.
         precision: ``fp32``, ``bf16``, ``fp16``, or ``auto`` (the fast mode if its
-            argmax agrees with fp32 on the first batch, see models/precision.py).
+            argmax agrees with fp32 on the first batch, see execution/model_load.py).
         probabilities: also write the per-class probability COG.
         vectors: also write the polygon GeoPackage.
         retry_failed: re-run tiles that failed before.

@@ -25,6 +25,7 @@ from geolabel.io.scene import Scene
 from geolabel.io.store import RunStore
 from geolabel.io.vector import GpkgWriter
 from geolabel.models.spec import ModelSpec
+from geolabel.qgis import style_scene_outputs
 from geolabel.stitch._halo import halo_size
 from geolabel.stitch.blend import (
     Block,
@@ -34,6 +35,7 @@ from geolabel.stitch.blend import (
     normalise,
 )
 from geolabel.stitch.vectorize import vectorize_blocks
+from geolabel.uncertainty.sinks import extra_sinks
 
 __all__ = ["BlockSink", "finalize_scene", "iter_blended"]
 
@@ -283,7 +285,6 @@ def finalize_scene(
                 compress=z,
             )
         )
-    from geolabel.uncertainty.sinks import extra_sinks
 
     sinks.extend(extra_sinks(scene, grid, spec, sdir, config, tags))
     outputs: dict[str, str] = {}
@@ -315,9 +316,6 @@ def finalize_scene(
             run_id,
         )
         outputs["vectors"] = str(path)
-    from geolabel.qgis import (
-        style_scene_outputs,
-    )  # QGIS sidecars, category names, layer_styles
 
     outputs.update(style_scene_outputs(outputs, spec))
     return outputs

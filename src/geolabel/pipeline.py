@@ -1,23 +1,19 @@
-"""plan -> run -> finalize for ``geolabel predict``.
+"""plan -> run -> finalize for ``geolabel predict`` and ``geolabel finalize``.
 
-Per scene: open and validate, plan the tile grid, run the model over fixed batches of
-pending tiles (``execution/tile_loop.py``: the next batch is read and the previous one
-written while the model runs), write each tile's weighted probabilities into the Zarr
-run store, record it in the manifest, and when every tile is done write the outputs. A
-failing scene is reported and the others go on.
+:func:`run_predict` checks the model, takes the run folder's lock, opens the executor
+(``--cluster``) and runs every scene through the one scene runner
+(:func:`geolabel.scene_runner.run_scene`, whatever the model's task); a failing scene
+is reported and the others go on. It then writes ``run.json`` (or, for a shard, the
+shard's status file) and the QGIS styles and project. :func:`finalize_run` finalises a
+sharded run once every shard's tiles are done.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
-import shutil
+import dataclasses
 import time
-import traceback
-import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,43 +21,22 @@ import rasterio
 
 from geolabel import __version__
 from geolabel.config import RunConfig
-from geolabel.errors import (
-    GeolabelError,
-    InputScalingWarning,
-    OutputExistsError,
-    SceneReadError,
-    describe_error,
-)
-from geolabel.execution.executors import BatchExecutor, LocalExecutor, open_executor
-from geolabel.execution.shards import (
-    begin_shard,
-    shard_batches,
-    write_shard_status,
-    writer_name,
-)
-from geolabel.execution.tile_loop import batches_of
-from geolabel.grid import Tile, TileGrid
-from geolabel.io.disk import disk_problem
-from geolabel.io.finished import read_finished, write_finished
-from geolabel.io.limits import SceneLimits, check_tiles, check_time
-from geolabel.io.manifest import Manifest, read_manifest
-from geolabel.io.run_record import (
-    merge_records,
-    read_record,
-    write_record,
-)
+from geolabel.errors import OutputExistsError
+from geolabel.execution.executors import open_executor
+from geolabel.execution.finalize_run import RunCheck, check_run
+from geolabel.execution.model_load import load_run_model
+from geolabel.execution.plan import GDAL_ENV, plan_scene
+from geolabel.execution.shards import begin_shard, write_shard_status
+from geolabel.io.run_record import merge_records, read_record, write_record
 from geolabel.io.runlock import run_folder_lock
-from geolabel.io.scene import Scene, open_scene
 from geolabel.io.scene_dirs import SceneDirs
-from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
-from geolabel.models.ensemble import extra_channels, wrap_backend
+from geolabel.models.ensemble import wrap_backend
 from geolabel.models.precision import precision_record
 from geolabel.models.preflight import check_tile_size, preflight_model
-from geolabel.models.registry import load_model
-from geolabel.models.scaling import scaling_problem
 from geolabel.models.spec import ModelSpec, load_spec
-from geolabel.stitch._halo import halo_size
+from geolabel.qgis import record_project, style_unstyled
+from geolabel.scene_runner import Progress, SceneResult, run_scene
 from geolabel.uncertainty.sinks import describe_output
 
 __all__ = [
@@ -69,35 +44,10 @@ __all__ = [
     "RunResult",
     "SceneDirs",
     "SceneResult",
+    "finalize_run",
     "plan_scene",
     "run_predict",
 ]
-
-logger = logging.getLogger(__name__)
-
-#: ``progress(scene_name, tiles_done, tiles_total)``
-Progress = Callable[[str, int, int], None]
-
-GDAL_ENV = {
-    "GDAL_CACHEMAX": 64,
-    "GDAL_NUM_THREADS": 1,
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-}
-
-
-@dataclass(slots=True)
-class SceneResult:
-    """Outcome of one scene."""
-
-    scene: str
-    status: str  # "done" | "failed" | "incomplete"
-    error: str | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    tiles: int = 0
-    tiles_run: int = 0
-    failed_tiles: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -112,281 +62,6 @@ class RunResult:
     def ok(self) -> bool:
         """True when every scene finished."""
         return all(s.status == "done" for s in self.scenes)
-
-
-def resolve_bands(
-    scene: Scene, spec: ModelSpec, bands: tuple[int, ...] | None
-) -> tuple[int, ...]:
-    """Band indexes for the model: explicit, the spec's, by name, or all if counts match.
-
-    Raises:
-        SceneReadError: the scene's bands cannot be matched to the model's.
-    """
-    want = spec.input.bands
-    if bands is not None:
-        sel = bands
-    elif spec.input.band_indexes is not None:
-        sel = spec.input.band_indexes
-    elif all(n is not None for n in scene.band_names) and set(want) <= set(
-        scene.band_names
-    ):
-        sel = tuple(scene.bands[scene.band_names.index(b)] for b in want)
-    elif len(scene.bands) == len(want):
-        sel = scene.bands
-    else:
-        raise SceneReadError(
-            f"{scene.path}: has {len(scene.bands)} bands, model {spec.model_id} wants "
-            f"{len(want)} ({', '.join(want)}); choose them with --bands"
-        )
-    if len(sel) != len(want):
-        raise SceneReadError(
-            f"{scene.path}: --bands gives {len(sel)} bands, model wants {len(want)}"
-        )
-    return tuple(sel)
-
-
-def open_model_scene(
-    path: str | Path,
-    spec: ModelSpec,
-    *,
-    bands: tuple[int, ...] | None = None,
-    nodata: float | None = None,
-    allow_vrt: bool = False,
-    allow_pixel_space: bool = False,
-    limits: SceneLimits | None = None,
-) -> Scene:
-    """Open a scene with the bands ``spec`` needs (:func:`resolve_bands`), in model order.
-
-    The file is opened once to learn its bands, then with the chosen ones (nodata and
-    mask handling depend on them).
-
-    Raises:
-        SceneReadError: see :func:`~geolabel.io.scene.open_scene`; bands that do not fit.
-    """
-    kw: dict[str, Any] = {
-        "nodata": nodata,
-        "allow_vrt": allow_vrt,
-        "allow_pixel_space": allow_pixel_space,
-        "limits": limits,
-    }
-    base = open_scene(path, **kw)
-    return open_scene(path, bands=resolve_bands(base, spec, bands), **kw)
-
-
-def open_run_scene(path: str | Path, spec: ModelSpec, config: RunConfig) -> Scene:
-    """:func:`open_model_scene` with a run's ``--bands``/``--nodata``/``--allow-*``."""
-    return open_model_scene(
-        path,
-        spec,
-        bands=config.bands,
-        nodata=config.nodata,
-        allow_vrt=config.allow_vrt,
-        allow_pixel_space=config.allow_pixel_space,
-        limits=config.scene_limits(),
-    )
-
-
-def plan_scene(
-    scene: Scene, spec: ModelSpec, config: RunConfig
-) -> tuple[TileGrid, int]:
-    """The tile grid and dead zone for a scene.
-
-    Raises:
-        ResourceLimitError: more tiles than the run's ``tiles`` limit.
-    """
-    tile = config.tile_size or spec.input.tile_size
-    overlap = spec.default_overlap() if config.overlap is None else config.overlap
-    grid = TileGrid(scene.grid, tile, overlap)
-    check_tiles(scene.path, len(grid), config.scene_limits())
-    if config.dead_zone is not None:
-        dead = min(config.dead_zone, overlap)
-    elif spec.receptive_field is not None:
-        dead = min(overlap, math.ceil(spec.receptive_field / 2))
-    else:
-        dead = overlap // 2
-    return grid, dead
-
-
-def warn_input_scaling(scene: Scene, grid: TileGrid, spec: ModelSpec) -> None:
-    """Warn (:class:`InputScalingWarning`) when the central tile, normalised as the
-    spec says, looks wrong for the model (see ``models/scaling.py``)."""
-    rows, cols = grid.shape
-    tile = grid[rows // 2, cols // 2]
-    try:
-        read = scene.read(tile.read_window)
-    except SceneReadError:
-        return  # the tile loop records the failure where it happens
-    problem = scaling_problem(read.data, read.valid, spec)
-    if problem is not None:
-        warnings.warn(f"{scene.path}: {problem}", InputScalingWarning, stacklevel=2)
-
-
-def finalize_settings(config: RunConfig) -> dict[str, Any]:
-    """The settings only finalize reads (not in the run token)."""
-    keys = ("compress", "probabilities", "vectors", "uncertainty")
-    return {k: getattr(config, k) for k in keys}
-
-
-def run_scene(
-    path: str,
-    spec: ModelSpec,
-    model_factory: Callable[[], ModelBackend],
-    config: RunConfig,
-    out: Path,
-    names: SceneDirs,
-    progress: Progress | None,
-    *,
-    executor: BatchExecutor | None = None,
-) -> SceneResult:
-    """Run one scene end to end; errors are captured in the result.
-
-    ``executor`` runs the batches (default: in this process); with ``config.shard``
-    only the shard's share of the batches runs and the scene is not finalized.
-    """
-    from geolabel.finalize import finalize_scene
-
-    res = SceneResult(scene=str(path), status="failed")
-    t_start = time.perf_counter()
-    limits = config.scene_limits()
-    deadline = limits.deadline()
-    try:
-        scene = open_run_scene(path, spec, config)
-        grid, dead = plan_scene(scene, spec, config)
-        warn_input_scaling(scene, grid, spec)
-        sdir = names.folder(scene)
-        if (
-            spec.task != "segmentation"
-        ):  # detection / classification: geolabel.detect_pipeline
-            from geolabel.detect_pipeline import run_object_scene
-
-            return run_object_scene(
-                scene, grid, spec, model_factory, config, sdir, progress, res
-            )
-        token = config.output_token(
-            grid=grid.token,
-            model=spec.model_id,
-            weights=spec.weights_sha256(),
-            bands=scene.bands,
-            dead=dead,
-        )
-        res.tiles = len(grid)
-        res.info = {
-            "grid": grid.token,
-            "tile_size": grid.tile_shape,
-            "overlap": grid.overlap,
-            "dead_zone": dead,
-            "bands": list(scene.bands),
-            "nodata": scene.nodata,
-            "nodata_source": scene.nodata_source,
-            "tiles_shape": list(grid.shape),
-            "dir": str(sdir),
-        }
-        settings = finalize_settings(config)
-        finished = None if config.overwrite else read_finished(sdir, token, settings)
-        if finished is not None:  # a finished scene's outputs are not rewritten
-            res.outputs, res.status = finished, "done"
-            res.info["reused"] = True
-            return res
-        if config.overwrite and sdir.exists():
-            shutil.rmtree(sdir)
-        sdir.mkdir(parents=True, exist_ok=True)
-        store = RunStore(
-            sdir / "store.zarr",
-            grid,
-            spec.num_classes + len(extra_channels(spec, config)),
-            halo_size(grid),
-            token,
-        )
-        state = read_manifest(sdir / "manifest")
-        # tiles recorded done whose store chunks were damaged since are redone
-        damaged = set(
-            store.damaged_tiles(
-                [t for t in grid if state.get(t.id, {}).get("status") == "done"]
-            )
-        )
-        if damaged:
-            logger.warning(
-                "%s: %d damaged store chunks; recomputing their tiles",
-                scene.path,
-                len(damaged),
-            )
-            for tile_id in damaged:
-                state[tile_id] = {"status": "damaged"}
-        pending = {
-            t.id
-            for t in grid
-            if state.get(t.id, {}).get("status") != "done"
-            and (config.retry_failed or state.get(t.id, {}).get("status") != "failed")
-        }
-        own = shard_batches(batches_of(grid, config.batch_size), config.shard)
-        batches = [b for b in own if any(t.id in pending for t in b)]
-        done_before = len(grid) - len(
-            {t.id for t in grid if state.get(t.id, {}).get("status") != "done"}
-        )
-        count = [done_before]
-
-        def tick(n: int) -> None:
-            count[0] += n
-            if progress is not None:
-                progress(scene.name, count[0], len(grid))
-            check_time(scene.path, deadline, limits)  # after the batch is recorded
-
-        if progress is not None:
-            progress(scene.name, done_before, len(grid))
-        if batches:
-            run = executor if executor is not None else LocalExecutor(model_factory)
-            with Manifest(
-                sdir / "manifest", writer=writer_name(config.shard)
-            ) as manifest:
-                res.timings.update(
-                    run.run(scene, grid, spec, store, manifest, batches, dead, tick)
-                )
-        res.tiles_run = sum(len(b) for b in batches)
-        state = read_manifest(sdir / "manifest")
-        res.failed_tiles = sorted(
-            t.id for t in grid if state.get(t.id, {}).get("status") == "failed"
-        )
-        missing = [
-            t.id for b in own for t in b if state.get(t.id, {}).get("status") != "done"
-        ]
-        if missing:
-            res.status = "incomplete"
-            first = (
-                state.get(res.failed_tiles[0], {}).get("error")
-                if res.failed_tiles
-                else None
-            )
-            if first:  # the line names the scene once
-                first = first.replace(f"{scene.path}: ", "")
-            res.error = (
-                f"{len(missing)} of {len(grid)} tiles not done "
-                f"({len(res.failed_tiles)} failed{': ' + first if first else ''}); "
-                "re-run with --retry-failed"
-            )
-            return res
-        if config.shard is not None:
-            res.status = (
-                "done"  # this shard's share; `geolabel finalize` writes the outputs
-            )
-            return res
-        t0 = time.perf_counter()
-        res.outputs = finalize_scene(
-            scene, grid, spec, store, sdir, config, run_id=token
-        )
-        write_finished(sdir, token, settings, res.outputs)
-        res.timings["finalize"] = time.perf_counter() - t0
-        res.status = "done"
-    except (GeolabelError, OSError) as err:  # OSError: disk full, read-only, GDAL
-        res.error = describe_error(err)
-        if not isinstance(err, GeolabelError) and err.errno is None:
-            # GDAL's write errors do not say why: ask the folder
-            problem = disk_problem(out / Path(str(path)).stem)
-            if problem is not None:
-                res.error = f"{res.error} ({problem})"
-        logger.debug("scene %s failed:\n%s", path, traceback.format_exc())
-    finally:
-        res.timings["total"] = time.perf_counter() - t_start
-    return res
 
 
 def _versions() -> dict[str, str]:
@@ -411,23 +86,6 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             v[dist] = version(dist)
     return v
-
-
-def load_run_model(spec: ModelSpec, config: RunConfig) -> ModelBackend:
-    """The model of a run as the pipeline uses it (distributed workers load it so too)."""
-    precision = config.precision
-    if (
-        precision == "auto"
-    ):  # checked against fp32 once per run folder (models/precision.py)
-        from geolabel.models.precision import resolve_precision
-
-        precision = resolve_precision(spec, config)["precision"]
-    return wrap_backend(
-        load_model(
-            spec, device=config.device, precision=precision, threads=config.threads
-        ),
-        config,
-    )
 
 
 def run_predict(
@@ -497,12 +155,10 @@ def _run_scenes(
     names = SceneDirs.from_record(out, previous)
     with (
         rasterio.Env(**GDAL_ENV),
-        open_executor(
-            config, factory, in_process_model=model is not None, task=spec.task
-        ) as ex,
+        open_executor(config, factory, in_process_model=model is not None) as ex,
     ):
         results.extend(
-            run_scene(path, spec, factory, config, out, names, progress, executor=ex)
+            run_scene(path, spec, config, out, names, progress, executor=ex)
             for path in config.scenes
         )
     if (
@@ -513,7 +169,6 @@ def _run_scenes(
         for m in loaded:
             m.close()
         return RunResult(out, results, run_json)
-    from geolabel.qgis import record_project, style_unstyled
 
     # Outside GDAL_ENV on purpose: its decimated reads of the input scene thrash a 64 MB block
     # cache (minutes per band); GDAL's default cache (5 % of RAM) makes them fast but is what
@@ -532,7 +187,7 @@ def _run_scenes(
             "labels": list(spec.labels()),
         },
         "versions": _versions(),
-        "precision": precision_record(config),
+        "precision": precision_record(config.out, config.precision),
         "timings": {"total_seconds": round(time.perf_counter() - t0, 3)},
         "scenes": [
             {
@@ -567,6 +222,22 @@ def _run_scenes(
     return RunResult(out, results, run_json)
 
 
-def iter_tiles(grid: TileGrid) -> Iterator[Tile]:
-    """Tiles in row-major order (the order finalize and the manifest use)."""
-    return iter(grid)
+def finalize_run(
+    out: str | Path, *, progress: Progress | None = None
+) -> tuple[RunCheck, RunResult | None]:
+    """Finalize a sharded run when it is complete.
+
+    Returns:
+        ``(check, result)``: ``result`` is the run's :class:`RunResult` (``run.json``
+        written), or ``None`` when the run is not ready (nothing is written).
+
+    Raises:
+        RunStateError: no (or inconsistent) shard status files.
+    """
+    config, check = check_run(out)
+    if not check.ready:
+        return check, None
+    final = dataclasses.replace(
+        config, out=str(Path(out)), shard=None, cluster="local", overwrite=False
+    )
+    return check, run_predict(final, progress=progress)

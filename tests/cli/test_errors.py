@@ -15,7 +15,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-import geolabel.finalize
+import geolabel.tasks
 from geolabel.cli.main import cli
 from geolabel.errors import SceneReadError
 from geolabel.io.scene import open_scene
@@ -135,7 +135,7 @@ def test_disk_errors_are_named(
     def full(*a: object, **k: object) -> None:
         raise OSError(code, os.strerror(code), str(target))
 
-    monkeypatch.setattr(geolabel.finalize, "finalize_scene", full)
+    monkeypatch.setattr(geolabel.tasks, "finalize_scene", full)
     rc, err = _run(
         "predict", str(scene), "-m", str(toy_spec_path), "-o", str(tmp_path / "run")
     )

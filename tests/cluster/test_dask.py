@@ -10,12 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from geolabel.config import RunConfig
 from geolabel.errors import ConfigError
 from geolabel.execution.executors import parse_cluster
 from geolabel.execution.preempt import Preempted, preemption_guard
 from geolabel.pipeline import run_predict
+from geolabel.testing import make_scene
+from geolabel.testing.detectors import draw_square, write_square_detector_spec
 
 from .conftest import Case, done_rows, output_digests
 
@@ -156,3 +160,29 @@ def test_local_processes_target(tmp_path: Path, small_case: Case) -> None:
     result = run_predict(small_case.config(tmp_path / "run", cluster="local:2"))
     assert result.ok
     assert output_digests(tmp_path / "run") == output_digests(small_case.reference)
+
+
+@pytest.mark.parametrize("task", ["detection", "classification"])
+def test_object_tasks_run_on_the_cluster_with_the_same_bytes(
+    tmp_path: Path, local_cluster: tuple[Any, Any], task: str
+) -> None:
+    img = np.zeros((3, 90, 101), np.float32)
+    for r, c, label, score in [(5, 23, 0, 0.9), (51, 51, 1, 0.65), (80, 92, 0, 0.4)]:
+        draw_square(img, r, c, 9, label=label, score=score)
+    scene = make_scene(tmp_path / "squares.tif", data=img, nodata=-1.0)
+    spec = write_square_detector_spec(
+        tmp_path / "spec.yaml", tile_size=48, overlap=10, task=task
+    )
+
+    def config(out: str, **kw: Any) -> RunConfig:
+        return RunConfig(
+            scenes=(str(scene),), model=str(spec), out=str(tmp_path / out), **kw
+        )
+
+    assert run_predict(config("reference", batch_size=2)).ok
+    lc, _ = local_cluster
+    result = run_predict(config("run", batch_size=2, cluster=lc.scheduler_address))
+    assert result.ok, [s.error for s in result.scenes]
+    assert result.scenes[0].tiles_run == 16
+    assert set(done_rows(tmp_path / "run").values()) == {1}
+    assert output_digests(tmp_path / "run") == output_digests(tmp_path / "reference")

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from geolabel.cli.main import cli
 from geolabel.config import RunConfig
-from geolabel.errors import ConfigError
 from geolabel.pipeline import run_predict
 from geolabel.stitch.georef import boxes_to_map
 from geolabel.testing import make_scene
@@ -267,25 +266,6 @@ def test_evaluate_scores_boxes_from_a_csv(tmp_path: Path) -> None:
     assert lines[0].split()[:4] == ["class", "AP", "prec", "recall"]
     assert [ln.split()[0] for ln in lines[1:4]] == ["thing0", "thing1", "all"]
     assert lines[1].split()[1] == "1.000"
-
-
-def test_sharded_detection_runs_are_refused_clearly(tmp_path: Path) -> None:
-    scene, _, _ = _scene(tmp_path / "squares.tif", SOUTH_UP_NEG)
-    spec = write_square_detector_spec(
-        tmp_path / "det.yaml", tile_size=TILE, overlap=OVERLAP
-    )
-    cfg = RunConfig(
-        scenes=(str(scene),), model=str(spec), out=str(tmp_path / "run"), shard="0/2"
-    )
-    try:  # refused up front by the executors, or per scene by detect_pipeline
-        res = run_predict(cfg)
-    except ConfigError as err:
-        assert "shard" in str(err)
-    else:
-        assert res.scenes[0].status == "failed" and "segmentation models only" in (
-            res.scenes[0].error or ""
-        )
-    assert not list((tmp_path / "run").glob("*/*.gpkg"))
 
 
 def test_instance_masks_across_seams_give_one_polygon_in_the_gpkg(

@@ -113,7 +113,7 @@ def test_check_sample_is_one_mostly_valid_tile_cropped_to_the_model_size(
     tmp_path: Path,
 ) -> None:
     from geolabel.config import RunConfig
-    from geolabel.models.precision import _sample_tile
+    from geolabel.execution.model_load import sample_tile
     from geolabel.models.spec import load_spec
 
     # the top-left 3x3 tiles are fill: the sample must come from valid data
@@ -131,7 +131,7 @@ def test_check_sample_is_one_mostly_valid_tile_cropped_to_the_model_size(
         out=str(tmp_path / "o"),
         tile_size=128,
     )  # type: ignore[arg-type]
-    sample = _sample_tile(spec, config)
+    sample = sample_tile(spec, config)
     assert len(sample.tiles) == 1
     assert sample.data.shape[2:] == (64, 64) == sample.valid.shape[1:]
     assert sample.valid.mean() >= 0.5
@@ -146,7 +146,7 @@ def test_check_sample_is_one_mostly_valid_tile_cropped_to_the_model_size(
         scenes=(str(empty),), model=str(spec_path), out=str(tmp_path / "e")
     )  # type: ignore[arg-type]
     with pytest.raises(GeolabelError, match=r"empty\.tif: no valid pixels"):
-        _sample_tile(spec, config)
+        sample_tile(spec, config)
 
 
 @requires_torch

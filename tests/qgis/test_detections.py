@@ -23,7 +23,6 @@ from .test_outputs import _renderer
 from .test_review_styles import REVIEW_STATUSES, _default_qml, _value_map
 
 detectors = pytest.importorskip("geolabel.testing.detectors")
-pytest.importorskip("geolabel.detect_pipeline")
 
 
 def _squares_run(tmp_path: Path, squares: list[tuple[int, int, int, float]]) -> Path:

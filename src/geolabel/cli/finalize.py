@@ -28,7 +28,7 @@ def finalize(ctx: click.Context, run_dir: Path) -> None:
       sbatch --dependency=afterok:$ARRAY_JOB_ID --wrap "geolabel finalize tiles/run1"
     """
     from geolabel.cli.predict import report
-    from geolabel.execution.finalize_run import finalize_run
+    from geolabel.pipeline import finalize_run
 
     quiet = bool(ctx.obj and ctx.obj.get("quiet"))
     bar = ProgressBar(quiet)

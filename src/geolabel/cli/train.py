@@ -124,6 +124,7 @@ def train(
       geolabel train scene.tif --labels pts.gpkg --point-buffer 1 -m base.yaml \\
           -o models/scratch.yaml --from-scratch --steps 400
     """
+    from geolabel.execution.plan import open_model_scene
     from geolabel.labels import (
         class_lookup,
         merge_labels,
@@ -131,7 +132,6 @@ def train(
         read_labels,
     )
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import open_model_scene
     from geolabel.train import FitConfig, train_model
 
     spec = load_spec(model, require_weights=not from_scratch)

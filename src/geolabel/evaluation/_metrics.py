@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geolabel.errors import ConfigError
+from geolabel.evaluation.boxes import format_box_table
 from geolabel.labels import IGNORE_INDEX
 
 __all__ = ["confusion_matrix", "format_table", "segmentation_scores"]
@@ -130,8 +131,6 @@ def format_table(scores: dict[str, Any]) -> str:
     Box metrics (``kind: boxes``) get :func:`~geolabel.evaluation.boxes.format_box_table`.
     """
     if scores.get("kind") == "boxes":
-        from geolabel.evaluation.boxes import format_box_table
-
         return format_box_table(scores)
     names = scores["class_names"]
     width = max(8, *(len(n) for n in names))

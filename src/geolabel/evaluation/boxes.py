@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from geolabel.errors import ConfigError
 from geolabel.io.run_record import RUN_RECORD, find_outputs, read_record, resolve_path
+from geolabel.stitch.georef import boxes_to_map
 
 __all__ = [
     "BoxMetrics",
@@ -289,8 +290,6 @@ def read_reference_boxes(
         ConfigError: unreadable file, missing columns, no transform for pixel boxes.
     """
     import pandas as pd
-
-    from geolabel.stitch.georef import boxes_to_map
 
     if reference.suffix.lower() == ".csv":
         try:

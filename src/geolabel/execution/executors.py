@@ -26,12 +26,13 @@ from typing import Any, Protocol
 
 from geolabel.config import RunConfig
 from geolabel.errors import ConfigError, GeolabelError, MissingDependencyError
+from geolabel.execution.jobqueue import start_jobqueue_cluster, stop_jobqueue_cluster
 from geolabel.execution.preempt import Preempted, check_preempted, is_preempted
+from geolabel.execution.tile_loop import SinkSource, TileSink, run_tiles
 from geolabel.execution.worker import BatchJob, BatchOutcome, run_batch
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.manifest import Manifest
 from geolabel.io.scene import Scene
-from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.spec import ModelSpec
 
@@ -47,17 +48,21 @@ logger = logging.getLogger(__name__)
 
 
 class BatchExecutor(Protocol):
-    """Runs a scene's pending batches, writes the store and records the manifest."""
+    """Runs a scene's pending batches into the task's sink and records the manifest.
+
+    ``sink`` is the task's sink opened in this process; ``task`` is its picklable
+    recipe, which executors that run batches elsewhere open again there.
+    """
 
     def run(
         self,
         scene: Scene,
         grid: TileGrid,
         spec: ModelSpec,
-        store: RunStore,
+        task: SinkSource,
+        sink: TileSink,
         manifest: Manifest,
         batches: list[list[Tile]],
-        dead_zone: float,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, float]:
         """Run ``batches``; returns timings (seconds) by stage.
@@ -84,15 +89,13 @@ class LocalExecutor:
         scene: Scene,
         grid: TileGrid,
         spec: ModelSpec,
-        store: RunStore,
+        task: SinkSource,
+        sink: TileSink,
         manifest: Manifest,
         batches: list[list[Tile]],
-        dead_zone: float,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, float]:
         """Run the batches in this process (see :class:`BatchExecutor`)."""
-        from geolabel.execution.tile_loop import run_tiles
-
         check_preempted()
 
         def tick(n: int) -> None:
@@ -105,10 +108,9 @@ class LocalExecutor:
             grid,
             spec,
             self.model_factory(),
-            store,
+            sink,
             manifest,
             batches,
-            dead_zone,
             tick,
         )
 
@@ -133,10 +135,10 @@ class DistributedExecutor:
         scene: Scene,
         grid: TileGrid,
         spec: ModelSpec,
-        store: RunStore,
+        task: SinkSource,
+        sink: TileSink,
         manifest: Manifest,
         batches: list[list[Tile]],
-        dead_zone: float,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, float]:
         """Submit one task per batch and record each result as it returns."""
@@ -144,17 +146,7 @@ class DistributedExecutor:
         KilledWorker = importlib.import_module("distributed.scheduler").KilledWorker
 
         check_preempted()
-        job = BatchJob(
-            scene=scene,
-            grid=grid,
-            spec=spec,
-            config=self.config,
-            store_path=str(store.path),
-            channels=store.channels,
-            halo_len=int(store.halo.shape[2]),
-            token=str(store.root.attrs["token"]),
-            dead_zone=dead_zone,
-        )
+        job = BatchJob(scene=scene, grid=grid, spec=spec, config=self.config, task=task)
         run = uuid.uuid4().hex[:8]
         futures: dict[Any, list[Tile]] = {}
         for k, tiles in enumerate(batches):
@@ -243,7 +235,6 @@ def open_executor(
     model_factory: Callable[[], ModelBackend],
     *,
     in_process_model: bool = False,
-    task: str = "segmentation",
 ) -> Iterator[BatchExecutor]:
     """The executor of ``config.cluster``; closes what it started on exit.
 
@@ -251,7 +242,6 @@ def open_executor(
         config: the run's settings.
         model_factory: the in-process model (local target only).
         in_process_model: a model object was passed in (it cannot go to workers).
-        task: the model's task; only segmentation runs sharded or distributed so far.
 
     Raises:
         ConfigError: a bad ``--cluster`` value, an unreachable scheduler, or a model
@@ -259,11 +249,6 @@ def open_executor(
         MissingDependencyError: ``distributed``/``dask-jobqueue`` are not installed.
     """
     kind, target = parse_cluster(config.cluster)
-    if task != "segmentation" and (kind != "local" or config.shard is not None):
-        raise ConfigError(
-            f"--cluster/--shard: {task} models run in one process for now "
-            "(use --cluster local without --shard)"
-        )
     if kind == "local":
         yield LocalExecutor(model_factory)
         return
@@ -296,8 +281,6 @@ def open_executor(
                 f"--cluster {target}: cannot reach the dask scheduler: {err}"
             ) from err
     else:
-        from geolabel.execution.jobqueue import start_jobqueue_cluster
-
         cluster, client = start_jobqueue_cluster(kind, target)  # type: ignore[arg-type]
     logger.info("cluster %s ready in %.1f s", config.cluster, time.perf_counter() - t0)
     try:
@@ -305,8 +288,6 @@ def open_executor(
     finally:
         try:
             if kind in ("slurm", "pbs"):  # also cancels the jobs it submitted
-                from geolabel.execution.jobqueue import stop_jobqueue_cluster
-
                 stop_jobqueue_cluster(kind, cluster, client)  # type: ignore[arg-type]
             else:
                 client.close()

@@ -1,10 +1,11 @@
-"""``geolabel finalize RUN_DIR``: check a sharded run and write its outputs once complete.
+"""``geolabel finalize RUN_DIR``: is a sharded run complete, and if not, what is missing.
 
 The manifest is the truth: a run is ready when every tile of every scene is recorded
-``done`` by some writer (whichever shard, or a resumed run). Then the scenes are
-finalized exactly as a single-process run would (the same code, nothing is re-run) and
-``run.json`` is written. Otherwise :func:`check_run` says which tiles are missing and
-which shards own them, and what each shard's status file says.
+``done`` by some writer (whichever shard, or a resumed run). Then
+:func:`geolabel.pipeline.finalize_run` finalizes the scenes exactly as a
+single-process run would (the same code, nothing is re-run) and writes ``run.json``.
+Otherwise :func:`check_run` says which tiles are missing and which shards own them,
+and what each shard's status file says.
 """
 
 from __future__ import annotations
@@ -16,10 +17,15 @@ from typing import Any
 
 from geolabel.config import RunConfig
 from geolabel.errors import GeolabelError, RunStateError
+from geolabel.execution.plan import open_run_scene, plan_scene
 from geolabel.execution.shards import read_shard_status, shard_of_batch
+from geolabel.execution.tile_loop import batches_of
+from geolabel.io.manifest import read_manifest
+from geolabel.io.run_record import read_record
 from geolabel.io.scene_dirs import SceneDirs
+from geolabel.models.spec import load_spec
 
-__all__ = ["RunCheck", "SceneCheck", "check_run", "finalize_run"]
+__all__ = ["RunCheck", "SceneCheck", "check_run"]
 
 
 @dataclass(slots=True)
@@ -139,12 +145,6 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
     Raises:
         RunStateError: no (or inconsistent) shard status files.
     """
-    from geolabel.execution.tile_loop import batches_of
-    from geolabel.io.manifest import read_manifest
-    from geolabel.io.run_record import read_record
-    from geolabel.models.spec import load_spec
-    from geolabel.pipeline import open_run_scene, plan_scene
-
     out = Path(out)
     config, count, shards = _load(out)
     spec = load_spec(config.model)
@@ -174,24 +174,3 @@ def check_run(out: str | Path) -> tuple[RunConfig, RunCheck]:
                     shard_of_batch(k, len(batches), count), []
                 ).append(t.id)
     return config, RunCheck(out, count, shards, scenes)
-
-
-def finalize_run(out: str | Path, *, progress: Any = None) -> tuple[RunCheck, Any]:
-    """Finalize a sharded run when it is complete.
-
-    Returns:
-        ``(check, result)``: ``result`` is the pipeline's ``RunResult`` (``run.json``
-        written), or ``None`` when the run is not ready (nothing is written).
-
-    Raises:
-        RunStateError: no (or inconsistent) shard status files.
-    """
-    from geolabel.pipeline import run_predict
-
-    config, check = check_run(out)
-    if not check.ready:
-        return check, None
-    final = dataclasses.replace(
-        config, out=str(Path(out)), shard=None, cluster="local", overwrite=False
-    )
-    return check, run_predict(final, progress=progress)

@@ -1,8 +1,10 @@
-"""The tile loop of ``predict``: read batches, run the model, write the run store.
+"""The tile loop of ``predict``: read batches, run the model, hand tiles to a sink.
 
-:func:`run_tiles` is the one loop every executor runs (in process, or on a dask worker
-for its share of the batches, see ``execution/worker.py``); :func:`read_batch` is also
-what the precision check and the object pipeline read tiles with.
+:func:`run_tiles` is the one loop every task and every executor runs (in process, or on
+a dask worker for its share of the batches, see ``execution/worker.py``); what a tile's
+prediction writes is the task's :class:`TileSink` (the segmentation run store, the
+detection / classification object store). :func:`read_batch` is also what the precision
+check reads tiles with.
 """
 
 from __future__ import annotations
@@ -11,23 +13,63 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
-from geolabel.errors import GeolabelError
+from geolabel.errors import GeolabelError, ModelOutputError
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.manifest import Manifest
 from geolabel.io.scene import Scene
-from geolabel.io.store import RunStore
-from geolabel.models.base import Batch, ModelBackend, normalize
-from geolabel.models.ensemble import stacked_channels
+from geolabel.models.base import Batch, ModelBackend, Prediction, normalize
 from geolabel.models.spec import ModelSpec
-from geolabel.stitch.blend import split_contribution
 
-__all__ = ["batches_of", "failed_rows", "read_batch", "run_tiles"]
+__all__ = [
+    "SinkSource",
+    "TileSink",
+    "batches_of",
+    "failed_rows",
+    "read_batch",
+    "run_tiles",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class TileSink(Protocol):
+    """Where a task keeps each tile's prediction until the scene is finalised.
+
+    Attributes:
+        kind: the :class:`~geolabel.models.base.Prediction` kind the task takes.
+    """
+
+    kind: str
+
+    def write(self, tile: Tile, pred: Prediction, valid: npt.NDArray[np.bool_]) -> None:
+        """Store one tile's prediction durably (``valid``: the read window's mask).
+
+        Raises:
+            GeolabelError: the prediction does not fit the store.
+        """
+        ...
+
+
+class SinkSource(Protocol):
+    """A picklable recipe for a scene's sink: what a dask worker opens again."""
+
+    @property
+    def sink_key(self) -> str:
+        """The same for every opening of the same sink (a cache key)."""
+        ...
+
+    def open_sink(self) -> TileSink:
+        """Open (or create) the sink.
+
+        Raises:
+            RunStateError: it holds a run of other settings.
+        """
+        ...
 
 
 def batches_of(grid: TileGrid, size: int) -> list[list[Tile]]:
@@ -64,36 +106,29 @@ def run_tiles(
     grid: TileGrid,
     spec: ModelSpec,
     model: ModelBackend,
-    store: RunStore,
+    sink: TileSink,
     manifest: Manifest,
     batches: list[list[Tile]],
-    dead_zone: float,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Run the model over ``batches`` and record each tile.
 
     Three threads overlap: one reads the next batch, this one runs the model, one
-    writes the previous batch into the store and then the manifest (a tile is
+    writes the previous batch into the sink and then the manifest (a tile is
     recorded done only once its data is written). At most one batch waits on
-    each side, so memory does not grow with the scene.
+    each side, so memory does not grow with the scene. A batch whose read or model
+    raises a :class:`GeolabelError` (or whose predictions are not of the sink's kind)
+    is recorded failed; an error that ``stops_run`` (the circuit breaker) stops the
+    loop after recording it.
     """
     timings = {"read": 0.0, "model": 0.0, "write": 0.0}
-    index = {t.id: i for i, t in enumerate(grid)}
 
     def write(tiles: list[Tile], preds: list[Any], batch: Batch, dt: float) -> None:
         t0 = time.perf_counter()
         rows = []
         for tile, pred, valid in zip(tiles, preds, batch.valid, strict=True):
             h, w = tile.read_window.shape
-            core, halo = split_contribution(
-                grid,
-                tile,
-                stacked_channels(pred, store.channels),
-                valid[:h, :w],
-                dead_zone,
-            )
-            store.write_core(tile.core_window, core)
-            store.write_halo(index[tile.id], halo)
+            sink.write(tile, pred, valid[:h, :w])
             rows.append(
                 {
                     "tile_id": tile.id,
@@ -145,6 +180,7 @@ def run_tiles(
                 t0 = time.perf_counter()
                 try:
                     preds = model.predict(batch)
+                    _check_kind(preds, tiles, sink.kind, spec)
                 except GeolabelError as err:
                     manifest.record(failed_rows(tiles, err))
                     if getattr(
@@ -169,3 +205,19 @@ def failed_rows(tiles: list[Tile], err: Exception) -> list[dict[str, Any]]:
         {"tile_id": t.id, "status": "failed", "error": f"{type(err).__name__}: {err}"}
         for t in tiles
     ]
+
+
+def _check_kind(
+    preds: list[Prediction], tiles: list[Tile], kind: str, spec: ModelSpec
+) -> None:
+    """Refuse a batch whose predictions are too few or not of the task's kind.
+
+    Raises:
+        ModelOutputError: naming the model, its task and the first tiles affected.
+    """
+    bad = [p.tile.id for p in preds if p.kind != kind]
+    if len(preds) != len(tiles) or bad:
+        raise ModelOutputError(
+            f"model {spec.model_id} ({spec.task}) must return {len(tiles)} {kind!r} "
+            f"predictions, got {len(preds)}; tiles {bad[:3]} got another kind"
+        )

@@ -1,8 +1,10 @@
 """What a dask worker runs: one batch of tiles, with the model cached per worker process.
 
 A task is one batch of the scene's fixed batch partition. The worker reads the batch,
-runs the model, writes each tile's core chunk and halo record into the shared Zarr run
-store (one writer per chunk, written whole) and returns the manifest rows; the driver
+runs the model, writes each tile into the scene's sink on the shared file system (the
+task's: the segmentation Zarr run store, one writer per chunk, written whole; the
+detection / classification object store, one file per tile) and returns the manifest
+rows; the driver
 records them only when the result has come back, so a worker lost mid-batch leaves
 nothing recorded and the scheduler simply runs the batch again elsewhere.
 
@@ -20,15 +22,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import rasterio
 
 from geolabel.config import RunConfig
+from geolabel.execution.model_load import load_run_model
+from geolabel.execution.plan import GDAL_ENV
+from geolabel.execution.tile_loop import SinkSource, TileSink, run_tiles
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.scene import Scene
-from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.spec import ModelSpec
 
@@ -73,22 +76,15 @@ class BatchJob:
         grid: the scene's tile grid.
         spec: the model spec.
         config: the run's settings (device, precision, threads, model wrappers).
-        store_path: the scene's ``store.zarr`` (on a file system the workers share).
-        channels: channels of the store (classes plus extra stitched channels).
-        halo_len: halo record length.
-        token: the run token of the store.
-        dead_zone: zero-weight pixels at blended tile edges.
+        task: the scene's task strategy; the worker opens its sink (on a file system
+            the workers share).
     """
 
     scene: Scene
     grid: TileGrid
     spec: ModelSpec
     config: RunConfig
-    store_path: str
-    channels: int
-    halo_len: int
-    token: str
-    dead_zone: float
+    task: SinkSource
 
     @property
     def model_key(self) -> str:
@@ -151,13 +147,11 @@ class _Serialized:
 
 _LOCK = threading.Lock()
 _MODELS: OrderedDict[str, _Serialized] = OrderedDict()
-_STORES: dict[tuple[str, str], RunStore] = {}
+_SINKS: dict[str, TileSink] = {}
 _LOADS: dict[str, int] = {}
 
 
 def _model(job: BatchJob) -> _Serialized:
-    from geolabel.pipeline import load_run_model
-
     key = job.model_key
     with _LOCK:
         hit = _MODELS.get(key)
@@ -173,16 +167,14 @@ def _model(job: BatchJob) -> _Serialized:
         return hit
 
 
-def _store(job: BatchJob) -> RunStore:
-    key = (job.store_path, job.token)
+def _sink(job: BatchJob) -> TileSink:
+    key = job.task.sink_key
     with _LOCK:
-        store = _STORES.get(key)
-        if store is None:
-            store = RunStore(
-                Path(job.store_path), job.grid, job.channels, job.halo_len, job.token
-            )
-            _STORES[key] = store
-        return store
+        sink = _SINKS.get(key)
+        if sink is None:
+            sink = job.task.open_sink()
+            _SINKS[key] = sink
+        return sink
 
 
 def model_loads() -> dict[str, int]:
@@ -198,7 +190,7 @@ def cached_models() -> int:
 
 
 def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
-    """Run one batch on a worker and write its tiles into the store.
+    """Run one batch on a worker and write its tiles into the task's sink.
 
     The batch goes through ``tile_loop.run_tiles``, the same code as the in-process path,
     so the store bytes are the same wherever it runs.
@@ -211,11 +203,8 @@ def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
         The manifest rows (``done``, or ``failed`` when reading or the model raised a
         ``GeolabelError``) for the driver to record.
     """
-    from geolabel.execution.tile_loop import run_tiles
-    from geolabel.pipeline import GDAL_ENV
-
     model = _model(job)
-    store = _store(job)
+    sink = _sink(job)
     rows = _Rows()
     with rasterio.Env(**GDAL_ENV):
         timings = run_tiles(
@@ -223,9 +212,8 @@ def run_batch(job: BatchJob, tiles: list[Tile]) -> BatchOutcome:
             job.grid,
             job.spec,
             model,
-            store,
+            sink,
             rows,  # type: ignore[arg-type]
             [tiles],
-            job.dead_zone,
         )
     return BatchOutcome(rows.rows, timings, os.getpid())

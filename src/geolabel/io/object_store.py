@@ -16,12 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import shapely
 
 from geolabel.errors import RunStateError
 from geolabel.grid import Tile
-from geolabel.models.base import Prediction
 
 __all__ = ["ObjectStore"]
 
@@ -66,29 +64,20 @@ class ObjectStore:
             os.fsync(f.fileno())
         os.replace(tmp, path)
 
-    def write(self, pred: Prediction) -> None:
-        """Record one tile's prediction (``boxes`` or ``scores``) atomically."""
-        doc: dict[str, Any] = {
-            "tile_id": pred.tile.id,
-            "kind": pred.kind,
-            "model_id": pred.model_id,
-        }
-        if pred.kind == "scores":
-            doc["scores"] = [float(v) for v in pred.array]
-        else:
-            assert pred.scores is not None and pred.labels is not None  # validated
-            doc["boxes"] = [[float(v) for v in b] for b in pred.array]
-            doc["scores"] = [float(v) for v in pred.scores]
-            doc["labels"] = [int(v) for v in pred.labels]
-            masks = pred.extra.get("masks") if pred.extra else None
-            if masks is not None:
-                from geolabel.stitch.georef import mask_to_polygon
+    def has(self, tile: Tile) -> bool:
+        """Whether the tile has a record file (the manifest says if it is done)."""
+        return (self.path / _name(tile)).is_file()
 
-                stack = np.asarray(masks, dtype=bool)
-                doc["polygons"] = [
-                    shapely.to_wkb(mask_to_polygon(m), hex=True) for m in stack
-                ]
-        self._write(self.path / _name(pred.tile), doc)
+    def write(self, tile: Tile, record: dict[str, Any]) -> None:
+        """Store one tile's record atomically (replacing an earlier one).
+
+        ``record`` is JSON-able except for an optional ``polygons`` list of shapely
+        geometries (instance outlines), which is stored as WKB hex.
+        """
+        doc = dict(record, tile_id=tile.id)
+        if doc.get("polygons") is not None:
+            doc["polygons"] = [shapely.to_wkb(g, hex=True) for g in doc["polygons"]]
+        self._write(self.path / _name(tile), doc)
 
     def read(self, tile: Tile) -> dict[str, Any]:
         """The record of a tile (``polygons`` decoded to shapely geometries).

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from geolabel.errors import MissingDependencyError, ModelSpecError
+from geolabel.models.detectors import build_centernet
 
 __all__ = ["KNOWN_ARCHITECTURES", "UNet", "build_architecture"]
 
@@ -167,8 +168,6 @@ def build_architecture(name: str, params: dict[str, object]) -> torch.nn.Module:
     if name == "geolabel.unet":
         factory = UNet
     elif name == "geolabel.centernet":
-        from geolabel.models.detectors import build_centernet
-
         factory = build_centernet
     elif prefix in _FAMILIES and attr and not attr.startswith("_"):
         factory = getattr(_import_family(prefix), attr, None)

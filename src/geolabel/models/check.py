@@ -17,6 +17,7 @@ from affine import Affine
 from geolabel.errors import GeolabelError
 from geolabel.grid import SceneGrid, TileGrid
 from geolabel.models.base import Batch
+from geolabel.models.http_ import HttpBackend
 from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec
 
@@ -187,8 +188,6 @@ def check_model(spec: ModelSpec, *, device: str = "cpu") -> list[Check]:
         return [Check("load", False, f"{type(err).__name__}: {err}")]
     try:
         if ep is not None and ep.protocol == "kserve-v2":
-            from geolabel.models.http_ import HttpBackend
-
             assert isinstance(model, HttpBackend)
             try:
                 resp = model.client.request("GET", "/v2/health/ready")

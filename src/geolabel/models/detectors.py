@@ -28,6 +28,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from geolabel.errors import ModelOutputError
+from geolabel.models.base import Prediction, activate
 
 if TYPE_CHECKING:
     from geolabel.models.base import Batch, Prediction
@@ -152,8 +153,6 @@ def task_predictions(
     Raises:
         ModelOutputError: the output does not fit the task or the batch.
     """
-    from geolabel.models.base import Prediction, activate
-
     n = len(batch.tiles)
     if raw.shape[0] != n:
         raise ModelOutputError(

@@ -32,7 +32,8 @@ import numpy.typing as npt
 
 from geolabel.errors import BackendError, ConfigError, ModelOutputError, ModelSpecError
 from geolabel.models.base import Batch, ModelBackend, Prediction
-from geolabel.models.spec import ModelSpec
+from geolabel.models.registry import load_model
+from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.uncertainty.measures import mutual_information
 
 __all__ = [
@@ -300,9 +301,6 @@ class EnsembleBackend:
 
     def __init__(self, spec: ModelSpec, **options: Any) -> None:
         """Load every member."""
-        from geolabel.models.registry import load_model
-        from geolabel.models.spec import load_spec
-
         members = tuple(getattr(spec, "members", None) or ())
         if len(members) < 2:
             raise ModelSpecError(

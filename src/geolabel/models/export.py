@@ -20,8 +20,10 @@ import numpy as np
 import yaml
 
 from geolabel.errors import BackendError, ConfigError
+from geolabel.models.onnx_ import OnnxBackend
 from geolabel.models.precision import MIN_AGREEMENT, argmax_agreement
 from geolabel.models.spec import ModelSpec, load_spec
+from geolabel.models.torch_ import load_torch_module
 
 __all__ = ["ExportResult", "export_onnx"]
 
@@ -72,9 +74,6 @@ def export_onnx(
         BackendError: export failed, or the exported model disagrees with torch.
     """
     import torch
-
-    from geolabel.models.onnx_ import OnnxBackend
-    from geolabel.models.torch_ import load_torch_module
 
     spec = load_spec(spec_path)
     if spec.backend != "torch":

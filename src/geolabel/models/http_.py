@@ -38,6 +38,7 @@ from geolabel.models import _v2
 from geolabel.models._scaneo import ScaneoProtocol
 from geolabel.models._transport import HttpClient, RetryPolicy
 from geolabel.models.base import Batch, Prediction, activate, to_predictions
+from geolabel.models.detectors import task_predictions
 from geolabel.models.endpoint import EndpointSpec
 from geolabel.models.spec import ModelSpec
 
@@ -226,12 +227,6 @@ class KServeProtocol:
                 )
                 for i, t in enumerate(batch.tiles)
             ]
-        try:
-            from geolabel.models.detectors import task_predictions
-        except ImportError as err:
-            raise ModelSpecError(
-                f"model {spec.model_id}: task {spec.task!r} is not supported over HTTP"
-            ) from err
         preds: list[Prediction] = task_predictions(raw, batch, spec)
         return preds
 

@@ -14,18 +14,15 @@ outputs stay byte-identical. Backends other than torch always run as they are (f
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from geolabel.config import RunConfig
-from geolabel.errors import GeolabelError
 from geolabel.models.base import Batch
 from geolabel.models.spec import ModelSpec
+from geolabel.models.torch_ import TorchBackend
 
 __all__ = [
     "MIN_AGREEMENT",
@@ -34,14 +31,13 @@ __all__ = [
     "check_precision",
     "check_sample",
     "precision_record",
-    "resolve_precision",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: Least argmax agreement with fp32 (fraction of valid pixels) for a fast mode.
 MIN_AGREEMENT = 0.999
 
+#: The check's record in the run folder (written by
+#: :func:`geolabel.execution.model_load.resolve_precision`).
 RECORD = "precision.json"
 
 
@@ -79,8 +75,6 @@ def check_precision(
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Run ``candidate`` and fp32 on ``batch``; the check's record (see module doc)."""
-    from geolabel.models.torch_ import TorchBackend
-
     ref = TorchBackend(
         spec, device=device, precision="fp32", channels_last=False, threads=threads
     )
@@ -129,121 +123,13 @@ def check_sample(batch: Batch, size: int) -> Batch:
     )
 
 
-#: Tiles read at most to find a check sample with enough valid pixels.
-SAMPLE_TRIES = 8
-
-
-def _sample_tile(spec: ModelSpec, config: RunConfig) -> Batch:
-    """The check sample of the first scene that opens (the same on every resume).
-
-    Tiles are tried from the scene's centre outwards (corners of satellite scenes are
-    often fill): the first whose crop is at least half valid, else the most valid of
-    :data:`SAMPLE_TRIES`.
-
-    Raises:
-        GeolabelError: no scene opens, or the tiles tried hold no valid pixel.
-    """
-    from geolabel.execution.tile_loop import read_batch
-    from geolabel.pipeline import open_run_scene, plan_scene
-
-    errors = []
-    for path in config.scenes:
-        try:
-            scene = open_run_scene(path, spec, config)
-            grid, _ = plan_scene(scene, spec, config)
-            shape = grid.tile_shape
-            assert isinstance(shape, tuple)
-            cy, cx = (grid.shape[0] - 1) / 2, (grid.shape[1] - 1) / 2
-            order = sorted(
-                grid,
-                key=lambda t: (
-                    (t.index[0] - cy) ** 2 + (t.index[1] - cx) ** 2,
-                    t.index,
-                ),
-            )
-            best: Batch | None = None
-            with scene.open() as ds:
-                for tile in order[:SAMPLE_TRIES]:
-                    sample = check_sample(
-                        read_batch(scene, [tile], spec, ds, shape),
-                        spec.input.tile_size,
-                    )
-                    if best is None or sample.valid.sum() > best.valid.sum():
-                        best = sample
-                    if sample.valid.mean() >= 0.5:
-                        break
-            if best is None or not best.valid.any():
-                raise GeolabelError(
-                    f"{path}: no valid pixels in the {SAMPLE_TRIES} central tiles"
-                )
-            return best
-        except GeolabelError as err:
-            errors.append(str(err))
-    raise GeolabelError("; ".join(errors) or "no scenes")
-
-
-def resolve_precision(spec: ModelSpec, config: RunConfig) -> dict[str, Any]:
-    """The precision record of an ``auto`` run: reused from ``OUT/precision.json`` or made.
-
-    Returns:
-        A dict with at least ``precision`` (the mode to use) and ``requested``.
-    """
-    device = config.device
-    if device == "auto" and spec.backend == "torch":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    path = Path(config.out) / RECORD
-    if path.exists() and not config.overwrite:
-        try:
-            rec: dict[str, Any] = json.loads(path.read_text())
-            if rec.get("model_id") == spec.model_id and rec.get("device") == device:
-                return rec
-        except (OSError, json.JSONDecodeError):
-            pass
-    candidate = candidate_precision(spec, device)
-    if candidate is None:
-        rec = {
-            "requested": "auto",
-            "precision": "fp32",
-            "candidate": None,
-            "device": device,
-            "reason": "no faster mode for this backend and hardware",
-        }
-    else:
-        try:
-            batch = _sample_tile(spec, config)
-        except GeolabelError as err:
-            rec = {
-                "requested": "auto",
-                "precision": "fp32",
-                "candidate": candidate,
-                "device": device,
-                "reason": f"check not run: {err}",
-            }
-        else:
-            rec = check_precision(
-                spec, batch, device=device, candidate=candidate, threads=config.threads
-            )
-    rec["model_id"] = spec.model_id
-    logger.info(
-        "precision auto: %s (%s)",
-        rec["precision"],
-        rec.get("agreement", rec.get("reason")),
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{RECORD}.{os.getpid()}.partial")
-    tmp.write_text(json.dumps(rec, indent=2) + "\n")
-    os.replace(tmp, path)
-    return rec
-
-
-def precision_record(config: RunConfig) -> dict[str, Any]:
-    """What run.json says about precision: the auto check's record, or the fixed mode."""
-    path = Path(config.out) / RECORD
-    if config.precision == "auto" and path.exists():
+def precision_record(out: str | Path, requested: str) -> dict[str, Any]:
+    """What run.json says about precision: the auto check's record in the run folder
+    ``out``, or the ``requested`` fixed mode."""
+    path = Path(out) / RECORD
+    if requested == "auto" and path.exists():
         try:
             return dict(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             pass
-    return {"requested": config.precision, "precision": config.precision}
+    return {"requested": requested, "precision": requested}

@@ -15,6 +15,7 @@ import struct
 from pathlib import Path
 
 from geolabel.errors import ConfigError, ModelSpecError
+from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec
 
 __all__ = ["check_tile_size", "check_weights_file", "preflight_model"]
@@ -129,7 +130,6 @@ def preflight_model(spec: ModelSpec, *, tile_size: int | None = None) -> None:
     check_tile_size(spec, tile_size)
     if spec.backend not in ("torch", "onnx"):
         return
-    from geolabel.models.registry import load_model
 
     model = load_model(spec, device="cpu", precision="fp32")
     try:

@@ -21,7 +21,9 @@ from geolabel.errors import (
     MissingDependencyError,
     ModelSpecError,
 )
+from geolabel.models._malloc import keep_freed_memory
 from geolabel.models.base import Batch, Prediction, activate, to_predictions
+from geolabel.models.detectors import task_predictions
 from geolabel.models.spec import ModelSpec
 
 __all__ = ["TorchBackend", "load_torch_module"]
@@ -148,8 +150,6 @@ class TorchBackend:
         if threads is not None:
             torch.set_num_threads(threads)
         if device == "cpu":
-            from geolabel.models._malloc import keep_freed_memory
-
             keep_freed_memory()  # no page faults per forward (models/_malloc.py)
         self._spec = spec
         self.device = device
@@ -196,8 +196,6 @@ class TorchBackend:
     def predict(self, batch: Batch) -> list[Prediction]:
         """Class probabilities (boxes, tile scores for other tasks) for each tile."""
         if self._spec.task != "segmentation":
-            from geolabel.models.detectors import task_predictions
-
             return task_predictions(self.forward(batch.data), batch, self._spec)
         if (
             self._spec.output.activation == "softmax"

@@ -29,7 +29,7 @@ from geolabel.io.run_record import (
     to_record_paths,
     write_record,
 )
-from geolabel.io.vector import GpkgWriter
+from geolabel.io.vector import FIXED_DATE, GpkgWriter
 from geolabel.priority.footprints import read_labelled, to_crs
 from geolabel.priority.queue import unit_queue
 from geolabel.priority.regions import STRATEGIES, Region, load_run, score_regions
@@ -341,8 +341,6 @@ _SCHEMA = {
 
 
 def _write_empty_layer(path: Path, crs: str | None, geometry_type: str) -> None:
-    from geolabel.io.vector import FIXED_DATE
-
     cols = {
         k: gpd.pd.Series([], dtype=object if t == "str" else t)
         for k, t in _SCHEMA.items()

@@ -26,6 +26,7 @@ from geolabel.io.run_record import (
     to_record_paths,
     write_record,
 )
+from geolabel.models.spec import load_spec
 from geolabel.qgis._gpkg import ClassColours, embed_styles, layer_styles
 from geolabel.qgis._project import build_groups, write_project
 from geolabel.qgis._raster import (
@@ -199,8 +200,6 @@ def record_project(
 
 def _run_spec(doc: dict[str, Any]) -> Any | None:
     """The run's model spec if its file is still there (for class colours), else ``None``."""
-    from geolabel.models.spec import load_spec
-
     src = doc.get("model", {}).get("spec")
     if not src or not Path(str(src)).is_file():
         return None

@@ -14,6 +14,7 @@ import rasterio
 
 from geolabel.errors import ConfigError, CRSMismatchError
 from geolabel.evaluation import confusion_matrix, segmentation_scores
+from geolabel.execution.plan import open_model_scene
 from geolabel.io.scene import Scene
 from geolabel.labels import (
     IGNORE_INDEX,
@@ -98,8 +99,6 @@ def prepare(
     spec: ModelSpec,
     config: SimulationConfig,
 ) -> Prepared:
-    from geolabel.pipeline import open_model_scene
-
     scene = open_model_scene(scene_path, spec)
     read = scene.read(scene.grid.window)
     image, valid = normalize(read.data, read.valid, spec), read.valid

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geolabel.errors import ConfigError
+from geolabel.train import seeded
 from geolabel.uncertainty.measures import compute_measure, mutual_information
 
 __all__ = ["Look", "look"]
@@ -76,8 +77,6 @@ def look(
     ``committee``: probabilities of earlier snapshots (``ensemble``).
     """
     import torch
-
-    from geolabel.train import seeded
 
     h, w = image.shape[1:]
     ph, pw = -h % multiple, -w % multiple

@@ -40,7 +40,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geolabel.errors import ConfigError
 from geolabel.grid import Tile, TileGrid, Window
-from geolabel.stitch.georef import owner_index
+from geolabel.stitch.georef import mask_to_polygon, owner_index
 
 __all__ = [
     "MergeMethod",
@@ -432,7 +432,5 @@ def detections_from_prediction(pred: Any) -> TileDetections:
     polys = None
     masks = pred.extra.get("masks") if pred.extra else None
     if masks is not None:
-        from geolabel.stitch.georef import mask_to_polygon
-
         polys = [mask_to_polygon(np.asarray(m, dtype=bool)) for m in masks]
     return TileDetections(pred.tile, pred.array, pred.scores, pred.labels, polys)

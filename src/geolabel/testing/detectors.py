@@ -9,6 +9,7 @@ would. With ``instances: true`` the component masks go with the boxes.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy.typing as npt
 import yaml
 from scipy import ndimage
 
-from geolabel.errors import BackendError
+from geolabel.errors import BackendError, CircuitOpenError
 from geolabel.models.base import Batch, Prediction
 from geolabel.models.spec import ModelSpec
 
@@ -38,10 +39,17 @@ def square_detector_spec(
     task: str = "detection",
     name: str = "toy-squares",
     fail_on: list[str] | None = None,
+    open_circuit_on: list[str] | None = None,
+    sleep: float = 0.0,
+    fixed_size: bool = False,
 ) -> dict[str, Any]:
     """A spec dict for :class:`SquareDetector` (3 bands, no normalisation).
 
-    ``fail_on`` lists tile-id suffixes (``"r00000c00001"``) whose batches raise.
+    ``fail_on`` lists tile-id suffixes (``"r00000c00001"``) whose batches raise;
+    batches holding a tile of ``open_circuit_on`` raise :class:`CircuitOpenError` (as
+    a remote model's circuit breaker does: the run stops). ``sleep`` (seconds per
+    batch) slows the model down, so kill tests land mid-run. ``fixed_size`` declares
+    that the model takes only ``tile_size`` tiles.
     """
     return {
         "name": name,
@@ -50,9 +58,18 @@ def square_detector_spec(
         "backend": "testing-squares",
         "architecture": {
             "name": "squares",
-            "params": {"instances": instances, "fail_on": fail_on or []},
+            "params": {
+                "instances": instances,
+                "fail_on": fail_on or [],
+                "open_circuit_on": open_circuit_on or [],
+                "sleep": sleep,
+            },
         },
-        "input": {"bands": ["mark", "class", "score"], "tile_size": tile_size},
+        "input": {
+            "bands": ["mark", "class", "score"],
+            "tile_size": tile_size,
+            "fixed_size": fixed_size,
+        },
         "output": {"activation": "none"},
         "classes": [{"index": i, "name": f"thing{i}"} for i in range(classes)],
         "recommended_overlap": overlap,
@@ -99,6 +116,8 @@ class SquareDetector:
         params = dict(spec.architecture.params) if spec.architecture else {}
         self.instances = bool(params.get("instances", False))
         self.fail_on = set(params.get("fail_on", []))
+        self.open_circuit_on = set(params.get("open_circuit_on", []))
+        self.sleep = float(params.get("sleep", 0.0))
         self._spec = spec
 
     @property
@@ -154,9 +173,13 @@ class SquareDetector:
 
     def predict(self, batch: Batch) -> list[Prediction]:
         """One prediction per tile; raises for tiles listed in ``fail_on``."""
+        if self.sleep:
+            time.sleep(self.sleep)
         for t in batch.tiles:
             if t.id.split("/")[-1] in self.fail_on:
                 raise BackendError(f"toy detector told to fail on tile {t.id}")
+            if t.id.split("/")[-1] in self.open_circuit_on:
+                raise CircuitOpenError(f"toy detector opened its circuit on {t.id}")
         return [
             self._tile(t, batch.data[i], batch.valid[i])
             for i, t in enumerate(batch.tiles)

@@ -22,17 +22,20 @@ import numpy.typing as npt
 import yaml
 
 from geolabel.errors import ConfigError, ModelSpecError, OutputExistsError
+from geolabel.evaluation import confusion_matrix, segmentation_scores
 from geolabel.grid import Window
 from geolabel.io.scene import Scene
 from geolabel.labels import IGNORE_INDEX
 from geolabel.models.base import normalize
 from geolabel.models.spec import ModelSpec, load_spec
+from geolabel.models.torch_ import load_torch_module
 from geolabel.train._fit import (
     FitConfig,
     FitProgress,
     FitResult,
     fit,
     predict_probabilities,
+    seeded,
 )
 
 __all__ = [
@@ -86,8 +89,6 @@ def build_module(spec: ModelSpec, *, from_scratch: bool, seed: int) -> Any:
             f"can be trained (backend {spec.backend!r}, format {spec.format!r})"
         )
     from geolabel.models.arch import build_architecture
-    from geolabel.models.torch_ import load_torch_module
-    from geolabel.train._fit import seeded
 
     if not from_scratch:
         return load_torch_module(spec, "cpu")
@@ -193,8 +194,6 @@ def _train_scores(
     spec: ModelSpec,
 ) -> dict[str, float]:
     """Pixel accuracy and mIoU on the labelled training pixels."""
-    from geolabel.evaluation import confusion_matrix, segmentation_scores
-
     depth = (
         int(dict(spec.architecture.params).get("depth", 3)) if spec.architecture else 3
     )

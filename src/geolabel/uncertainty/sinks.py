@@ -27,6 +27,7 @@ from geolabel.errors import ConfigError
 from geolabel.io.raster import CogWriter
 from geolabel.io.tempnames import partial_path
 from geolabel.io.vector import GpkgWriter
+from geolabel.models.ensemble import extra_channels
 from geolabel.stitch.blend import Block
 from geolabel.uncertainty.aggregate import AggregateOptions, aggregate_tile
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
@@ -216,8 +217,6 @@ def extra_sinks(
     Raises:
         ConfigError: unknown measure.
     """
-    from geolabel.models.ensemble import extra_channels
-
     bands = uncertainty_bands(config, extra_channels(spec, config))
     if not bands:
         return []

@@ -1,0 +1,17 @@
+"""Exchange with other tools: training chips and COCO out, Label Studio tasks in and out.
+
+.. versionadded:: 0.1
+"""
+
+from __future__ import annotations
+
+from geolabel.exchange._chips import TrainingExport, chip_windows, export_training
+from geolabel.exchange._coco import CocoWriter, rle_counts
+
+__all__ = [
+    "TrainingExport",
+    "chip_windows",
+    "export_training",
+    "CocoWriter",
+    "rle_counts",
+]

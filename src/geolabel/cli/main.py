@@ -31,6 +31,7 @@ COMMANDS = {
     "simulate": "geolabel.cli.simulate:simulate",
     "prioritize": "geolabel.cli.prioritize:prioritize",
     "qgis": "geolabel.cli.qgis:qgis",
+    "label-studio": "geolabel.cli.label_studio:label_studio",
 }
 
 

@@ -7,6 +7,19 @@ from __future__ import annotations
 
 from geolabel.exchange._chips import TrainingExport, chip_windows, export_training
 from geolabel.exchange._coco import CocoWriter, rle_counts
+from geolabel.exchange._label_studio import (
+    LabelStudioExport,
+    export_tasks,
+    import_annotations,
+)
+from geolabel.exchange._ls_format import (
+    ChipRef,
+    ConfigNames,
+    config_names,
+    labelling_config,
+    polygon_result,
+    result_geometry,
+)
 
 __all__ = [
     "TrainingExport",
@@ -14,4 +27,13 @@ __all__ = [
     "export_training",
     "CocoWriter",
     "rle_counts",
+    "LabelStudioExport",
+    "export_tasks",
+    "import_annotations",
+    "ChipRef",
+    "ConfigNames",
+    "config_names",
+    "labelling_config",
+    "polygon_result",
+    "result_geometry",
 ]

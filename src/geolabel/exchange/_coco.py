@@ -22,6 +22,7 @@ import shapely
 from rasterio.features import rasterize
 
 from geolabel import __version__
+from geolabel.exchange._ls_format import apply_affine
 from geolabel.grid import SceneGrid
 
 __all__ = ["CocoWriter", "rle_counts"]
@@ -91,7 +92,8 @@ class CocoWriter:
             clipped = shapely.intersection(geom, box)
             for poly in _polygons(clipped):
                 pix = shapely.transform(
-                    poly, lambda xy: np.column_stack(inv @ (xy[:, 0], xy[:, 1]))
+                    poly,
+                    lambda xy: np.column_stack(apply_affine(inv, xy[:, 0], xy[:, 1])),
                 )
                 ann = self._annotation(pix, grid.shape)
                 if ann is None:

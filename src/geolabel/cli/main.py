@@ -32,6 +32,7 @@ COMMANDS = {
     "prioritize": "geolabel.cli.prioritize:prioritize",
     "qgis": "geolabel.cli.qgis:qgis",
     "label-studio": "geolabel.cli.label_studio:label_studio",
+    "loop": "geolabel.cli.loop:loop",
 }
 
 

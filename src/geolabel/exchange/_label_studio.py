@@ -349,6 +349,7 @@ def import_annotations(
                     "annotator": str(ann.get("completed_by") or ""),
                     "updated_at": str(ann.get("updated_at") or ""),
                     "scene": ref.scene,
+                    "image": str(task["data"].get("image") or ""),
                     "geometry": geom,
                 }
             )

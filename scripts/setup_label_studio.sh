@@ -5,7 +5,7 @@
 # It also prepares .venv-ls/template/: a migrated Label Studio data folder with the test
 # user and its API token, which the tests copy, so a server starts in ~15 s instead of
 # ~70 s of migrations. Measured on the 2-core build machine: install 128 s (1.0 GB),
-# template 50-70 s. The tests skip with the reason when either is missing.
+# template 86 s (both niced, machine shared). The tests skip with the reason when either is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -31,10 +31,12 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import pyogrio
 import rasterio
 import shapely
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window as RioWindow
 
 from geolabel.errors import ConfigError, OutputExistsError
 from geolabel.exchange._chips import chip_windows
@@ -46,6 +48,7 @@ from geolabel.exchange._ls_format import (
     polygon_result,
     result_geometry,
 )
+from geolabel.grid import Window
 from geolabel.io.run_record import find_outputs, read_record, resolve_path
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.vector import FIXED_DATE
@@ -78,7 +81,9 @@ class LabelStudioExport:
         }
 
 
-def _stretch(scene: Scene, bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def _stretch(
+    scene: Scene, bands: Sequence[int]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """2 and 98 % of each display band over a decimated read of the scene."""
     h, w = scene.grid.shape
     f = max(1, int(np.ceil(max(h, w) / 1024)))
@@ -95,14 +100,18 @@ def _stretch(scene: Scene, bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray
 
 
 def _write_png(
-    path: Path, scene: Scene, win: Any, bands: Sequence[int], lo: Any, hi: Any
+    path: Path,
+    scene: Scene,
+    win: Window,
+    bands: Sequence[int],
+    lo: npt.NDArray[np.float64],
+    hi: npt.NDArray[np.float64],
 ) -> None:
+    """An 8-bit PNG of ``bands`` over ``win``, stretched from ``lo`` to ``hi``."""
     with scene.open() as ds:
         raw = ds.read(
             list(bands),
-            window=rasterio.windows.Window(
-                win.col_off, win.row_off, win.width, win.height
-            ),
+            window=RioWindow(win.col_off, win.row_off, win.width, win.height),
         ).astype(np.float64)
     img = (raw - lo[:, None, None]) / (hi - lo)[:, None, None] * 255.0
     img = np.clip(np.nan_to_num(img), 0, 255).astype(np.uint8)
@@ -159,7 +168,7 @@ def _scene_tasks(
                         np.column_stack([cols, rows]),
                         width=win.width,
                         height=win.height,
-                        label=str(row.get("label") or row.get("class_name")),
+                        label=str(row.get("class_name") or row.get("label")),
                         score=score,
                         region_id=f"s{row.get('id', i)}-{k}",
                         names=names,

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import rasterio.io
+import rasterio.transform
 import shapely
 import yaml
 from click.testing import CliRunner
@@ -129,6 +131,57 @@ def test_scaneo_client_gets_the_local_models_classes(
     want = local.forward(batch.data).argmax(axis=1)
     for p, w in zip(got, want, strict=True):
         assert np.array_equal(p.array.argmax(axis=0), w)
+
+
+def test_scaneo_tool_request_gets_one_band_per_class(
+    setup: dict[str, Any], server: ModelServer
+) -> None:
+    """The request SCANEO's own inference code sends (scaneo 2024.12,
+    ``src/usecases/models/inference_model.py``: ``requests.post(model.url,
+    files={'image': img_buffer})`` with a GeoTIFF of the pre-processed image, then
+    ``src.read()`` of the answer, band ``i`` the mask of output index ``i``)."""
+    spec = setup["spec"]
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3, 40, 40)).astype(np.float32)
+    transform = rasterio.transform.from_origin(500000, 4000000, 10, 10)
+    with rasterio.io.MemoryFile() as mem:
+        with mem.open(
+            driver="GTiff", width=40, height=40, count=3, dtype="float32",
+            crs="EPSG:32633", transform=transform,
+        ) as ds:  # fmt: skip
+            ds.write(x)
+        tiff = bytes(mem.read())
+    boundary = "7d8b0c1e2f3a4b5c"  # requests: name and filename "image", no part type
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+            f'filename="image"\r\n\r\n'
+        ).encode()
+        + tiff
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    req = urllib.request.Request(
+        f"{server.url}/predict?output=onehot", data=body, method="POST"
+    )
+    req.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    req.add_header("Authorization", f"Bearer {TOKEN}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        answer = resp.read()
+    with rasterio.io.MemoryFile(answer) as mem, mem.open() as ds:
+        y = ds.read()
+        assert ds.transform == transform and ds.crs == "EPSG:32633"
+    want = load_model(spec).forward(x[None])[0].argmax(axis=0)
+    assert y.shape == (3, 40, 40) and y.dtype == np.uint8
+    for i in range(3):
+        assert np.array_equal(y[i], (want == i).astype(np.uint8))
+    bad = urllib.request.Request(
+        f"{server.url}/predict?output=rgb", data=body, method="POST"
+    )
+    bad.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    bad.add_header("Authorization", f"Bearer {TOKEN}")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(bad, timeout=30)
+    assert err.value.code == 400
 
 
 def _ls_predict_request(

@@ -1,10 +1,12 @@
 """The labelling tools' model contracts, next to V2 REST on ``geolabel serve``.
 
-**SCANEO** (the contract :mod:`geolabel.models._scaneo` speaks as a client):
-``POST /predict`` as ``multipart/form-data`` with the tile as a GeoTIFF in the field
-``image`` (float32, the spec's pre-processing applied). A segmentation model answers
-with a one-band class GeoTIFF (class index per pixel, the tile's georeference), a
-classification model with ``{"probabilities": [...]}``.
+**SCANEO**: ``POST /predict`` as ``multipart/form-data`` with the tile as a GeoTIFF in
+the field ``image`` (the spec's pre-processing applied). A segmentation model answers
+with a GeoTIFF on the tile's grid: ``?output=classes`` (default; one band of class
+indexes, what :mod:`geolabel.models._scaneo` reads), ``?output=onehot`` (one uint8
+0/1 band per class: what SCANEO's own inference code reads, band ``i`` the mask of
+the label mapped to output index ``i``) or ``?output=probabilities`` (one float32
+band per class). A classification model answers ``{"probabilities": [...]}``.
 
 **Label Studio ML backend** (what Label Studio's ``ml/api_connector.py`` sends):
 ``GET /health`` -> ``{"status": "UP", ...}``; ``POST /setup`` (``project``,
@@ -31,6 +33,7 @@ from collections import Counter
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +58,7 @@ logger = logging.getLogger(__name__)
 #: the largest chip a Label Studio task may ask for (pixels)
 MAX_WINDOW_PIXELS = 4096 * 4096
 MAX_TASKS = 64
+SCANEO_OUTPUTS = ("classes", "onehot", "probabilities")
 
 
 class ProtocolError(Exception):
@@ -120,14 +124,22 @@ class Protocols:
 
     # -- POST ----------------------------------------------------------------------
 
-    def post(self, path: str, ctype: str, body: bytes) -> tuple[int, bytes, str]:
+    def post(
+        self, path: str, ctype: str, body: bytes, *, query: str = ""
+    ) -> tuple[int, bytes, str]:
         """Answer a POST to ``path``: ``(status, body, content type)``.
 
         Raises:
             ProtocolError: bad request, unknown path, or the model failed.
         """
         if path == "/predict" and ctype.lower().startswith("multipart/form-data"):
-            return self._scaneo(ctype, body)
+            output = (parse_qs(query).get("output") or ["classes"])[0]
+            if output not in SCANEO_OUTPUTS:
+                raise ProtocolError(
+                    HTTPStatus.BAD_REQUEST,
+                    f"output must be one of {list(SCANEO_OUTPUTS)}, got {output!r}",
+                )
+            return self._scaneo(ctype, body, output)
         doc = _json_body(body)
         if path == "/predict":
             out: dict[str, Any] = self._ls_predict(doc)
@@ -161,7 +173,7 @@ class Protocols:
 
     # -- SCANEO --------------------------------------------------------------------
 
-    def _scaneo(self, ctype: str, body: bytes) -> tuple[int, bytes, str]:
+    def _scaneo(self, ctype: str, body: bytes, output: str) -> tuple[int, bytes, str]:
         tiff = _multipart_file(ctype, body, "image")
         if not tiff.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
             raise ProtocolError(
@@ -197,21 +209,26 @@ class Protocols:
         if spec.task == "classification":
             doc = {"probabilities": [float(v) for v in p.reshape(-1)]}
             return 200, json.dumps(doc).encode(), "application/json"
-        classes = p.argmax(axis=0).astype(
-            np.uint8 if spec.num_classes <= 255 else np.uint16
-        )
+        if output == "probabilities":
+            bands = p.astype(np.float32)
+        elif output == "onehot":
+            bands = p.argmax(axis=0)[None] == np.arange(p.shape[0])[:, None, None]
+            bands = bands.astype(np.uint8)
+        else:
+            dtype = np.uint8 if spec.num_classes <= 255 else np.uint16
+            bands = p.argmax(axis=0)[None].astype(dtype)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with MemoryFile() as mem:
                 with mem.open(
                     driver="GTiff",
-                    width=classes.shape[1],
-                    height=classes.shape[0],
-                    count=1,
-                    dtype=str(classes.dtype),
+                    width=bands.shape[2],
+                    height=bands.shape[1],
+                    count=bands.shape[0],
+                    dtype=str(bands.dtype),
                     **{k: v for k, v in profile.items() if v is not None},
                 ) as out:
-                    out.write(classes, 1)
+                    out.write(bands)
                 data = bytes(mem.read())
         return 200, data, "image/tiff"
 

@@ -341,7 +341,9 @@ class _Handler(BaseHTTPRequestHandler):
             if path in PROTOCOL_PATHS:
                 ctype = self.headers.get("Content-Type", "")
                 try:
-                    status, out, kind = self.owner.protocols.post(path, ctype, body)
+                    status, out, kind = self.owner.protocols.post(
+                        path, ctype, body, query=self.path.partition("?")[2]
+                    )
                 except ProtocolError as err:
                     raise _HttpError(err.status, str(err)) from None
                 self._send(status, out, {"Content-Type": kind})

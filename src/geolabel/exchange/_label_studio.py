@@ -1,6 +1,7 @@
 """Label Studio round trip: a run's suggestions out as tasks, an export back as labels.
 
-**Out** (:func:`export_tasks`): every finished scene of a run is cut into
+**Out** (:func:`export_tasks`): every finished scene of a run (segmentation polygons,
+or detection boxes and instances, all sent as polygons) is cut into
 ``chip_size`` chips (the grid of ``export-chips``); a chip with at least one
 suggestion (``score >= min_score``) becomes a task: a PNG of three bands
 (``rgb``, stretched 2-98 % over the scene) in ``OUT/images/``, its georeference in
@@ -250,10 +251,20 @@ def export_tasks(
         for s in record.get("scenes", []):
             if s.get("status") != "done":
                 continue
-            found = find_outputs(run, record, role="vectors", scene=str(s["scene"]))
+            # segmentation polygons, or detection boxes/instances (sent as polygons)
+            found = [
+                (path, layer)
+                for role, layer in (
+                    ("vectors", "predictions"),
+                    ("detections", "detections"),
+                )
+                for _, _, path in find_outputs(
+                    run, record, role=role, scene=str(s["scene"])
+                )
+            ]
             if not found:
                 continue
-            sugg = read_labels(found[0][2], layer="predictions")
+            sugg = read_labels(found[0][0], layer=found[0][1])
             if "score" in sugg.columns and min_score > 0:
                 sugg = sugg[sugg["score"].fillna(0) >= min_score]
             if sugg.empty:

@@ -22,7 +22,7 @@ import shapely
 from rasterio.features import rasterize
 
 from geolabel import __version__
-from geolabel.exchange._ls_format import apply_affine
+from geolabel.exchange._geo import apply_affine
 from geolabel.grid import SceneGrid
 
 __all__ = ["CocoWriter", "rle_counts"]

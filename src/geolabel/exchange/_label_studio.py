@@ -41,10 +41,10 @@ from rasterio.windows import Window as RioWindow
 
 from geolabel.errors import ConfigError, OutputExistsError
 from geolabel.exchange._chips import chip_windows
+from geolabel.exchange._geo import apply_affine
 from geolabel.exchange._ls_format import (
     ChipRef,
     ConfigNames,
-    apply_affine,
     labelling_config,
     polygon_result,
     result_geometry,

@@ -24,10 +24,10 @@ import shapely
 from affine import Affine
 
 from geolabel.errors import ConfigError
+from geolabel.exchange._geo import apply_affine
 
 __all__ = [
     "ChipRef",
-    "apply_affine",
     "ConfigNames",
     "config_names",
     "labelling_config",
@@ -37,13 +37,6 @@ __all__ = [
 
 #: Result types read back: polygons, rectangles (boxes) and keypoints are not mixed.
 RESULT_TYPES = ("polygonlabels", "rectanglelabels")
-
-
-def apply_affine(
-    t: Affine, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """``t @ (x, y)`` for coordinate arrays."""
-    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,9 @@ logger = logging.getLogger(__name__)
 
 #: the largest chip a Label Studio task may ask for (pixels)
 MAX_WINDOW_PIXELS = 4096 * 4096
-MAX_TASKS = 64
+#: Label Studio sends every selected task in one /predict request (and waits
+#: ML_TIMEOUT_PREDICT, 100 s by default); beyond this many the request is refused
+MAX_TASKS = 10_000
 SCANEO_OUTPUTS = ("classes", "onehot", "probabilities")
 
 

@@ -108,6 +108,7 @@ def _check_finished(out: Path, rounds: int) -> dict[str, Any]:
         assert (Path(r["run"]) / "scene" / "scene_mask.tif").exists()
         assert Path(r["queue"]).exists() and r["queued"] > 0
         assert Path(r["model"]).exists()
+        assert 0 <= r["predict_metrics"]["mean_uncertainty"] <= 1
     for r in rs[1:]:  # every model version kept, with its metrics
         assert Path(r["model"]).with_suffix(".safetensors").exists()
         (m,) = r["train_metrics"]["scenes"]

@@ -12,7 +12,8 @@ it would have to wait: the same command continues later.
 
 Folder: ``OUT/loop.json`` (:mod:`geolabel.loop._state`), ``OUT/models/`` (one spec +
 weights per round, none overwritten once recorded), ``OUT/rounds/rNNN/`` (a run
-folder per round, with its ``next_to_label.gpkg``). Each step is recorded after its
+folder per round, with its ``next_to_label.gpkg``); ``loop.json`` keeps each version's
+training metrics and the mean per-pixel uncertainty of its predictions. Each step is recorded after its
 outputs are durable; a killed loop (even ``kill -9``) resumes with the step that was
 running (``predict`` resumes itself tile by tile).
 """
@@ -26,10 +27,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyogrio
 
 from geolabel.config import RunConfig
 from geolabel.errors import ConfigError, GeolabelError, RunStateError
+from geolabel.io.run_record import find_outputs, read_record
 from geolabel.labels import class_lookup, rasterize_labels, read_labels
 from geolabel.loop._state import LoopState, RoundState
 from geolabel.models.spec import load_spec
@@ -37,7 +40,13 @@ from geolabel.pipeline import open_model_scene, run_predict
 from geolabel.priority.rank import prioritize
 from geolabel.train import FitConfig, bump_version, train_model
 
-__all__ = ["LoopConfig", "LoopResult", "count_labels", "run_loop"]
+__all__ = [
+    "LoopConfig",
+    "LoopResult",
+    "count_labels",
+    "run_loop",
+    "uncertainty_summary",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +205,27 @@ def _predict(config: LoopConfig, out: Path, rnd: RoundState) -> None:
             f"({bad.status}: {bad.error}); run the loop again to resume"
         )
     rnd.run = str(run)
+    rnd.predict_metrics = uncertainty_summary(run)
+
+
+def uncertainty_summary(run: Path) -> dict[str, Any]:
+    """Pixel-weighted mean per-pixel uncertainty of a run's scenes (from the tile table)."""
+    record = read_record(run)
+    total = weight = 0.0
+    measure = None
+    for _, _, path in find_outputs(run, record, role="tiles"):
+        tiles = read_labels(path, layer="tiles")
+        if tiles.empty or "mean" not in tiles.columns:
+            continue
+        w = (tiles["height"] * tiles["width"] * tiles["valid_fraction"]).to_numpy(float)
+        m = tiles["mean"].to_numpy(float)
+        ok = np.isfinite(m) & (w > 0)
+        total += float((m[ok] * w[ok]).sum())
+        weight += float(w[ok].sum())
+        measure = str(tiles["measure"].iloc[0])
+    if weight == 0:
+        return {}
+    return {"mean_uncertainty": round(total / weight, 6), "measure": measure}
 
 
 def _prioritize(config: LoopConfig, rnd: RoundState) -> None:

@@ -34,6 +34,7 @@ class RoundState:
     predicted: bool = False
     prioritized: bool = False
     train_metrics: dict[str, Any] = field(default_factory=dict)
+    predict_metrics: dict[str, Any] = field(default_factory=dict)
     run: str = ""
     queue: str = ""
     queued: int = 0

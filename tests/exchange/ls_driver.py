@@ -11,8 +11,8 @@ the project as JSON to ``out``.
 
 ``ml``: create a project, import ``tasks`` without predictions, connect the ML
 backend at ``backend`` (basic auth, password ``password``), ask Label Studio to
-retrieve predictions for all tasks (the data manager action), write the tasks with
-their predictions to ``out``.
+retrieve predictions for all tasks (the data manager action), press "Start training",
+write the tasks with their predictions to ``out``.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def ml(a: dict[str, Any]) -> None:
         project=pid,
         selected_items={"all": True, "excluded": []},
     )
+    c.ml.train(id=backend.id)  # "Start training": a training event for the backend
     tasks = list(c.tasks.list(project=pid, fields="all"))
     out = {
         "backend": json.loads(c.ml.get(id=backend.id).json()),

@@ -94,7 +94,7 @@ def test_label_studio_calls_geolabel_serve_as_ml_backend(
             },
             tmp_path,
         )
-        assert srv.protocols.events == {}  # no webhook configured
+        assert srv.protocols.events == {"START_TRAINING": 1}
     doc = json.loads(out.read_text())
     assert doc["backend"]["readable_state"] == "Connected"
     assert doc["backend"]["model_version"] == spec.model_id

@@ -12,9 +12,9 @@ band per class). A classification model answers ``{"probabilities": [...]}``.
 ``GET /health`` -> ``{"status": "UP", ...}``; ``POST /setup`` (``project``,
 ``schema``) -> ``{"model_version": ...}``; ``POST /predict`` as JSON (``tasks``,
 ``label_config``) -> ``{"results": [{"result": [...], "score", "model_version"}]}``,
-one per task, in order; ``POST /webhook`` (``action``, ``project``, ...) is
-acknowledged and counted (training runs through ``geolabel loop``); ``GET
-/versions``. A task must carry the chip georeference that ``geolabel label-studio
+one per task, in order; ``POST /webhook`` (``action``, ``project``, ...) and ``POST /train`` (what "Start
+training" sends without Label Studio's webhook flag) are acknowledged and counted
+(training runs through ``geolabel loop``); ``GET /versions``. A task must carry the chip georeference that ``geolabel label-studio
 export`` writes (``data.geolabel``): the pixels are read from the scene itself, which
 must lie under the server's ``data_root``; nothing is ever fetched from a URL.
 
@@ -150,8 +150,11 @@ class Protocols:
             if isinstance(schema, str) and schema.strip():
                 self._names(schema)
             out = {"model_version": self.spec.model_id}
-        elif path == "/webhook":
-            action = str(doc.get("action") or "")
+        elif path in ("/webhook", "/train"):
+            # /train: Label Studio's "Start training" without its webhook feature flag
+            action = (
+                "START_TRAINING" if path == "/train" else str(doc.get("action") or "")
+            )
             if not action:
                 raise ProtocolError(HTTPStatus.BAD_REQUEST, "webhook without action")
             with self._lock:

@@ -56,7 +56,7 @@ DRAIN_SECONDS = 2.0
 #: beyond it under a burst of concurrent requests)
 LISTEN_BACKLOG = 256
 #: POST paths of the SCANEO and Label Studio ML-backend contracts
-PROTOCOL_PATHS = ("/predict", "/setup", "/webhook", "/validate")
+PROTOCOL_PATHS = ("/predict", "/setup", "/webhook", "/train", "/validate")
 
 
 class _Server(ThreadingHTTPServer):

@@ -21,6 +21,7 @@ COMMANDS = {
     "demo": "geolabel.cli.demo:demo",
     "info": "geolabel.cli.info:info",
     "export-onnx": "geolabel.cli.export:export_onnx_cmd",
+    "export-chips": "geolabel.cli.export_chips:export_chips",
     "finalize": "geolabel.cli.finalize:finalize",
     "serve": "geolabel.cli.serve:serve",
     "models": "geolabel.cli.models:models",
@@ -30,6 +31,8 @@ COMMANDS = {
     "simulate": "geolabel.cli.simulate:simulate",
     "prioritize": "geolabel.cli.prioritize:prioritize",
     "qgis": "geolabel.cli.qgis:qgis",
+    "label-studio": "geolabel.cli.label_studio:label_studio",
+    "loop": "geolabel.cli.loop:loop",
 }
 
 

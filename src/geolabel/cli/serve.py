@@ -60,6 +60,11 @@ __all__ = ["serve"]
     "--threads", type=click.IntRange(1), help="Model threads [default: all cores]."
 )
 @click.option(
+    "--data-root",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Label Studio ML backend: tasks may read scenes under this folder.",
+)
+@click.option(
     "--client-spec",
     type=click.Path(path_type=Path),
     help="Also write a client spec (backend: http) pointing here.",
@@ -73,17 +78,22 @@ def serve(
     workers: int,
     device: str,
     threads: int | None,
+    data_root: Path | None,
     client_spec: Path | None,
 ) -> None:
     """Serve MODEL on V2 REST until interrupted; print {"url": ...} as a JSON line on stdout.
 
     Health: /v2/health/live, /v2/health/ready; metadata: /v2/models/NAME; inference:
     POST /v2/models/NAME/infer (normalised FP32 NCHW tiles in, raw logits out).
+    SCANEO: POST /predict (multipart GeoTIFF "image" in, class GeoTIFF out). Label
+    Studio ML backend: /health, /setup, /predict (tasks of `geolabel label-studio
+    export`, read from scenes under --data-root), /webhook, /versions.
 
     \b
     Examples:
       geolabel serve --model configs/models/ukis-csmask-4b-l1c.yaml --port 8080
       GEOLABEL_TOKEN=s3cret geolabel serve -m spec.yaml --host 0.0.0.0 --token-env GEOLABEL_TOKEN
+      geolabel serve -m spec.yaml --port 9090 --data-root /data/scenes   # + Label Studio
     """
     import yaml
 
@@ -110,6 +120,7 @@ def serve(
             token=token,
             max_body_bytes=int(max_body_mb * (1 << 20)),
             workers=workers,
+            data_root=data_root,
         )
     except OSError as err:
         raise ConfigError(f"cannot bind {host}:{port}: {err.strerror or err}") from err

@@ -13,6 +13,7 @@ from geolabel.labels._accept import (
 )
 from geolabel.labels._rasterize import (
     IGNORE_INDEX,
+    class_indexes,
     class_lookup,
     merge_labels,
     rasterize_labels,
@@ -25,6 +26,7 @@ __all__ = [
     "Selection",
     "accept_suggestions",
     "IGNORE_INDEX",
+    "class_indexes",
     "class_lookup",
     "merge_labels",
     "rasterize_labels",

@@ -24,6 +24,7 @@ from geolabel.grid import SceneGrid
 
 __all__ = [
     "IGNORE_INDEX",
+    "class_indexes",
     "class_lookup",
     "merge_labels",
     "rasterize_labels",
@@ -142,6 +143,49 @@ def _class_index(
             f"known: {sorted(lookup)}"
         )
     return np.array([lookup[n] for n in names], dtype=np.int64)
+
+
+def class_indexes(
+    features: gpd.GeoDataFrame,
+    *,
+    num_classes: int,
+    class_field: str = "label",
+    lookup: Mapping[str, int] | None = None,
+    class_offset: int = 0,
+    source: str = "labels",
+) -> npt.NDArray[np.int64]:
+    """Model class index of each labelled feature (rows with an empty class field: -1).
+
+    Args:
+        features: features with a class field (names or integer codes).
+        num_classes: number of model classes.
+        class_field: the class attribute.
+        lookup: lower-case name -> model index (see :func:`class_lookup`).
+        class_offset: added to integer codes.
+        source: name used in error messages.
+
+    Raises:
+        ConfigError: no such field, unknown names or codes out of range.
+
+    .. versionadded:: 0.1
+    """
+    out = np.full(len(features), -1, dtype=np.int64)
+    if class_field not in features.columns:
+        raise ConfigError(
+            f"{source}: no class field {class_field!r}; fields are "
+            f"{[c for c in features.columns if c != features.geometry.name]}"
+        )
+    ok = filled(features, class_field)
+    if ok.any():
+        out[ok] = _class_index(
+            features[class_field].to_numpy()[ok],
+            lookup=lookup,
+            offset=class_offset,
+            num_classes=num_classes,
+            source=source,
+            field=class_field,
+        )
+    return out
 
 
 def _point_cells(geoms: Any, grid: SceneGrid, buffer: int) -> list[tuple[int, int]]:

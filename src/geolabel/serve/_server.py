@@ -1,5 +1,9 @@
 """``geolabel serve``: any local model spec over the Open Inference Protocol (V2 REST).
 
+The same server also speaks the SCANEO model contract and the Label Studio ML-backend
+contract on ``/predict``, ``/setup``, ``/webhook``, ``/health``, ``/versions``
+(:mod:`geolabel.serve._protocols`), under the same body limit and token.
+
 Endpoints: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``,
 ``/v2/models/{name}[/versions/{v}]``, ``.../ready`` and ``POST .../infer``. The
 model is loaded once; inference runs on at most ``workers`` requests at a time while
@@ -12,6 +16,8 @@ extension are both accepted. A bearer token, when set, guards everything but hea
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
 import json
@@ -21,6 +27,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +38,7 @@ from geolabel.errors import BackendError, GeolabelError
 from geolabel.models import _v2
 from geolabel.models.base import ModelBackend
 from geolabel.models.spec import ModelSpec
+from geolabel.serve._protocols import ProtocolError, Protocols
 
 __all__ = ["ModelServer", "client_spec"]
 
@@ -47,6 +55,8 @@ DRAIN_SECONDS = 2.0
 #: pending connections the listening socket queues (the default of 5 reset clients
 #: beyond it under a burst of concurrent requests)
 LISTEN_BACKLOG = 256
+#: POST paths of the SCANEO and Label Studio ML-backend contracts
+PROTOCOL_PATHS = ("/predict", "/setup", "/webhook", "/train", "/validate")
 
 
 class _Server(ThreadingHTTPServer):
@@ -72,6 +82,8 @@ class ModelServer:
         max_body_bytes: largest accepted request body.
         workers: model calls run at once.
         timeout: seconds a client connection may stay silent.
+        data_root: Label Studio tasks may read scenes under this folder (``None``:
+            none; SCANEO and V2 requests carry their pixels).
 
     .. versionadded:: 0.1
     """
@@ -87,6 +99,7 @@ class ModelServer:
         max_body_bytes: int = 64 << 20,
         workers: int = 1,
         timeout: float = 60.0,
+        data_root: Path | None = None,
     ) -> None:
         """Bind the socket (serving starts with :meth:`serve_forever` or :meth:`start`)."""
         self.spec = spec
@@ -106,6 +119,7 @@ class ModelServer:
             )
         self._forward = forward
         self.output_name = "logits"
+        self.protocols = Protocols(self, data_root)
         self._thread: threading.Thread | None = None
         server = self
 
@@ -260,6 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
         if token is None:
             return
         got = self.headers.get("Authorization", "")
+        if got.startswith("Basic "):  # Label Studio's ML-backend auth: password = token
+            try:
+                decoded = base64.b64decode(got[6:], validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            got = f"Bearer {decoded.partition(':')[2]}"
         if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
             raise _HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token")
 
@@ -280,12 +300,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         try:
             path = self.path.split("?", 1)[0]
+            if path == "/health":  # Label Studio ML backend
+                self._json(200, self.owner.protocols.health())
+                return
             if path in ("/v2/health/live", "/v2/health/ready"):
                 self._json(
                     200, {"live": True} if path.endswith("live") else {"ready": True}
                 )
                 return
             self._authorize()
+            if path == "/versions":
+                self._json(200, self.owner.protocols.versions())
+                return
             if path == "/v2":
                 self._json(
                     200,
@@ -311,6 +337,17 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._body()
             self._authorize()
+            path = self.path.split("?", 1)[0]
+            if path in PROTOCOL_PATHS:
+                ctype = self.headers.get("Content-Type", "")
+                try:
+                    status, out, kind = self.owner.protocols.post(
+                        path, ctype, body, query=self.path.partition("?")[2]
+                    )
+                except ProtocolError as err:
+                    raise _HttpError(err.status, str(err)) from None
+                self._send(status, out, {"Content-Type": kind})
+                return
             rest, _ = self._model()
             if rest != "/infer":
                 raise _HttpError(

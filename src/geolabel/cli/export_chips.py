@@ -84,9 +84,9 @@ def export_chips(
           --chip-size 128 --stride 64 --no-coco
     """
     from geolabel.exchange import export_training
+    from geolabel.execution.plan import open_model_scene
     from geolabel.labels import class_lookup, read_labels
     from geolabel.models.spec import load_spec
-    from geolabel.pipeline import open_model_scene
 
     spec = load_spec(model, require_weights=False)
     path, layer = labels

@@ -32,11 +32,12 @@ import pyogrio
 
 from geolabel.config import RunConfig
 from geolabel.errors import ConfigError, GeolabelError, RunStateError
+from geolabel.execution.plan import open_model_scene
 from geolabel.io.run_record import find_outputs, read_record
 from geolabel.labels import class_lookup, rasterize_labels, read_labels
 from geolabel.loop._state import LoopState, RoundState
 from geolabel.models.spec import load_spec
-from geolabel.pipeline import open_model_scene, run_predict
+from geolabel.pipeline import run_predict
 from geolabel.priority.rank import prioritize
 from geolabel.train import FitConfig, bump_version, train_model
 

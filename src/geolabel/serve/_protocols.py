@@ -42,10 +42,10 @@ from rasterio.io import MemoryFile
 
 from geolabel.errors import GeolabelError
 from geolabel.exchange import ChipRef, ConfigNames, config_names, polygon_result
+from geolabel.execution.plan import open_model_scene
 from geolabel.grid import Window
 from geolabel.io.scene import Scene
 from geolabel.models.base import activate
-from geolabel.pipeline import open_model_scene
 from geolabel.serve._window import predict_window, regions
 
 if TYPE_CHECKING:

@@ -52,6 +52,7 @@ from geolabel.io.run_record import (
 )
 from geolabel.io.runlock import run_folder_lock
 from geolabel.io.scene import Scene, open_scene
+from geolabel.io.stac import Resampling
 from geolabel.io.scene_dirs import SceneDirs
 from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
@@ -154,11 +155,13 @@ def open_model_scene(
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
     limits: SceneLimits | None = None,
+    allow_remote: tuple[str, ...] = (),
+    stac_resample: Resampling | None = None,
 ) -> Scene:
     """Open a scene with the bands ``spec`` needs (:func:`resolve_bands`), in model order.
 
     The file is opened once to learn its bands, then with the chosen ones (nodata and
-    mask handling depend on them).
+    mask handling depend on them). A STAC item gives the spec's bands, by name.
 
     Raises:
         SceneReadError: see :func:`~geolabel.io.scene.open_scene`; bands that do not fit.
@@ -168,6 +171,9 @@ def open_model_scene(
         "allow_vrt": allow_vrt,
         "allow_pixel_space": allow_pixel_space,
         "limits": limits,
+        "allow_remote": allow_remote,
+        "stac_resample": stac_resample,
+        "band_names": spec.input.bands,
     }
     base = open_scene(path, **kw)
     return open_scene(path, bands=resolve_bands(base, spec, bands), **kw)
@@ -183,6 +189,8 @@ def open_run_scene(path: str | Path, spec: ModelSpec, config: RunConfig) -> Scen
         allow_vrt=config.allow_vrt,
         allow_pixel_space=config.allow_pixel_space,
         limits=config.scene_limits(),
+        allow_remote=config.allow_remote,
+        stac_resample=config.stac_resample,
     )
 
 
@@ -254,6 +262,7 @@ def run_scene(
         grid, dead = plan_scene(scene, spec, config)
         warn_input_scaling(scene, grid, spec)
         sdir = names.folder(scene)
+        res.info.update(scene.provenance)
         if (
             spec.task != "segmentation"
         ):  # detection / classification: geolabel.detect_pipeline
@@ -280,6 +289,7 @@ def run_scene(
             "nodata_source": scene.nodata_source,
             "tiles_shape": list(grid.shape),
             "dir": str(sdir),
+            **scene.provenance,
         }
         settings = finalize_settings(config)
         finished = None if config.overwrite else read_finished(sdir, token, settings)

@@ -166,15 +166,18 @@ def expand_stac_items(paths: Sequence[str]) -> tuple[str, ...]:
 
     Other paths (and URLs, and items already named with ``#``) are kept as they are.
 
-    Raises:
-        SceneReadError: a ``.json`` input that is not a STAC Item or ItemCollection.
+    A ``.json`` input that is not STAC is kept too (opening it says why).
     """
     out: list[str] = []
     for p in paths:
         if not is_stac_path(p) or "#" in p or is_remote(p) or not Path(p).is_file():
             out.append(p)
             continue
-        items = _load(p)
+        try:
+            items = _load(p)
+        except SceneReadError:  # the scene fails alone, with this message, when run
+            out.append(p)
+            continue
         out.extend([p] if len(items) == 1 else [f"{p}#{i.id}" for i in items])
     return tuple(out)
 

@@ -26,7 +26,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 import pystac
-from pystac.errors import STACError
+from pystac.errors import STACError, STACTypeError
 
 from geolabel.errors import SceneReadError
 from geolabel.io.remote import is_remote
@@ -131,7 +131,7 @@ def _load(file: str) -> list[pystac.Item]:
         if isinstance(doc, dict) and doc.get("type") == "Feature":
             return [pystac.Item.from_file(file)]
         return list(pystac.ItemCollection.from_file(file))
-    except (STACError, ValueError, KeyError, TypeError, OSError) as err:
+    except (STACError, STACTypeError, ValueError, KeyError, TypeError, OSError) as err:
         raise SceneReadError(
             f"{file}: not a STAC Item or ItemCollection: {type(err).__name__}: {err}"
         ) from err
@@ -239,7 +239,7 @@ def _match_bands(
 
 def _grid_text(scene: Scene) -> str:
     g = scene.grid
-    return f"{g.shape[0]} x {g.shape[1]} px at {abs(g.affine.a):g} x {abs(g.affine.e):g}"
+    return f"{g.shape[0]} x {g.shape[1]} px at {abs(g.transform.a):g} x {abs(g.transform.e):g}"
 
 
 def stac_source(

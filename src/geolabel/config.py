@@ -94,7 +94,9 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         d = asdict(self)
-        d["scenes"] = [s if is_remote(s) else str(Path(s).resolve()) for s in self.scenes]
+        d["scenes"] = [
+            s if is_remote(s) else str(Path(s).resolve()) for s in self.scenes
+        ]
         d["model"] = str(Path(self.model).resolve())
         d["out"] = str(Path(self.out).resolve())
         return d

@@ -52,8 +52,8 @@ from geolabel.io.run_record import (
 )
 from geolabel.io.runlock import run_folder_lock
 from geolabel.io.scene import Scene, open_scene
-from geolabel.io.stac import Resampling
 from geolabel.io.scene_dirs import SceneDirs
+from geolabel.io.stac import Resampling
 from geolabel.io.store import RunStore
 from geolabel.models.base import ModelBackend
 from geolabel.models.ensemble import extra_channels, wrap_backend

@@ -39,13 +39,22 @@ def scene(tmp_path: Path) -> Path:
 @pytest.fixture
 def cli_run(scene: Path, spec5: Path, tmp_path: Path) -> Path:
     out = tmp_path / "cli"
-    r = CliRunner().invoke(cli, ["predict", str(scene), "-m", str(spec5), "-o", str(out), "-q"])
+    r = CliRunner().invoke(
+        cli, ["predict", str(scene), "-m", str(spec5), "-o", str(out), "-q"]
+    )
     assert r.exit_code == 0, r.output
     return out
 
 
 def test_import_is_light() -> None:
-    assert set(geolabel.__all__) >= {"predict", "open_run", "prioritize", "accept", "train", "evaluate"}
+    assert set(geolabel.__all__) >= {
+        "predict",
+        "open_run",
+        "prioritize",
+        "accept",
+        "train",
+        "evaluate",
+    }
     code = "import sys, geolabel; assert 'torch' not in sys.modules and 'geolabel.api' not in sys.modules"
     import subprocess
 
@@ -56,7 +65,9 @@ def test_import_is_light() -> None:
 def test_dataarray_in_dataset_out_equals_cli(
     backing: str, scene: Path, spec5: Path, cli_run: Path, tmp_path: Path
 ) -> None:
-    da = rioxarray.open_rasterio(scene, chunks={"x": 64, "y": 64} if backing == "dask" else None)
+    da = rioxarray.open_rasterio(
+        scene, chunks={"x": 64, "y": 64} if backing == "dask" else None
+    )
     assert isinstance(da, xr.DataArray)
     da = da.assign_coords(band=list(NAMES)).rename("nc")
     if backing == "dask":
@@ -67,16 +78,24 @@ def test_dataarray_in_dataset_out_equals_cli(
     assert set(ds.data_vars) == {"class", "confidence", "uncertainty", "probabilities"}
     assert all(isinstance(v.data, dsa.Array) for v in ds.data_vars.values())
     assert ds["class"].dims == ("y", "x")
-    assert list(ds["probabilities"]["class_name"].values) == ["class0", "class1", "class2"]
+    assert list(ds["probabilities"]["class_name"].values) == [
+        "class0",
+        "class1",
+        "class2",
+    ]
     assert ds.rio.crs == da.rio.crs
     assert ds.rio.transform() == da.rio.transform()
     np.testing.assert_array_equal(ds["x"], da["x"])
     ref = geolabel.open_run(cli_run).to_dataset()
     xr.testing.assert_equal(ds["class"].compute(), ref["class"].compute())
-    xr.testing.assert_allclose(ds["probabilities"].compute(), ref["probabilities"].compute())
+    xr.testing.assert_allclose(
+        ds["probabilities"].compute(), ref["probabilities"].compute()
+    )
 
 
-def test_loaded_spec_list_of_files_and_scene_lookup(scene: Path, spec5: Path, tmp_path: Path) -> None:
+def test_loaded_spec_list_of_files_and_scene_lookup(
+    scene: Path, spec5: Path, tmp_path: Path
+) -> None:
     other = crop_scene(tmp_path / "other.tif", rows=70, cols=90)
     spec = geolabel.load_spec(spec5)
     run = geolabel.predict([scene, other], spec, tmp_path / "two")
@@ -93,7 +112,9 @@ def test_dataarray_without_crs_is_refused(spec5: Path, tmp_path: Path) -> None:
         geolabel.predict(da, spec5, tmp_path / "r")
 
 
-def test_evaluate_and_prioritize_return_data(cli_run: Path, scene: Path, tmp_path: Path) -> None:
+def test_evaluate_and_prioritize_return_data(
+    cli_run: Path, scene: Path, tmp_path: Path
+) -> None:
     queue = geolabel.prioritize(cli_run, 5)
     assert len(queue) == 5 and queue.crs is not None
     assert Path(queue.attrs["gpkg"]).is_file()

@@ -53,9 +53,7 @@ def band_item(
             data = ds.read(b)
             if name in coarse:
                 h, w = (ds.height + 1) // 2, (ds.width + 1) // 2
-                data = ds.read(
-                    b, out_shape=(h, w), resampling=Resampling.average
-                )
+                data = ds.read(b, out_shape=(h, w), resampling=Resampling.average)
                 t = ds.transform * ds.transform.scale(ds.width / w, ds.height / h)
                 profile |= {"height": h, "width": w, "transform": t}
             with rasterio.open(p, "w", **profile) as out:

@@ -5,7 +5,6 @@ hosts off the allowlist are refused before any connection."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 from pathlib import Path
 
@@ -92,15 +91,29 @@ def test_window_read_fetches_a_fraction_of_the_file(served: Path) -> None:
     assert sent < size / 2, (sent, size)
 
 
-def test_cli_url_scene_and_one_line_refusal(served: Path, spec5: Path, tmp_path: Path) -> None:
+def test_cli_url_scene_and_one_line_refusal(
+    served: Path, spec5: Path, tmp_path: Path
+) -> None:
     runner = CliRunner()
     with serve_files(served) as srv:
         url = srv.url("scene.tif")
         ok = runner.invoke(
             cli,
-            ["predict", url, "-m", str(spec5), "-o", str(tmp_path / "r"), "-q", "--allow-remote", srv.host],
+            [
+                "predict",
+                url,
+                "-m",
+                str(spec5),
+                "-o",
+                str(tmp_path / "r"),
+                "-q",
+                "--allow-remote",
+                srv.host,
+            ],
         )
-        refused = runner.invoke(cli, ["predict", url, "-m", str(spec5), "-o", str(tmp_path / "r2"), "-q"])
+        refused = runner.invoke(
+            cli, ["predict", url, "-m", str(spec5), "-o", str(tmp_path / "r2"), "-q"]
+        )
         assert not srv.requests or all(r.path == "/scene.tif" for r in srv.requests)
         n_after_ok = len(srv.requests)
     assert ok.exit_code == 0, ok.output
@@ -170,7 +183,9 @@ def moto_s3(served: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = server_mod.ThreadedMotoServer(
+        ip_address="127.0.0.1", port=port, verbose=False
+    )
     server.start()
     for k, v in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -183,7 +198,9 @@ def moto_s3(served: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-u
         "AWS_EC2_METADATA_DISABLED": "true",
     }.items():
         monkeypatch.setenv(k, v)
-    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1")
+    client = boto3.client(
+        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1"
+    )
     client.create_bucket(Bucket="scenes")
     client.upload_file(str(served / "scene.tif"), "scenes", "nc/scene.tif")
     try:

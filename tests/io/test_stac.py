@@ -49,7 +49,9 @@ def test_item_with_band_cogs_predicts_the_multiband_mask(
 ) -> None:
     item = band_item(scene, tmp_path / "item")
     for inp, out in ((scene, "tif"), (item, "stac")):
-        res = run_predict(RunConfig(scenes=(str(inp),), model=str(spec5), out=str(tmp_path / out)))
+        res = run_predict(
+            RunConfig(scenes=(str(inp),), model=str(spec5), out=str(tmp_path / out))
+        )
         assert res.ok, [s.error for s in res.scenes]
     np.testing.assert_array_equal(_mask(tmp_path / "stac"), _mask(tmp_path / "tif"))
     doc = json.loads((tmp_path / "stac" / "run.json").read_text())
@@ -59,7 +61,9 @@ def test_item_with_band_cogs_predicts_the_multiband_mask(
     assert Path(s["dir"]).name == "nc-crop"
 
 
-def test_bands_matched_by_key_or_common_name_in_model_order(scene: Path, tmp_path: Path) -> None:
+def test_bands_matched_by_key_or_common_name_in_model_order(
+    scene: Path, tmp_path: Path
+) -> None:
     item = band_item(scene, tmp_path / "item")
     s = open_scene(item, band_names=["nir", "B1", "RED"])
     assert s.band_names == ("nir", "B1", "RED")
@@ -71,9 +75,11 @@ def test_bands_matched_by_key_or_common_name_in_model_order(scene: Path, tmp_pat
         open_scene(item, band_names=["coastal"])
 
 
-def test_different_resolutions_refused_or_resampled(scene: Path, tmp_path: Path) -> None:
+def test_different_resolutions_refused_or_resampled(
+    scene: Path, tmp_path: Path
+) -> None:
     item = band_item(scene, tmp_path / "item", coarse=("swir1",))
-    with pytest.raises(SceneReadError, match="different grids.*--stac-resample"):
+    with pytest.raises(SceneReadError, match=r"different grids.*--stac-resample"):
         open_scene(item, band_names=list(NAMES))
     s = open_scene(item, band_names=list(NAMES), stac_resample="nearest")
     with rasterio.open(scene) as ds:
@@ -82,7 +88,9 @@ def test_different_resolutions_refused_or_resampled(scene: Path, tmp_path: Path)
     assert s.read(s.grid.window).data.shape == (5, *s.grid.shape)
 
 
-def test_item_collection_expands_to_one_scene_per_item(scene: Path, spec5: Path, tmp_path: Path) -> None:
+def test_item_collection_expands_to_one_scene_per_item(
+    scene: Path, spec5: Path, tmp_path: Path
+) -> None:
     a = pystac.Item.from_file(band_item(scene, tmp_path / "a", item_id="a"))
     b = pystac.Item.from_file(band_item(scene, tmp_path / "b", item_id="b"))
     for it in (a, b):  # absolute hrefs: the collection file lies elsewhere
@@ -90,10 +98,16 @@ def test_item_collection_expands_to_one_scene_per_item(scene: Path, spec5: Path,
             asset.href = asset.get_absolute_href()
     coll = tmp_path / "items.json"
     pystac.ItemCollection([a, b]).save_object(str(coll))
-    assert expand_stac_items([str(coll), "x.tif"]) == (f"{coll}#a", f"{coll}#b", "x.tif")
+    assert expand_stac_items([str(coll), "x.tif"]) == (
+        f"{coll}#a",
+        f"{coll}#b",
+        "x.tif",
+    )
     with pytest.raises(SceneReadError, match="ItemCollection of 2 items"):
         open_scene(coll)
-    r = CliRunner().invoke(cli, ["predict", str(coll), "-m", str(spec5), "-o", str(tmp_path / "run"), "-q"])
+    r = CliRunner().invoke(
+        cli, ["predict", str(coll), "-m", str(spec5), "-o", str(tmp_path / "run"), "-q"]
+    )
     assert r.exit_code == 0, r.output
     assert [s["status"] for s in json.loads(r.stdout)["scenes"]] == ["done", "done"]
 
@@ -103,6 +117,8 @@ def test_not_a_stac_item_is_one_line(tmp_path: Path, spec5: Path) -> None:
     bad.write_text('{"type": "Feature"}')
     with pytest.raises(SceneReadError, match="not a STAC Item"):
         open_scene(bad)
-    r = CliRunner().invoke(cli, ["predict", str(bad), "-m", str(spec5), "-o", str(tmp_path / "r"), "-q"])
+    r = CliRunner().invoke(
+        cli, ["predict", str(bad), "-m", str(spec5), "-o", str(tmp_path / "r"), "-q"]
+    )
     assert r.exit_code == 1
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -75,7 +75,7 @@ def prioritize(
     .. versionadded:: 0.1
     """
     res = _prioritize(
-        run,
+        Path(run),
         budget,
         strategy=strategy,
         unit=unit,
@@ -85,7 +85,7 @@ def prioritize(
         spread=spread,
         pool_factor=pool_factor,
         balance_classes=balance_classes,
-        exclude=tuple(exclude),
+        exclude=tuple(Path(e) for e in exclude),
         min_valid=min_valid,
         max_pixels=max_pixels,
         cold_labels=cold_labels,
@@ -95,7 +95,7 @@ def prioritize(
     gdf.attrs.update(
         gpkg=str(res.gpkg),
         csv=str(res.csv),
-        priority=read_record(run).get("priority") or {},
+        priority=read_record(Path(run)).get("priority") or {},
     )
     return gdf
 
@@ -106,7 +106,11 @@ def run_classes(
     """Class names and project labels: of ``model``, else of the run the suggestions
     lie in (``RUN/SCENE/SCENE_predictions.gpkg``), else ``(None, [])``."""
     if model is not None:
-        spec = model if isinstance(model, ModelSpec) else load_spec(model, require_weights=False)
+        spec = (
+            model
+            if isinstance(model, ModelSpec)
+            else load_spec(Path(model), require_weights=False)
+        )
         return list(spec.class_names), list(spec.labels())
     run_dir = suggestions.resolve().parent.parent
     if not (run_dir / RUN_RECORD).is_file():
@@ -154,7 +158,11 @@ def accept(
         ipath, ilayer = _layer(inside, None)
         polys = read_labels(ipath, layer=ilayer)
         sugg_crs = read_labels(spath, layer=slayer).crs
-        if polys.crs is not None and sugg_crs is not None and not polys.crs.equals(sugg_crs):
+        if (
+            polys.crs is not None
+            and sugg_crs is not None
+            and not polys.crs.equals(sugg_crs)
+        ):
             polys = polys.to_crs(sugg_crs)
         area = shapely.union_all(polys.geometry.to_numpy())
     selection = Selection(
@@ -228,14 +236,14 @@ def train(
     if isinstance(model, ModelSpec):
         spec = model
     else:
-        spec = load_spec(model, require_weights=not from_scratch)
+        spec = load_spec(Path(model), require_weights=not from_scratch)
     out_path = Path(out)
     if out_path.suffix not in (".yaml", ".yml"):
         raise ConfigError(f"{str(out_path)!r}: the new spec must end in .yaml")
     sources: list[LabelSource] = (
         [labels] if isinstance(labels, (str, os.PathLike, tuple)) else list(labels)
     )
-    sc = open_model_scene(scene, spec, bands=tuple(bands) if bands else None)
+    sc = open_model_scene(os.fspath(scene), spec, bands=tuple(bands) if bands else None)
     lookup = class_lookup(spec.class_names, spec.labels())
     layers = []
     for src in sources:
@@ -292,7 +300,7 @@ def evaluate(
     ref, layer = _layer(reference, None)
     names = None
     if model is not None:
-        spec = model if isinstance(model, ModelSpec) else load_spec(model)
+        spec = model if isinstance(model, ModelSpec) else load_spec(Path(model))
         names = spec.class_names
     opts = EvalOptions(
         scene=scene,

@@ -17,7 +17,7 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import xarray as xr
 
@@ -109,7 +109,9 @@ def _scene_inputs(
     for i, s in enumerate(items):
         if isinstance(s, xr.DataArray):
             dst = out / "inputs" / f"{_array_name(s, i)}.tif"
-            paths.append(str(write_dataarray(s, dst, allow_pixel_space=allow_pixel_space)))
+            paths.append(
+                str(write_dataarray(s, dst, allow_pixel_space=allow_pixel_space))
+            )
         else:
             paths.append(os.fspath(s))
     return expand_stac_items(paths)
@@ -182,9 +184,21 @@ def predict(
         OutputExistsError: ``out`` holds another model's run and not ``overwrite``.
 
     Examples:
-        >>> run = geolabel.predict(scene_da, SPEC, tmp / "run")  # doctest: +SKIP
-        >>> run.to_dataset()["class"].dims  # doctest: +SKIP
-        ('y', 'x')
+        A dask-backed DataArray in, a lazy Dataset on the same grid out:
+
+        >>> import tempfile, pathlib, rioxarray, geolabel
+        >>> from geolabel.testing import make_scene, write_toy_spec
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> spec = write_toy_spec(tmp / "toy.yaml")
+        >>> da = rioxarray.open_rasterio(make_scene(tmp / "s.tif"), chunks=True)
+        >>> run = geolabel.predict(da.rename("s"), spec, tmp / "run")
+        >>> run.ok, run.scenes[0].outputs["mask"].name
+        (True, 's_mask.tif')
+        >>> ds = run.to_dataset()
+        >>> ds["class"].dims, ds["class"].shape, ds.rio.crs == da.rio.crs
+        (('y', 'x'), (100, 120), True)
+        >>> ds["probabilities"].dims, type(ds["probabilities"].data).__name__
+        (('class_name', 'y', 'x'), 'Array')
 
     .. versionadded:: 0.1
     """
@@ -222,4 +236,3 @@ def predict(
     )
     run_predict(config, progress=progress)
     return open_run(run_dir)
-

@@ -97,7 +97,10 @@ class Run:
                 )
             return self.scenes[0]
         for s in self.scenes:
-            if matches_scene(self.path, s.scene, name) or s.info.get("stac_item") == name:
+            if (
+                matches_scene(self.path, s.scene, name)
+                or s.info.get("stac_item") == name
+            ):
                 return s
         raise RunStateError(f"{self.path}: no scene {name!r}")
 
@@ -155,7 +158,10 @@ def _open_raster(path: Path, role: str, class_names: tuple[str, ...]) -> xr.Data
         else:
             da = da.rename(band="class_name")
     else:
-        measures = [str(d) if d else f"band{i + 1}" for i, d in enumerate(da.attrs.get("long_name", ()) or ())]
+        measures = [
+            str(d) if d else f"band{i + 1}"
+            for i, d in enumerate(da.attrs.get("long_name", ()) or ())
+        ]
         da = da.rename(band="measure")
         if len(measures) == da.sizes["measure"]:
             da = da.assign_coords(measure=measures)
@@ -168,10 +174,16 @@ def open_run(path: str | os.PathLike[str]) -> Run:
     """Read a run folder written by ``geolabel predict`` (or :func:`geolabel.predict`).
 
     Examples:
-        >>> import geolabel
-        >>> run = geolabel.open_run(RUN)  # doctest: +SKIP
-        >>> run.scenes[0].status  # doctest: +SKIP
-        'done'
+        >>> import tempfile, pathlib, geolabel
+        >>> from geolabel.testing import make_scene, write_toy_spec
+        >>> tmp = pathlib.Path(tempfile.mkdtemp())
+        >>> scene = make_scene(tmp / "a.tif", shape=(64, 80))
+        >>> _ = geolabel.predict(scene, write_toy_spec(tmp / "toy.yaml"), tmp / "run")
+        >>> run = geolabel.open_run(tmp / "run")
+        >>> [(s.scene, s.status) for s in run.scenes], run.class_names
+        ([('../a.tif', 'done')], ('class0', 'class1', 'class2'))
+        >>> sorted(run.to_dataset("a").data_vars)
+        ['class', 'confidence', 'probabilities', 'uncertainty']
 
     Raises:
         RunStateError: no ``run.json`` there, or not a run record.

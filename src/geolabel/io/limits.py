@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from geolabel.errors import ConfigError, ResourceLimitError, SceneReadError

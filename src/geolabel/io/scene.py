@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import warnings
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,7 +380,9 @@ def _check_and_validate(
             sample_format=1,
             compression=1 if comp is None else 2,
             block=(rows, cols),
-            planar=1 if ds.interleaving is None or ds.interleaving.name == "PIXEL" else 2,
+            planar=1
+            if ds.interleaving is None or ds.interleaving.name == "PIXEL"
+            else 2,
         )
         check_layout(p, layout, file_bytes=2**62, limits=lim)
     if ds.driver == "GTiff" and file_bytes is not None:

@@ -265,11 +265,13 @@ def stac_source(
             f"{resample!r} is not a resampling method ({', '.join(RESAMPLING)})"
         )
     scenes = {b[2]: open_asset(b[2]) for b in bands}
-    for (name, _, h, idx) in bands:
+    for name, _, h, idx in bands:
         if idx > len(scenes[h].bands):
             raise SceneReadError(f"{href}: band {name!r}: asset {h} has no band {idx}")
     grids = {s.grid for s in scenes.values()}
-    target = min(scenes.values(), key=lambda s: abs(s.grid.transform.a * s.grid.transform.e))
+    target = min(
+        scenes.values(), key=lambda s: abs(s.grid.transform.a * s.grid.transform.e)
+    )
     if len(grids) > 1:
         listed = "; ".join(f"{n}: {_grid_text(scenes[h])}" for n, _, h, _ in bands)
         if resample is None:
@@ -281,7 +283,9 @@ def stac_source(
         _check_same_extent(href, target, list(scenes.values()))
     dtype = np.result_type(*(np.dtype(s.dtype) for s in scenes.values())).name
     vrt = _vrt(target, bands, scenes, dtype, resample if len(grids) > 1 else None)
-    logger.debug("STAC item %s: %d bands from %d assets", item.id, len(bands), len(scenes))
+    logger.debug(
+        "STAC item %s: %d bands from %d assets", item.id, len(bands), len(scenes)
+    )
     return StacSource(
         href=href,
         item_id=item.id,
@@ -297,7 +301,9 @@ def _check_same_extent(href: str, target: Scene, scenes: list[Scene]) -> None:
     want = target.grid.bounds
     for s in scenes:
         if s.grid.crs != target.grid.crs:
-            raise SceneReadError(f"{href}: assets {s.path} and {target.path} differ in CRS")
+            raise SceneReadError(
+                f"{href}: assets {s.path} and {target.path} differ in CRS"
+            )
         if any(abs(a - b) > tol for a, b in zip(s.grid.bounds, want, strict=True)):
             raise SceneReadError(
                 f"{href}: asset {s.path} covers {s.grid.bounds}, not the extent of "
@@ -318,14 +324,18 @@ def _vrt(
     parts = [f'<VRTDataset rasterXSize="{cols}" rasterYSize="{rows}">']
     if target.grid.crs is not None:
         parts.append(f"<SRS>{escape(str(target.grid.crs))}</SRS>")
-    parts.append(f"<GeoTransform>{', '.join(repr(float(v)) for v in gt)}</GeoTransform>")
+    parts.append(
+        f"<GeoTransform>{', '.join(repr(float(v)) for v in gt)}</GeoTransform>"
+    )
     for i, (name, _, h, idx) in enumerate(bands, start=1):
         s = scenes[h]
         srows, scols = s.grid.shape
         nodata = "" if s.nodata is None else f"<NoDataValue>{s.nodata!r}</NoDataValue>"
         kind = "ComplexSource" if resample else "SimpleSource"
         method = f' resampling="{resample}"' if resample else ""
-        src_nodata = "" if s.nodata is None or not resample else f"<NODATA>{s.nodata!r}</NODATA>"
+        src_nodata = (
+            "" if s.nodata is None or not resample else f"<NODATA>{s.nodata!r}</NODATA>"
+        )
         parts.append(
             f'<VRTRasterBand dataType="{_GDAL_TYPES[dtype]}" band="{i}">'
             f"<Description>{escape(name)}</Description>{nodata}"

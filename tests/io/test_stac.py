@@ -122,3 +122,28 @@ def test_not_a_stac_item_is_one_line(tmp_path: Path, spec5: Path) -> None:
     )
     assert r.exit_code == 1
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_item_with_remote_assets_needs_their_host(scene: Path, tmp_path: Path) -> None:
+    from geolabel.errors import RemoteNotAllowedError
+    from geolabel.testing.range_server import serve_files
+
+    local = band_item(scene, tmp_path / "www")
+    with serve_files(tmp_path / "www") as srv:
+        item = pystac.Item.from_file(local)
+        for key, asset in item.assets.items():
+            asset.href = srv.url(f"{key}.tif")
+        remote = tmp_path / "remote-item.json"
+        item.save_object(include_self_link=False, dest_href=str(remote))
+        with pytest.raises(RemoteNotAllowedError, match=r"--allow-remote 127\.0\.0\.1"):
+            open_scene(remote, band_names=list(NAMES))
+        assert srv.requests == []
+        s = open_scene(remote, band_names=list(NAMES), allow_remote=[srv.host])
+        got = s.read(s.grid.window)
+        r = CliRunner().invoke(cli, ["info", str(remote), "--allow-remote", srv.host])
+        gets = [q for q in srv.requests if q.method == "GET"]
+    want = open_scene(scene).read(s.grid.window)
+    np.testing.assert_array_equal(got.data, want.data)
+    assert gets and all(q.range is not None for q in gets)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["stac_item"] == "nc-crop"

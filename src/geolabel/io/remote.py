@@ -13,7 +13,8 @@ Allowlist entries:
 * ``*`` allows every host and bucket.
 
 The GDAL settings of remote reads (:data:`REMOTE_GDAL_ENV`) are applied by
-:func:`remote_env` around every open of a remote dataset: no directory listing
+:func:`remote_env` around every open of and read from a remote dataset
+(:meth:`~geolabel.io.scene.Scene.open`, :meth:`~geolabel.io.scene.Scene.read`): no directory listing
 (``GDAL_DISABLE_READDIR_ON_OPEN``), only TIFF extensions, retries with a delay. GDAL
 asks for the file size with one ``HEAD`` request; every ``GET`` is a byte range. The S3 endpoint, credentials and addressing style come from the usual
 GDAL/AWS settings (``AWS_S3_ENDPOINT``, ``AWS_HTTPS``, ``AWS_VIRTUAL_HOSTING``,
@@ -58,7 +59,6 @@ REMOTE_GDAL_ENV: dict[str, Any] = {
     "GDAL_HTTP_RETRY_DELAY": 0.5,
     "GDAL_HTTP_TIMEOUT": 60,
     "GDAL_HTTP_CONNECTTIMEOUT": 15,
-    "GDAL_HTTP_MULTIRANGE": "SINGLE_GET",
     "GDAL_INGESTED_BYTES_AT_OPEN": 32768,
     "VSI_CACHE": "TRUE",
 }
@@ -208,13 +208,15 @@ def check_allowed(src: RemoteSource, allow: Iterable[str]) -> None:
 
 @contextlib.contextmanager
 def remote_env(path: object) -> Iterator[None]:
-    """:data:`REMOTE_GDAL_ENV` around a GDAL open of ``path`` (nothing for files).
+    """:data:`REMOTE_GDAL_ENV` around a GDAL open of ``path`` (nothing for local
+    files; a VRT document naming remote files gets it too).
 
     Remote files opened inside keep their settings (they are read when GDAL builds
     the file handle), so reads after the block are still range reads with retries.
     """
-    text = os.fspath(path) if isinstance(path, RemoteSource) else str(path)
-    if not (isinstance(path, RemoteSource) or "/vsicurl/" in text or "/vsis3/" in text):
+    # a STAC item's fspath is its VRT document, which names its remote assets
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    if not ("/vsicurl/" in text or "/vsis3/" in text):
         yield
         return
     with rasterio.Env(**REMOTE_GDAL_ENV):

@@ -139,13 +139,14 @@ class Scene:
         if inner.height == 0 or inner.width == 0:
             return TileRead(data, valid)
         ds = dataset if dataset is not None else self.open()
+        rw = RioWindow(inner.col_off, inner.row_off, inner.width, inner.height)
         try:
-            rw = RioWindow(inner.col_off, inner.row_off, inner.width, inner.height)
-            raw = ds.read(list(self.bands), window=rw)
-            ok = np.ones(inner.shape, dtype=bool)
-            if self.nodata_source == "mask":
-                ok &= ds.read_masks(self.bands[0], window=rw) > 0
-            elif self.nodata is not None:
+            with remote_env(self.path):  # a STAC VRT opens its remote assets lazily
+                raw = ds.read(list(self.bands), window=rw)
+                ok = np.ones(inner.shape, dtype=bool)
+                if self.nodata_source == "mask":
+                    ok &= ds.read_masks(self.bands[0], window=rw) > 0
+            if self.nodata is not None and self.nodata_source != "mask":
                 nd = self.nodata
                 bad = np.isnan(raw) if np.isnan(nd) else raw == nd
                 ok &= ~bad.any(axis=0)
@@ -340,7 +341,7 @@ def _open(
         )
         raise SceneReadError(f"{p}: not a readable GeoTIFF/COG{hint}: {errors[-1]}")
     try:
-        with ds:
+        with ds, remote_env(p):
             return _check_and_validate(
                 p, ds, bands, nodata, allow_pixel_space, lim, file_bytes
             )

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from geolabel.cli.main import cli
 from geolabel.config import RunConfig
-from geolabel.errors import RemoteNotAllowedError, SceneReadError
+from geolabel.errors import RemoteNotAllowedError, ResourceLimitError, SceneReadError
 from geolabel.io import scene as scene_mod
+from geolabel.io.limits import SceneLimits
 from geolabel.io.remote import RemoteSource, check_allowed, parse_source
 from geolabel.io.scene import open_scene
 from geolabel.pipeline import run_predict
@@ -219,3 +220,23 @@ def test_s3_cog_predicts_the_local_mask(
     assert doc["scenes"][0]["scene"] == moto_s3
     with pytest.raises(RemoteNotAllowedError):
         open_scene(moto_s3, allow_remote=("s3://other",))
+
+
+def test_remote_files_get_the_local_validation(served: Path, tmp_path: Path) -> None:
+    from geolabel.testing import make_scene
+
+    make_scene(served / "nocrs.tif", crs=None)
+    with serve_files(served) as srv:
+        allow = [srv.host]
+        with pytest.raises(SceneReadError) as missing:
+            open_scene(srv.url("missing.tif"), allow_remote=allow)
+        with pytest.raises(SceneReadError, match="no CRS"):
+            open_scene(srv.url("nocrs.tif"), allow_remote=allow)
+        with pytest.raises(ResourceLimitError, match="--limit pixels"):
+            open_scene(
+                srv.url("scene.tif"),
+                allow_remote=allow,
+                limits=SceneLimits(max_pixels=1000),
+            )
+    line = str(missing.value)
+    assert line.startswith(srv.url("missing.tif") + ": ") and "\n" not in line

@@ -123,3 +123,24 @@ def test_evaluate_and_prioritize_return_data(
     mask = cli_run / "scene" / "scene_mask.tif"
     scores = geolabel.evaluate(cli_run, mask)
     assert scores["miou"] == pytest.approx(1.0)
+
+
+def test_dataarray_without_spatial_dims_is_one_error(
+    spec5: Path, tmp_path: Path
+) -> None:
+    da = xr.DataArray(np.zeros((5, 8, 8), "float32"), dims=("band", "a", "b"))
+    with pytest.raises(SceneReadError, match="have no y/x"):
+        geolabel.predict(da, spec5, tmp_path / "r")
+
+
+def test_accept_returns_counts_and_refuses_bad_thresholds(
+    cli_run: Path, tmp_path: Path
+) -> None:
+    from geolabel.errors import ConfigError
+
+    sugg = cli_run / "scene" / "scene_predictions.gpkg"
+    first = geolabel.accept(sugg, tmp_path / "labels.gpkg", threshold=0.0)
+    again = geolabel.accept(sugg, tmp_path / "labels.gpkg", threshold=0.0)
+    assert first.added > 0 and again.added == 0 and again.duplicates == first.added
+    with pytest.raises(ConfigError, match=r"threshold=1\.5"):
+        geolabel.accept(sugg, tmp_path / "labels.gpkg", threshold=1.5)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import xarray as xr
+from rioxarray.exceptions import RioXarrayError
 
 from geolabel.api._run import Run, open_run
 from geolabel.config import RunConfig
@@ -60,7 +61,13 @@ def write_dataarray(
     p = Path(path)
     if da.ndim == 2:
         da = da.expand_dims("band")
-    if da.ndim != 3 or da.dims[1:] != (da.rio.y_dim, da.rio.x_dim):
+    try:
+        spatial = (da.rio.y_dim, da.rio.x_dim)
+    except RioXarrayError as err:
+        raise SceneReadError(
+            f"{da.name or 'DataArray'}: dims {da.dims} have no y/x: {err}"
+        ) from err
+    if da.ndim != 3 or da.dims[1:] != spatial:
         raise SceneReadError(
             f"{da.name or 'DataArray'}: dims {da.dims} are not (band, y, x)"
         )

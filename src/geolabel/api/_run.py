@@ -147,7 +147,8 @@ def _open_raster(path: Path, role: str, class_names: tuple[str, ...]) -> xr.Data
     da = rioxarray.open_rasterio(
         os.fspath(path), chunks=chunks, masked=False, lock=False
     )
-    assert isinstance(da, xr.DataArray)
+    if not isinstance(da, xr.DataArray):  # subdatasets: not a geolabel output
+        raise RunStateError(f"{path}: not a single raster ({role} output)")
     nodata = da.rio.nodata
     if role in ("mask", "confidence"):
         da = da.isel(band=0, drop=True)

@@ -451,7 +451,7 @@ def _validate(
                 f"{p}: declares no nodata but much of its border is 0 in every band; pass "
                 "--nodata 0 if that is fill",
                 NodataWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
     names = tuple(ds.descriptions[b - 1] for b in sel)
     logger.debug(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -147,3 +148,31 @@ def test_item_with_remote_assets_needs_their_host(scene: Path, tmp_path: Path) -
     assert gets and all(q.range is not None for q in gets)
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["stac_item"] == "nc-crop"
+
+
+def test_multiband_asset_bands_by_eo_bands_name(scene: Path, tmp_path: Path) -> None:
+    item = pystac.Item(
+        "multi",
+        geometry=None,
+        bbox=None,
+        datetime=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        properties={},
+    )
+    item.add_asset(
+        "image",
+        pystac.Asset(
+            href=str(scene),
+            media_type=pystac.MediaType.GEOTIFF,
+            extra_fields={
+                "eo:bands": [
+                    {"name": f"B{i + 1}", "common_name": n} for i, n in enumerate(NAMES)
+                ]
+            },
+        ),
+    )
+    path = tmp_path / "multi.json"
+    item.save_object(include_self_link=False, dest_href=str(path))
+    s = open_scene(path, band_names=["nir", "red"])
+    assert s.provenance["stac_assets"]["nir"] == {"asset": "image", "href": str(scene)}
+    with rasterio.open(scene) as ds:
+        np.testing.assert_array_equal(s.read(s.grid.window).data, ds.read([4, 3]))

@@ -78,6 +78,7 @@ def test_dataarray_in_dataset_out_equals_cli(
     assert set(ds.data_vars) == {"class", "confidence", "uncertainty", "probabilities"}
     assert all(isinstance(v.data, dsa.Array) for v in ds.data_vars.values())
     assert ds["class"].dims == ("y", "x")
+    assert list(ds["uncertainty"]["measure"].values) == ["entropy"]
     assert list(ds["probabilities"]["class_name"].values) == [
         "class0",
         "class1",

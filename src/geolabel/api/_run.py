@@ -159,10 +159,9 @@ def _open_raster(path: Path, role: str, class_names: tuple[str, ...]) -> xr.Data
         else:
             da = da.rename(band="class_name")
     else:
-        measures = [
-            str(d) if d else f"band{i + 1}"
-            for i, d in enumerate(da.attrs.get("long_name", ()) or ())
-        ]
+        long = da.attrs.get("long_name") or ()
+        described = [long] if isinstance(long, str) else list(long)
+        measures = [str(d) if d else f"band{i + 1}" for i, d in enumerate(described)]
         da = da.rename(band="measure")
         if len(measures) == da.sizes["measure"]:
             da = da.assign_coords(measure=measures)

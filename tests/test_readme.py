@@ -1,4 +1,5 @@
-"""The README walkthrough: every ```bash block of README.md runs, in order (issue 19).
+"""The README walkthrough: every ```bash and ```python block of README.md runs, in
+order (issues 19 and 17).
 
 A newcomer follows the README block by block; so does this test, on a temporary folder
 holding copies of the repo's shipped files. Commands run in process through the click
@@ -16,6 +17,8 @@ What the test changes, all listed here:
   rounds); the command is otherwise run as written.
 * A block preceded by ``<!-- readme-test: skip (why) -->`` is not run, and neither is a
   line ending in ``# illustrative``. Both markers are visible in README.md.
+* ```python blocks run in one namespace, in the same folder, after the bash blocks
+  above them (the notebook-style Python API example; its asserts are its promises).
 
 After each command the test asserts exit code 0 and what the README promises of it
 (``PROMISES``). Separately, every repo path the README names in backticks must exist.
@@ -93,10 +96,19 @@ ILLUSTRATIVE = "# illustrative"
 
 def bash_blocks(text: str) -> Iterator[tuple[int, list[str]]]:
     """``(line number, commands)`` of each ```bash block not marked to be skipped."""
+    for line_no, lang, body in fenced_blocks(text):
+        if lang == "bash":
+            yield line_no, _commands(body)
+
+
+def fenced_blocks(text: str) -> Iterator[tuple[int, str, list[str]]]:
+    """``(line number, language, lines)`` of each ```bash/```python block not marked
+    to be skipped, in document order."""
     lines = text.splitlines()
     i = 0
     while i < len(lines):
-        if lines[i].strip() != "```bash":
+        lang = lines[i].strip().removeprefix("```")
+        if not lines[i].strip().startswith("```") or lang not in ("bash", "python"):
             i += 1
             continue
         start = i
@@ -108,7 +120,7 @@ def bash_blocks(text: str) -> Iterator[tuple[int, list[str]]]:
             i += 1
         i += 1
         if not skip:
-            yield start + 1, _commands(body)
+            yield start + 1, lang, body
 
 
 def _commands(body: list[str]) -> list[str]:
@@ -224,8 +236,16 @@ def test_readme_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     runner = CliRunner()
     ran = 0
     took: dict[str, float] = {}
-    for line_no, commands in bash_blocks(README.read_text()):
-        for command in commands:
+    namespace: dict[str, object] = {"__name__": "readme"}
+    for line_no, lang, body in fenced_blocks(README.read_text()):
+        if lang == "python":
+            t0 = time.perf_counter()
+            code = compile("\n".join(body), f"README.md:{line_no + 1}", "exec")
+            exec(code, namespace)  # the block's asserts are what the README promises
+            took[f"python block at README.md:{line_no}"] = time.perf_counter() - t0
+            ran += 1
+            continue
+        for command in _commands(body):
             words = shlex.split(command, comments=True)
             comment = command.partition(" #")[2]
             program = PROGRAMS.get(words[0], "missing")

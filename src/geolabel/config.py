@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from geolabel.io.limits import SceneLimits
+from geolabel.io.remote import is_remote
 
 __all__ = ["RunConfig"]
 
@@ -51,6 +52,11 @@ class RunConfig:
             Not part of the output token: only finalize depends on it.
         limits: ``(name, value)`` overrides of the scene limits (``--limit``, see
             :class:`~geolabel.io.limits.SceneLimits`); not part of the output token.
+        allow_remote: hosts (``HOST``, ``HOST:PORT``) and buckets (``s3://BUCKET``)
+            remote scenes may be read from (see :mod:`geolabel.io.remote`); empty:
+            URLs are refused. Not part of the output token.
+        stac_resample: resample the assets of a STAC item that lie on different
+            grids to the finest with this method (``None``: refuse such items).
     """
 
     scenes: tuple[str, ...]
@@ -79,12 +85,18 @@ class RunConfig:
     cluster: str = "local"
     shard: str | None = None
     limits: tuple[tuple[str, float], ...] = ()
+    allow_remote: tuple[str, ...] = ()
+    stac_resample: Literal["nearest", "bilinear", "cubic", "average", "mode"] | None = (
+        None
+    )
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         d = asdict(self)
-        d["scenes"] = [str(Path(s).resolve()) for s in self.scenes]
+        d["scenes"] = [
+            s if is_remote(s) else str(Path(s).resolve()) for s in self.scenes
+        ]
         d["model"] = str(Path(self.model).resolve())
         d["out"] = str(Path(self.out).resolve())
         return d
@@ -109,6 +121,8 @@ class RunConfig:
             "model_uncertainty",
         )
         payload = {k: getattr(self, k) for k in keys} | resolved
+        if self.stac_resample is not None:  # absent from older tokens
+            payload["stac_resample"] = self.stac_resample
         if self.model_uncertainty == "mc-dropout":
             payload |= {"mc_passes": self.mc_passes, "seed": self.seed}
         text = json.dumps(payload, sort_keys=True, default=str)

@@ -27,6 +27,7 @@ __all__ = [
     "NodataWarning",
     "OutputExistsError",
     "RemoteModelError",
+    "RemoteNotAllowedError",
     "ResourceLimitError",
     "RunStateError",
     "SceneReadError",
@@ -49,6 +50,10 @@ class CRSMismatchError(GridError):
 
 class SceneReadError(GeolabelError, OSError):
     """A scene cannot be opened, validated or georeferenced."""
+
+
+class RemoteNotAllowedError(SceneReadError, PermissionError):
+    """A remote scene's host (or bucket) is not on the ``--allow-remote`` allowlist."""
 
 
 class ConfigError(GeolabelError, ValueError):

@@ -175,6 +175,7 @@ class _Bound:
             "nodata_source": self.scene.nodata_source,
             "tiles_shape": list(self.grid.shape),
             "dir": str(self.sdir),
+            **self.scene.provenance,
         }
 
 

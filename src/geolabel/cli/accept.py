@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -49,25 +48,6 @@ def _ids(value: str | None) -> frozenset[int] | None:
         raise click.BadParameter(
             f"{value!r} is not a comma-separated list of ids", param_hint="--ids"
         ) from None
-
-
-def _model_classes(
-    model: Path | None, suggestions: Path
-) -> tuple[list[str] | None, list[str | None]]:
-    """Class names and project labels: from ``--model``, else the run's run.json."""
-    if model is not None:
-        from geolabel.models.spec import load_spec
-
-        spec = load_spec(model, require_weights=False)
-        return list(spec.class_names), list(spec.labels())
-    from geolabel.io.run_record import RUN_RECORD, read_record
-
-    run_dir = suggestions.resolve().parent.parent
-    if not (run_dir / RUN_RECORD).is_file():
-        return None, []
-    recorded = read_record(run_dir).get("model") or {}
-    names = recorded.get("classes")
-    return (list(names) if names else None), list(recorded.get("labels") or [])
 
 
 @click.command()
@@ -131,34 +111,18 @@ def accept(
       geolabel accept run1/scene/scene_predictions.gpkg --ids 1,5,9 -o labels.gpkg
       geolabel accept run1/scene/scene_predictions.gpkg --inside area.gpkg -o labels.gpkg
     """
-    import shapely
-
-    from geolabel.labels import Selection, accept_suggestions, read_labels
+    from geolabel.api import accept as run_accept
 
     glob, per = _thresholds(thresholds)
-    area: Any = None
     spath, slayer = suggestions
-    if inside is not None:
-        polys = read_labels(inside[0], layer=inside[1])
-        sugg_crs = read_labels(spath, layer=slayer or "predictions").crs
-        if (
-            polys.crs is not None
-            and sugg_crs is not None
-            and not polys.crs.equals(sugg_crs)
-        ):
-            polys = polys.to_crs(sugg_crs)
-        area = shapely.union_all(polys.geometry.to_numpy())
-    selection = Selection(
-        threshold=glob, class_thresholds=per, ids=_ids(ids), inside=area
-    )
-    classes, class_labels = _model_classes(model, Path(spath))
-    result = accept_suggestions(
-        spath,
+    result = run_accept(
+        (spath, slayer or "predictions"),
         labels,
-        selection=selection,
-        suggestions_layer=slayer or "predictions",
+        threshold=glob,
+        class_thresholds=per,
+        ids=sorted(i) if (i := _ids(ids)) is not None else None,
+        inside=inside,
         labels_layer=labels_layer,
-        classes=classes,
-        class_labels=class_labels,
+        model=model,
     )
     click.echo(json.dumps(result.to_dict()))

@@ -75,22 +75,20 @@ def evaluate(
       geolabel evaluate tiles/run1 strata.tif --class-offset -1
       geolabel evaluate tiles/run1 labels.gpkg:polygons --class-field label
     """
-    from geolabel.evaluation import EvalOptions, format_table
-    from geolabel.evaluation import evaluate as run_eval
-    from geolabel.models.spec import load_spec
+    from geolabel.api import evaluate as run_eval
+    from geolabel.evaluation import format_table
     from geolabel.simulation._report import write_json
 
-    ref, layer = parse_layer_path(reference)
-    names = load_spec(model).class_names if model else None
-    opts = EvalOptions(
+    scores = run_eval(
+        prediction,
+        parse_layer_path(reference),
+        kind=kind,
         scene=scene,
-        class_names=names,
-        reference_layer=layer,
+        model=model,
         class_field=class_field,
         class_offset=class_offset,
         point_buffer=point_buffer,
     )
-    scores = run_eval(prediction, ref, kind=kind, options=opts)
     if out is not None:
         write_json(scores, out)
     tabular = "confusion_matrix" in scores or scores.get("kind") == "boxes"

@@ -3,7 +3,8 @@
 Options: ``--model``, ``--out``, ``--tile-size``, ``--overlap``, ``--batch-size``,
 ``--bands``, ``--nodata``, ``--allow-vrt``, ``--allow-pixel-space``, ``--device``,
 ``--precision``, ``--overwrite``, ``--retry-failed``, ``--uncertainty``,
-``--model-uncertainty``, ``--mc-passes``, ``--seed``, ``--compress``, ``--limit``.
+``--model-uncertainty``, ``--mc-passes``, ``--seed``, ``--compress``, ``--limit``,
+``--allow-remote``, ``--stac-resample``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ def _limits(
         return parse_limits(value)
     except ConfigError as err:
         raise click.BadParameter(str(err), ctx=ctx, param=param) from err
+
+
+def _tuple(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -179,6 +186,22 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Raise or lower a scene limit (repeatable): bands (1024), pixels "
             "(1e10), tiles (1e6), ratio (declared/file bytes, 1000), block-mib "
             "(compressed strip or tile, 64), scene-seconds (86400).",
+        ),
+        click.option(
+            "--allow-remote",
+            "allow_remote",
+            multiple=True,
+            metavar="HOST",
+            callback=_tuple,
+            help="Read https:// scenes from HOST (or HOST:PORT) and s3:// scenes from "
+            "s3://BUCKET, with byte-range requests (repeatable; * for any). Without "
+            "it, URLs are refused.",
+        ),
+        click.option(
+            "--stac-resample",
+            type=click.Choice(["nearest", "bilinear", "cubic", "average", "mode"]),
+            help="Resample the band assets of a STAC item that lie on different grids "
+            "to the finest [default: refuse such items].",
         ),
     ]
     for opt in reversed(opts):

@@ -18,7 +18,7 @@ def report(result: Any, quiet: bool) -> None:
     """Print per-scene status (stderr) and the run summary (stdout, JSON)."""
     for s in result.scenes:
         if s.status != "done":
-            click.echo(error_line(s.error or s.status, Path(s.scene)), err=True)
+            click.echo(error_line(s.error or s.status, s.scene), err=True)
     summary = {
         "run": str(result.run_json),
         "scenes": [
@@ -30,7 +30,7 @@ def report(result: Any, quiet: bool) -> None:
 
 
 @click.command()
-@click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("scenes", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option(
     "-m",
     "--model",
@@ -65,12 +65,16 @@ def report(result: Any, quiet: bool) -> None:
 def predict(
     ctx: click.Context,
     /,
-    scenes: tuple[Path, ...],
+    scenes: tuple[str, ...],
     model: Path,
     out: Path,
     **opts: Any,
 ) -> None:
     """Run MODEL over SCENES, stitch the tiles and write COGs, vectors and run.json.
+
+    A scene is a GeoTIFF/COG, an https:// or s3:// URL of one (with --allow-remote),
+    or a STAC Item / ItemCollection JSON whose assets are the bands (ITEMS.json#ID
+    for one item).
 
     Re-running the same command resumes: finished tiles are not redone. A bad scene is
     reported and the others finish; the exit code is 1 if any scene failed.
@@ -81,6 +85,8 @@ def predict(
       geolabel predict a.tif b.tif -m spec.yaml -o tiles/run2 --nodata 0 --overlap 64
       geolabel predict a.tif -m spec.yaml -o tiles/run3 --cluster slurm:configs/cluster/slurm.yaml
       geolabel predict a.tif -m spec.yaml -o tiles/run4 --shard auto   # in an sbatch --array job
+      geolabel predict https://example.com/cog.tif -m spec.yaml -o tiles/run5 --allow-remote example.com
+      geolabel predict item.json -m spec.yaml -o tiles/run6 --stac-resample bilinear
 
     On SIGTERM (preemption) the run records the finished batches and exits with
     status 75 within 30 s; the same command resumes.
@@ -104,8 +110,10 @@ def predict(
             "empty OUT once before submitting",
             param_hint="--shard",
         )
+    from geolabel.io.stac import expand_stac_items
+
     config = RunConfig(
-        scenes=tuple(str(s) for s in scenes), model=str(model), out=str(out), **opts
+        scenes=expand_stac_items(scenes), model=str(model), out=str(out), **opts
     )
     bar = ProgressBar(quiet)
     try:

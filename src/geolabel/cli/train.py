@@ -124,36 +124,13 @@ def train(
       geolabel train scene.tif --labels pts.gpkg --point-buffer 1 -m base.yaml \\
           -o models/scratch.yaml --from-scratch --steps 400
     """
-    from geolabel.execution.plan import open_model_scene
-    from geolabel.labels import (
-        class_lookup,
-        merge_labels,
-        rasterize_labels,
-        read_labels,
-    )
+    from geolabel.api import train as run_train
     from geolabel.models.spec import load_spec
-    from geolabel.train import FitConfig, train_model
+    from geolabel.train import FitConfig
 
     spec = load_spec(model, require_weights=not from_scratch)
     if out.suffix not in (".yaml", ".yml"):
         raise click.BadParameter(f"{str(out)!r} must end in .yaml", param_hint="--out")
-    sc = open_model_scene(scene, spec, bands=bands)
-    lookup = class_lookup(spec.class_names, spec.labels())
-    target = merge_labels(
-        *(
-            rasterize_labels(
-                read_labels(p, layer=layer),
-                sc.grid,
-                num_classes=spec.num_classes,
-                class_field=class_field,
-                lookup=lookup,
-                class_offset=class_offset,
-                point_buffer=point_buffer,
-                source=f"{p}:{layer or ''}",
-            )
-            for p, layer in labels
-        )
-    )
     config = FitConfig(
         steps=steps,
         batch_size=batch_size,
@@ -179,15 +156,19 @@ def train(
         bar.update(step - bar.n)
 
     try:
-        result = train_model(
-            sc,
-            target,
+        result = run_train(
+            scene,
+            list(labels),
             spec,
             out,
-            config,
+            class_field=class_field,
+            class_offset=class_offset,
+            point_buffer=point_buffer,
             from_scratch=from_scratch,
+            config=config,
             name=name,
             version=version,
+            bands=bands,
             overwrite=overwrite,
             progress=progress,
         )

@@ -22,6 +22,7 @@ from geolabel.execution.tile_loop import batches_of
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.limits import SceneLimits, check_tiles
 from geolabel.io.scene import Scene, open_scene
+from geolabel.io.stac import Resampling
 from geolabel.models.scaling import scaling_problem
 from geolabel.models.spec import ModelSpec
 
@@ -83,11 +84,13 @@ def open_model_scene(
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
     limits: SceneLimits | None = None,
+    allow_remote: tuple[str, ...] = (),
+    stac_resample: Resampling | None = None,
 ) -> Scene:
     """Open a scene with the bands ``spec`` needs (:func:`resolve_bands`), in model order.
 
     The file is opened once to learn its bands, then with the chosen ones (nodata and
-    mask handling depend on them).
+    mask handling depend on them). A STAC item gives the spec's bands, by name.
 
     Raises:
         SceneReadError: see :func:`~geolabel.io.scene.open_scene`; bands that do not fit.
@@ -97,6 +100,9 @@ def open_model_scene(
         "allow_vrt": allow_vrt,
         "allow_pixel_space": allow_pixel_space,
         "limits": limits,
+        "allow_remote": allow_remote,
+        "stac_resample": stac_resample,
+        "band_names": spec.input.bands,
     }
     base = open_scene(path, **kw)
     return open_scene(path, bands=resolve_bands(base, spec, bands), **kw)
@@ -112,6 +118,8 @@ def open_run_scene(path: str | Path, spec: ModelSpec, config: RunConfig) -> Scen
         allow_vrt=config.allow_vrt,
         allow_pixel_space=config.allow_pixel_space,
         limits=config.scene_limits(),
+        allow_remote=config.allow_remote,
+        stac_resample=config.stac_resample,
     )
 
 

@@ -11,10 +11,10 @@ default and a name; the error names the limit and how to lift it
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from geolabel.errors import ConfigError, ResourceLimitError, SceneReadError
@@ -136,7 +136,7 @@ def parse_limits(values: Iterable[str]) -> tuple[tuple[str, float], ...]:
 
 
 def _refuse(
-    path: Path, what: str, name: str, needed: float, advice: str = ""
+    path: os.PathLike[str], what: str, name: str, needed: float, advice: str = ""
 ) -> ResourceLimitError:
     lift = f"{needed:.0f}" if needed >= 10 else f"{needed:g}"
     return ResourceLimitError(
@@ -146,7 +146,7 @@ def _refuse(
 
 
 def check_counts(
-    path: Path,
+    path: os.PathLike[str],
     *,
     bands: int,
     shape: tuple[int, int],
@@ -177,7 +177,7 @@ def check_counts(
         )
 
 
-def check_tiles(path: Path, tiles: int, limits: SceneLimits) -> None:
+def check_tiles(path: os.PathLike[str], tiles: int, limits: SceneLimits) -> None:
     """Refuse a tile grid with more tiles than ``limits.max_tiles``.
 
     Raises:
@@ -193,7 +193,7 @@ def check_tiles(path: Path, tiles: int, limits: SceneLimits) -> None:
         )
 
 
-def check_time(path: Path, deadline: float, limits: SceneLimits) -> None:
+def check_time(path: os.PathLike[str], deadline: float, limits: SceneLimits) -> None:
     """Refuse to go on with a scene past its ``deadline`` (``time.monotonic()``).
 
     Raises:
@@ -209,7 +209,7 @@ def check_time(path: Path, deadline: float, limits: SceneLimits) -> None:
         )
 
 
-def check_dtypes(path: Path, dtypes: Iterable[str]) -> None:
+def check_dtypes(path: os.PathLike[str], dtypes: Iterable[str]) -> None:
     """Refuse data types outside :data:`ALLOWED_DTYPES` (complex ones above all).
 
     Raises:
@@ -225,7 +225,7 @@ def check_dtypes(path: Path, dtypes: Iterable[str]) -> None:
 
 
 def check_size(
-    path: Path, *, declared_bytes: int, file_bytes: int, limits: SceneLimits
+    path: os.PathLike[str], *, declared_bytes: int, file_bytes: int, limits: SceneLimits
 ) -> None:
     """Refuse a file that declares far more pixel bytes than it holds.
 
@@ -246,7 +246,7 @@ def check_size(
 
 
 def check_layout(
-    path: Path, layout: TiffLayout, *, file_bytes: int, limits: SceneLimits
+    path: os.PathLike[str], layout: TiffLayout, *, file_bytes: int, limits: SceneLimits
 ) -> None:
     """Refuse a TIFF layout beyond ``limits`` (from the header alone).
 

@@ -117,7 +117,7 @@ def to_record_paths(run_dir: str | Path, doc: Mapping[str, Any]) -> dict[str, An
         out = dict(entry)
         for k in keys:
             v = out.get(k)
-            if isinstance(v, str) and v:
+            if isinstance(v, str) and v and not _is_url(v):
                 out[k] = record_path(run_dir, resolve_path(run_dir, v))
         return out
 

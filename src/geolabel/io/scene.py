@@ -4,14 +4,20 @@ A :class:`Scene` is a validated handle on a GeoTIFF/COG (or, when allowed, a VRT
 :class:`~geolabel.grid.SceneGrid`, the selected bands, how nodata is known, and
 windowed reads that return the pixels plus a valid-data mask. Whole-scene arrays exist
 only lazily (:meth:`Scene.to_dataarray`).
+
+A scene is a local file, a remote COG (``https://...``, ``s3://...``; read with byte
+ranges from allowlisted hosts only, see :mod:`geolabel.io.remote`) or a STAC item whose
+assets are the bands (see :mod:`geolabel.io.stac`).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,7 +37,7 @@ from geolabel.errors import (
     innermost_cause,
 )
 from geolabel.grid import SceneGrid, TileGrid, Window
-from geolabel.io._tiff_header import read_tiff_layout
+from geolabel.io._tiff_header import TiffLayout, read_tiff_layout
 from geolabel.io.limits import (
     SceneLimits,
     check_counts,
@@ -39,15 +45,19 @@ from geolabel.io.limits import (
     check_layout,
     check_size,
 )
+from geolabel.io.remote import RemoteSource, check_allowed, parse_source, remote_env
+from geolabel.io.stac import Resampling, StacSource, is_stac_path, stac_source
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["NodataSource", "Scene", "TileRead", "open_scene"]
+__all__ = ["NodataSource", "Scene", "ScenePath", "TileRead", "open_scene"]
 
 logger = logging.getLogger(__name__)
 
 NodataSource = Literal["metadata", "mask", "user", "none"]
+#: Where a scene's pixels are: a file, a URL, or a STAC item (a VRT over its assets).
+ScenePath = Path | RemoteSource | StacSource
 
 #: Drivers geolabel opens untrusted files with. VRT is added only on request: a VRT can
 #: point at any file or URL the process can reach.
@@ -68,7 +78,8 @@ class Scene:
     """A validated input scene.
 
     Attributes:
-        path: the file.
+        path: the file, the URL (:class:`~geolabel.io.remote.RemoteSource`) or the
+            STAC item (:class:`~geolabel.io.stac.StacSource`); ``str()`` names it.
         grid: its pixel grid.
         bands: 1-based band indexes read, in model order.
         band_names: the file's band descriptions for those bands (may be ``None``).
@@ -81,7 +92,7 @@ class Scene:
     .. versionadded:: 0.1
     """
 
-    path: Path
+    path: ScenePath
     grid: SceneGrid
     bands: tuple[int, ...]
     band_names: tuple[str | None, ...]
@@ -101,9 +112,20 @@ class Scene:
         stem = self.path.stem
         return stem.replace(".", "_") if stem.strip(".") == "" else stem
 
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What the run record keeps of the source: the URL, or the STAC item id and
+        its band assets (empty for a local file)."""
+        if isinstance(self.path, StacSource):
+            return self.path.provenance()
+        if isinstance(self.path, RemoteSource):
+            return {"url": self.path.url}
+        return {}
+
     def open(self) -> Any:
         """A fresh rasterio dataset (one per thread; close it after use)."""
-        return rasterio.open(self.path, driver=self.driver)
+        with remote_env(self.path):
+            return rasterio.open(self.path, driver=self.driver)
 
     def read(self, window: Window, *, dataset: Any | None = None) -> TileRead:
         """Read a window that may reach outside the scene (outside pixels are invalid).
@@ -117,13 +139,14 @@ class Scene:
         if inner.height == 0 or inner.width == 0:
             return TileRead(data, valid)
         ds = dataset if dataset is not None else self.open()
+        rw = RioWindow(inner.col_off, inner.row_off, inner.width, inner.height)
         try:
-            rw = RioWindow(inner.col_off, inner.row_off, inner.width, inner.height)
-            raw = ds.read(list(self.bands), window=rw)
-            ok = np.ones(inner.shape, dtype=bool)
-            if self.nodata_source == "mask":
-                ok &= ds.read_masks(self.bands[0], window=rw) > 0
-            elif self.nodata is not None:
+            with remote_env(self.path):  # a STAC VRT opens its remote assets lazily
+                raw = ds.read(list(self.bands), window=rw)
+                ok = np.ones(inner.shape, dtype=bool)
+                if self.nodata_source == "mask":
+                    ok &= ds.read_masks(self.bands[0], window=rw) > 0
+            if self.nodata is not None and self.nodata_source != "mask":
                 nd = self.nodata
                 bad = np.isnan(raw) if np.isnan(nd) else raw == nd
                 ok &= ~bad.any(axis=0)
@@ -150,7 +173,10 @@ class Scene:
         chunks: Any = True
         if tiles is not None:
             chunks = {"band": -1, "y": tiles.chunks[0], "x": tiles.chunks[1]}
-        da = rioxarray.open_rasterio(self.path, chunks=chunks, masked=False, lock=False)
+        with remote_env(self.path):
+            da = rioxarray.open_rasterio(
+                os.fspath(self.path), chunks=chunks, masked=False, lock=False
+            )
         out: xr.DataArray = da.sel(band=list(self.bands))  # type: ignore[union-attr,assignment]
         return out
 
@@ -167,6 +193,26 @@ def _zero_filled_cached(
             logger.debug("%s: border not checked for zero fill: %s", path, err)
             return False
 
+
+def _zero_filled(
+    p: ScenePath, ds: Any, version: tuple[str, int, int], bands: tuple[int, ...]
+) -> bool:
+    """:func:`_looks_zero_filled` of a file (cached per version) or of an open remote
+    or STAC dataset (cached per name: each check is a few range requests)."""
+    if isinstance(p, Path):
+        return _zero_filled_cached(*version, bands)
+    key = (version[0], bands)
+    if key not in _ZERO_FILLED_REMOTE:
+        try:
+            _ZERO_FILLED_REMOTE[key] = _looks_zero_filled(ds, list(bands))
+        except RasterioIOError as err:
+            logger.debug("%s: border not checked for zero fill: %s", p, err)
+            _ZERO_FILLED_REMOTE[key] = False
+    return _ZERO_FILLED_REMOTE[key]
+
+
+#: :func:`_zero_filled` of remote and STAC scenes, by name and bands.
+_ZERO_FILLED_REMOTE: dict[tuple[str, tuple[int, ...]], bool] = {}
 
 #: ``(path, mtime_ns, size)`` of the files the zero-border warning was given for.
 _WARNED_ZERO_BORDER: set[tuple[str, int, int]] = set()
@@ -190,13 +236,16 @@ def _looks_zero_filled(ds: Any, bands: list[int]) -> bool:
 
 
 def open_scene(
-    path: str | Path,
+    path: str | os.PathLike[str],
     *,
     bands: tuple[int, ...] | list[int] | None = None,
     nodata: float | None = None,
     allow_vrt: bool = False,
     allow_pixel_space: bool = False,
     limits: SceneLimits | None = None,
+    allow_remote: Iterable[str] = (),
+    band_names: Sequence[str] | None = None,
+    stac_resample: Resampling | None = None,
 ) -> Scene:
     """Open and validate a scene.
 
@@ -204,38 +253,81 @@ def open_scene(
     and before any pixel is read (see :mod:`geolabel.io.limits`).
 
     Args:
-        path: a GeoTIFF or COG (a VRT only with ``allow_vrt``).
+        path: a GeoTIFF or COG (a VRT only with ``allow_vrt``); an ``https://`` or
+            ``s3://`` URL of one (``allow_remote`` must name its host or bucket); or a
+            STAC Item JSON (``item.json``, ``items.json#ITEM_ID`` for one item of an
+            ItemCollection) whose assets are the bands.
         bands: 1-based band indexes in the order the model wants; all by default.
         nodata: override the nodata value (for files that have fill but declare none).
         allow_vrt: accept VRT files (they can reference arbitrary files).
         allow_pixel_space: accept files without a CRS (outputs are in pixel space).
         limits: bands, pixels, compression ratio and block size a file may declare
             (default: :class:`~geolabel.io.limits.SceneLimits`).
+        allow_remote: hosts (and ``s3://BUCKET``) remote scenes may be read from
+            (see :mod:`geolabel.io.remote`); empty: no network reads.
+        band_names: for a STAC item, the bands to take, in order, matched to asset
+            keys or ``eo:bands`` names (default: every GeoTIFF asset).
+        stac_resample: for a STAC item whose assets lie on different grids, resample
+            them to the finest with this method (default: refuse such items).
 
     Raises:
         SceneReadError: missing/unreadable file, a driver not on the allowlist, no
             CRS, a rotated transform or GCP-only georeferencing, bad band indexes,
-            a complex or unknown data type.
+            a complex or unknown data type, a STAC item whose bands cannot be found.
+        RemoteNotAllowedError: a URL whose host is not on ``allow_remote``.
         ResourceLimitError: the file declares more than ``limits`` allow.
 
     .. versionadded:: 0.1
     """
-    p = Path(path)
+    lim = limits if limits is not None else SceneLimits()
+    src = parse_source(path)
+    allow = tuple(allow_remote)
+    if isinstance(src, RemoteSource):
+        check_allowed(src, allow)
+        return _open(src, ("GTiff",), bands, nodata, allow_pixel_space, lim, None)
+    if is_stac_path(src):
+        item = stac_source(
+            src,
+            band_names=band_names,
+            resample=stac_resample,
+            open_asset=lambda href: open_scene(
+                href,
+                nodata=nodata,
+                allow_pixel_space=allow_pixel_space,
+                limits=lim,
+                allow_remote=allow,
+            ),
+        )
+        return _open(item, ("VRT",), bands, nodata, allow_pixel_space, lim, None)
+    p = src
     if not p.exists():
         raise SceneReadError(f"{p}: no such file")
     if p.is_dir():
         raise SceneReadError(f"{p}: is a directory, not a raster file")
-    lim = limits if limits is not None else SceneLimits()
     file_bytes = p.stat().st_size
     layout = read_tiff_layout(p)
     if layout is not None:
         check_layout(p, layout, file_bytes=file_bytes, limits=lim)
     drivers = list(SAFE_DRIVERS) + (["VRT"] if allow_vrt else [])
+    return _open(p, drivers, bands, nodata, allow_pixel_space, lim, file_bytes)
+
+
+def _open(
+    p: ScenePath,
+    drivers: Sequence[str],
+    bands: tuple[int, ...] | list[int] | None,
+    nodata: float | None,
+    allow_pixel_space: bool,
+    lim: SceneLimits,
+    file_bytes: int | None,
+) -> Scene:
+    """Open ``p`` with the first of ``drivers`` that reads it, then validate it."""
     ds = None
     errors = []
     for driver in drivers:
         try:
-            ds = rasterio.open(p, driver=driver)
+            with remote_env(p):
+                ds = rasterio.open(p, driver=driver)
             break
         except (RasterioError, UnicodeDecodeError) as err:
             # GDAL quotes the (possibly shortened) path again: say it once
@@ -244,13 +336,15 @@ def open_scene(
     if ds is None:
         hint = (
             " (VRT files need --allow-vrt)"
-            if p.suffix.lower() == ".vrt" and not allow_vrt
+            if p.suffix.lower() == ".vrt" and "VRT" not in drivers
             else ""
         )
         raise SceneReadError(f"{p}: not a readable GeoTIFF/COG{hint}: {errors[-1]}")
     try:
-        with ds:
-            return _check_and_validate(p, ds, bands, nodata, allow_pixel_space, lim)
+        with ds, remote_env(p):
+            return _check_and_validate(
+                p, ds, bands, nodata, allow_pixel_space, lim, file_bytes
+            )
     except GeolabelError:
         raise
     except (RasterioError, UnicodeDecodeError, ValueError) as err:
@@ -261,25 +355,45 @@ def open_scene(
 
 
 def _check_and_validate(
-    p: Path,
+    p: ScenePath,
     ds: Any,
     bands: tuple[int, ...] | list[int] | None,
     nodata: float | None,
     allow_pixel_space: bool,
     lim: SceneLimits,
+    file_bytes: int | None,
 ) -> Scene:
-    """The limits GDAL's view of the file must meet, then :func:`_validate`."""
-    file_bytes = p.stat().st_size
+    """The limits GDAL's view of the file must meet, then :func:`_validate`.
+
+    ``file_bytes`` is ``None`` where the size is not known without another request
+    (remote files, STAC items): the compression-ratio check is then left out, and a
+    remote file's block layout is taken from GDAL instead of the TIFF header.
+    """
     check_counts(p, bands=ds.count, shape=(ds.height, ds.width), limits=lim)
     check_dtypes(p, ds.dtypes)
-    if ds.driver == "GTiff":
+    if isinstance(p, RemoteSource):
+        rows, cols = ds.block_shapes[0]
+        comp = ds.compression
+        layout = TiffLayout(
+            shape=(ds.height, ds.width),
+            samples=ds.count,
+            bits=np.dtype(ds.dtypes[0]).itemsize * 8,
+            sample_format=1,
+            compression=1 if comp is None else 2,
+            block=(rows, cols),
+            planar=1
+            if ds.interleaving is None or ds.interleaving.name == "PIXEL"
+            else 2,
+        )
+        check_layout(p, layout, file_bytes=2**62, limits=lim)
+    if ds.driver == "GTiff" and file_bytes is not None:
         declared = sum(np.dtype(t).itemsize for t in ds.dtypes) * ds.height * ds.width
         check_size(p, declared_bytes=declared, file_bytes=file_bytes, limits=lim)
     return _validate(p, ds, bands, nodata, allow_pixel_space)
 
 
 def _validate(
-    p: Path,
+    p: ScenePath,
     ds: Any,
     bands: tuple[int, ...] | list[int] | None,
     nodata: float | None,
@@ -321,10 +435,13 @@ def _validate(
         source, nd = "mask", None
     else:
         source, nd = "none", None
-        st = p.stat()
-        version = (str(p.resolve()), st.st_mtime_ns, st.st_size)
-        if version not in _WARNED_ZERO_BORDER and _zero_filled_cached(
-            *version, tuple(sel)
+        if isinstance(p, Path):
+            st = p.stat()
+            version = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        else:  # a URL or a STAC item: the name stands for the version
+            version = (str(p), 0, 0)
+        if version not in _WARNED_ZERO_BORDER and _zero_filled(
+            p, ds, version, tuple(sel)
         ):
             # once per file version: a run opens a scene 2-4 times (bands, the
             # precision check, the run, finalize), and Python's own once-per-location
@@ -334,7 +451,7 @@ def _validate(
                 f"{p}: declares no nodata but much of its border is 0 in every band; pass "
                 "--nodata 0 if that is fill",
                 NodataWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
     names = tuple(ds.descriptions[b - 1] for b in sel)
     logger.debug(

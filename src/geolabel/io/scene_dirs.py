@@ -41,7 +41,7 @@ class SceneDirs:
 
     def folder(self, scene: Scene) -> Path:
         """The folder of ``scene`` (assigned on first use)."""
-        key = scene_key(self.out, record_path(self.out, scene.path))
+        key = scene_key(self.out, record_path(self.out, str(scene.path)))
         if key not in self.recorded:
             taken = set(self.recorded.values())
             name, k = scene.name, 0

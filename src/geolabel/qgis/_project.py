@@ -111,6 +111,11 @@ def build_groups(
             elif p.suffix == ".gpkg":
                 g.layers.extend(_vector_layers(role, p, name, class_colours))
         g.layers.sort(key=lambda lyr: _order(lyr.role))
+        base = scene_path.split("#", 1)[0]
+        if "://" in scene_path or base.lower().endswith(".json"):
+            # a URL or a STAC item: not read again for a preview layer
+            groups.append(g)
+            continue
         g.layers.append(
             ProjectLayer(
                 "scene",

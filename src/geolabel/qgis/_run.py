@@ -175,7 +175,8 @@ def recorded_scenes(run_dir: Path, doc: Mapping[str, Any]) -> list[SceneOutputs]
             continue
         folder = resolve_path(run_dir, s["dir"]) if s.get("dir") else None
         name = (folder or Path(next(iter(outs.values()))).parent).name
-        scene = str(resolve_path(run_dir, str(s["scene"])))
+        recorded = str(s["scene"])  # URLs stay URLs (a Path would mangle https://)
+        scene = recorded if "://" in recorded else str(resolve_path(run_dir, recorded))
         scenes.append((name, scene, outs, s.get("bands")))
     return scenes
 

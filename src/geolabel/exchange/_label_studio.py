@@ -181,8 +181,8 @@ def _scene_tasks(
             continue
         name = f"{scene.name}_r{win.row_off:06d}_c{win.col_off:06d}.png"
         _write_png(out / "images" / name, scene, win, rgb, lo, hi)
-        ref = ChipRef(
-            str(scene.path.resolve()),
+        ref = ChipRef(  # a local scene by absolute path, a URL or STAC item as given
+            str(scene.path.resolve() if isinstance(scene.path, Path) else scene.path),
             (win.row_off, win.col_off, win.height, win.width),
             t,
             grid.crs,

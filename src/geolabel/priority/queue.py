@@ -40,7 +40,13 @@ from geolabel.io.run_record import resolve_path
 from geolabel.priority.footprints import read_labelled_classes, to_crs, transformer
 from geolabel.priority.regions import SceneRun, _band_of
 from geolabel.priority.strategy import SelectionContext, parse_strategy, select_units
-from geolabel.priority.units import UnitMap, UnitStats, pool_units, unit_map
+from geolabel.priority.units import (
+    UnitMap,
+    UnitStats,
+    context_mean,
+    pool_units,
+    unit_map,
+)
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
 __all__ = ["SceneUnits", "scene_units", "unit_queue"]
@@ -123,6 +129,7 @@ def scene_units(
     measure: str | None,
     labelled: list[tuple[Any, int | None]],
     region_size: int,
+    context: bool = False,
     superpixel_size: int,
     min_valid: float,
     max_pixels: int,
@@ -134,6 +141,8 @@ def scene_units(
         run_dir: the run folder (recorded scene paths are relative to it).
         unit: ``points``, ``superpixels`` or ``regions``.
         measure: the strategy's uncertainty measure (``None``: none needed).
+        context: points score the mean uncertainty of their neighbourhood
+            (the strategy's ``+context``).
         labelled: already-labelled footprints in the scene CRS, with their class index
             (``None``: unknown class).
         region_size, superpixel_size: unit sizes in full-resolution pixels.
@@ -159,6 +168,8 @@ def scene_units(
         if measure is not None:
             unc = _uncertainty(stack, run, measure, read)
             valid &= np.isfinite(unc)
+            if context and unit == "points":
+                unc = np.nan_to_num(context_mean(unc, valid))
         feats = None
         if "probabilities" in run.outputs:
             pds = stack.enter_context(rasterio.open(run.outputs["probabilities"]))
@@ -246,6 +257,7 @@ def unit_queue(
                 run_dir=run_dir,
                 unit=unit,
                 measure=strat.measure,
+                context=strat.context,
                 labelled=labelled,
                 region_size=region_size,
                 superpixel_size=superpixel_size,

@@ -23,6 +23,9 @@ Strategy names: ``NAME`` or ``MEASURE[+diverse][+balance][+cold]``.
   (``cold_share``) of the picks, interleaved, is drawn at random, because a model
   trained on a few clicks ranks its uncertainty badly; with ``+typical`` that share
   is TypiClust's typical picks instead of random ones;
+* ``+context``: a point's score is the mean uncertainty of its 5 x 5 neighbourhood
+  (:func:`~geolabel.priority.units.context_mean`), so clicks land inside blobs of
+  confusion rather than on one-pixel class edges (other units already pool);
 * ``auto`` = ``margin+diverse+balance+power+cold+typical``: the default of
   ``geolabel prioritize``.
 
@@ -57,7 +60,7 @@ __all__ = [
 MEASURE_NAMES = ("entropy", "margin", "least-confidence", "bald", "ensemble")
 DEFAULT_STRATEGY = "auto"
 _ALIASES = {"auto": "margin+diverse+balance+power+cold+typical"}
-_MODIFIERS = ("diverse", "balance", "cold", "power", "typical")
+_MODIFIERS = ("diverse", "balance", "cold", "power", "typical", "context")
 #: the most candidates the diversity-only step compares (a seeded subsample beyond)
 MAX_DIVERSITY_POOL = 4096
 #: the most labelled feature vectors kept as core-set centres
@@ -75,6 +78,7 @@ class Strategy:
     cold: bool = False
     power: bool = False
     typical: bool = False
+    context: bool = False
 
     @property
     def is_random(self) -> bool:
@@ -132,6 +136,7 @@ def parse_strategy(name: str) -> Strategy:
         "cold" in mods,
         "power" in mods,
         "typical" in mods,
+        "context" in mods,
     )
 
 

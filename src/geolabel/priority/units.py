@@ -24,6 +24,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from scipy.ndimage import uniform_filter
 
 from geolabel.errors import ConfigError, MissingDependencyError
 
@@ -32,6 +33,7 @@ __all__ = [
     "Unit",
     "UnitMap",
     "UnitStats",
+    "context_mean",
     "point_units",
     "pool_units",
     "square_units",
@@ -206,6 +208,33 @@ def unit_map(
     if kind == "points":
         return point_units(valid, allowed=allowed, stride=point_stride)
     raise ConfigError(f"unknown unit {kind!r}; choose one of {', '.join(UNITS)}")
+
+
+#: half-width of the neighbourhood ``+context`` averages a point's score over (5 x 5)
+CONTEXT_RADIUS = 2
+
+
+def context_mean(
+    score: npt.NDArray[np.floating],
+    valid: BoolMap,
+    radius: int = CONTEXT_RADIUS,
+) -> F32:
+    """Mean of ``score`` over each pixel's valid ``(2r+1)^2`` neighbourhood.
+
+    A point query then scores the confusion *around* it: a pixel inside a blob of
+    uncertainty (a misread field, a missed building) outranks a one-pixel-wide class
+    edge, whose mixed pixels the reference itself labels ambiguously.
+    """
+    if radius < 1:
+        return np.asarray(score, np.float32)
+    v = valid.astype(np.float64)
+    x = np.where(valid, np.nan_to_num(score.astype(np.float64)), 0.0)
+    size = 2 * radius + 1
+    num = uniform_filter(x, size, mode="constant")
+    den = uniform_filter(v, size, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(valid & (den > 0), num / np.maximum(den, 1e-12), np.nan)
+    return out.astype(np.float32)
 
 
 def pool_units(

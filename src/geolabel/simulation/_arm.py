@@ -18,7 +18,7 @@ from geolabel.priority.strategy import (
     SelectionContext,
     select_units,
 )
-from geolabel.priority.units import pool_units
+from geolabel.priority.units import context_mean, pool_units
 from geolabel.simulation._prepare import Prepared, multiple_of, score_probs
 from geolabel.simulation._probe import look
 from geolabel.simulation.config import Arm, SimulationConfig
@@ -72,9 +72,10 @@ def run_arm(
     mean_cost = float(ans.seconds.mean()) if units.count else 1.0
     for rnd in range(1, config.rounds + 1):
         t0 = time.perf_counter()
-        stats = pool_units(
-            units, p.valid, lk.uncertainty, lk.probs.argmax(0), c, lk.features
-        )
+        unc = lk.uncertainty
+        if strat.context and arm.unit == "points":
+            unc = context_mean(unc, p.valid)
+        stats = pool_units(units, p.valid, unc, lk.probs.argmax(0), c, lk.features)
         lab = labels != IGNORE_INDEX
         open_ = ~revealed
         if arm.unit == "points":  # a labelled pixel is not asked again

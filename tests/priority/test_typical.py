@@ -109,3 +109,16 @@ def test_typiclust_takes_no_modifier() -> None:
     with pytest.raises(ConfigError, match="typiclust takes no modifier"):
         parse_strategy("typiclust+balance")
     assert parse_strategy("entropy+typical+cold").typical
+
+
+def test_no_open_candidate_gives_no_typical_pick() -> None:
+    rng = np.random.default_rng(4)
+    x = _blobs(rng, (10,))
+    picker = TypicalPicker.build(
+        x, np.zeros(len(x), bool), np.zeros((0, 2), np.float32), 3, rng
+    )
+    assert picker.pick(np.zeros(len(x), bool)) is None
+    sel = select_units(
+        _stats(x), 3, parse_strategy("typiclust"), rng, available=np.zeros(10, bool)
+    )
+    assert sel.index == []

@@ -179,3 +179,19 @@ def test_power_sampling_prefers_but_does_not_only_take_the_top() -> None:
     top = set(np.argsort(-st.score)[:20].tolist())
     assert st.score[picks].mean() > st.score.mean() + 0.1  # drawn ~ score
     assert len(set(picks.tolist()) - top) > 20  # not a deterministic top-k
+
+
+def test_context_mean_prefers_blobs_to_one_pixel_edges() -> None:
+    from geolabel.priority.units import context_mean
+
+    score = np.zeros((20, 20), np.float32)
+    score[:, 5] = 1.0  # a one-pixel-wide uncertain edge
+    score[12:17, 12:17] = 0.8  # a 5x5 blob of confusion
+    valid = np.ones_like(score, bool)
+    valid[0, :] = False  # nodata is neither counted nor scored
+    out = context_mean(score, valid)
+    assert np.isnan(out[0]).all()
+    assert out[14, 14] == pytest.approx(0.8)
+    assert out[10, 5] == pytest.approx(0.2)  # the edge averages out
+    assert np.unravel_index(np.nanargmax(out), out.shape) == (14, 14)
+    assert parse_strategy("margin+context").context

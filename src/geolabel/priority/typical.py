@@ -106,6 +106,9 @@ class TypicalPicker:
         idx = np.flatnonzero(open_)
         if idx.size > MAX_CLUSTERED:
             idx = np.sort(rng.choice(idx, MAX_CLUSTERED, replace=False))
+        if idx.size == 0:  # nothing open: every pick() answers None
+            empty = np.zeros(0, np.int64)
+            return cls(idx, empty, np.zeros(0), empty, np.zeros(0))
         x = feats[idx].astype(np.float32)
         k = min(MAX_CLUSTERS, labelled.shape[0] + budget, max(1, idx.size))
         centres, assign = kmeans(x, k, rng)

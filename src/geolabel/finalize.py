@@ -161,7 +161,8 @@ class _MaskSink:
 
     def write(self, block: Block) -> None:
         mask = block.classes.astype(self.encoding.dtype, copy=True)
-        mask[~block.valid] = self.encoding.nodata
+        if not block.valid.all():
+            mask[~block.valid] = self.encoding.nodata
         self.w.write(block.tile.core_window, mask)
 
     def close(self) -> Path:
@@ -204,7 +205,8 @@ class _ProbSink:
             data = probs.astype(np.float32, copy=True)
         else:
             data = probs.max(axis=0, keepdims=True)
-        data[:, ~block.valid] = np.nan
+        if not block.valid.all():
+            data[:, ~block.valid] = np.nan
         self.w.write(block.tile.core_window, data)
 
     def close(self) -> Path:

@@ -8,9 +8,15 @@ safetensors, loaded by all three):
     geolabel, mean of the two) times the number of tiles geolabel runs.
 (b) ``geolabel``: ``geolabel predict`` end to end (a subprocess: start-up, reads,
     model, blending store, mask + confidence COGs) with the spec's blending overlap.
-(c) ``naive``: torchgeo RasterDataset + GridGeoSampler + DataLoader, fp32, no
-    overlap, argmax into a scene-sized array (benchmarks/naive_torchgeo.py, run in
-    .venv-torchgeo: see setup_torchgeo.sh).
+(c) ``naive``: torchgeo RasterDataset + GridGeoSampler + DataLoader, no overlap,
+    argmax into a scene-sized array (benchmarks/naive_torchgeo.py, run in
+    .venv-torchgeo: see setup_torchgeo.sh), in fp32 and (``naive_bf16``) with the
+    bf16 autocast + channels-last forward a competent user writes. Without
+    .venv-torchgeo the same chips are read with rasterio windows (``--naive-loader``).
+(d) ``read``: the read-only ceiling, geolabel's read windows decoded with rasterio
+    in ``--read-threads`` threads and nothing else (benchmarks/read_only.py).
+
+``--threads 1,2`` repeats raw and geolabel with 1 and 2 model threads.
 
 Scenes of N x N pixels are made by mirror-tiling the real Landsat-8 sample (4th band =
 mean of the three) into tiled GeoTIFFs in ``--workdir``. Peak RSS of each subprocess
@@ -37,6 +43,9 @@ import rasterio
 from rasterio.windows import Window
 
 from geolabel.io.run_record import resolve_path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from read_only import grid_windows, read_windows
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests/data/landsat8-foz/LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
@@ -113,6 +122,7 @@ def run_geolabel(
     out: Path,
     args: argparse.Namespace,
     keep: Window | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """``geolabel predict`` end to end in a subprocess (``keep``: return that mask window)."""
     import shutil
@@ -141,6 +151,8 @@ def run_geolabel(
         cmd += ["--uncertainty", "none"]
     if args.geolabel_tile:
         cmd += ["--tile-size", str(args.geolabel_tile)]
+    if threads:
+        cmd += ["--threads", str(threads)]
     res = _run(cmd)
     run = json.loads((out / "run.json").read_text())
     s = run["scenes"][0]
@@ -189,10 +201,13 @@ def run_naive(
     mean: float,
     std: float,
     keep: Window | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
-    """The torchgeo baseline in .venv-torchgeo (``keep``: return that mask window)."""
+    """The naive baseline (``keep``: return that mask window): torchgeo in
+    .venv-torchgeo, or the same loop over rasterio windows in this environment."""
+    loader = naive_loader(args)
     cmd = [
-        str(TG_PYTHON),
+        str(TG_PYTHON) if loader == "torchgeo" else sys.executable,
         str(ROOT / "benchmarks/naive_torchgeo.py"),
         str(scene),
         str(weights),
@@ -206,6 +221,10 @@ def run_naive(
         str(mean),
         "--std",
         str(std),
+        "--precision",
+        precision,
+        "--loader",
+        loader,
     ]
     saved = args.workdir / "naive-mask.npy"
     if keep is not None:
@@ -218,6 +237,20 @@ def run_naive(
     inner["seconds_in_script"] = inner.pop("seconds")
     res.update(inner)  # res["seconds"] stays the subprocess's wall time
     return res
+
+
+def naive_loader(args: argparse.Namespace) -> str:
+    """``torchgeo`` when .venv-torchgeo imports it, else ``rasterio`` (or as asked)."""
+    if args.naive_loader != "auto":
+        return str(args.naive_loader)
+    if not TG_PYTHON.exists():
+        return "rasterio"
+    ok = subprocess.run(
+        [str(TG_PYTHON), "-c", "from torchgeo.datasets import RasterDataset"],
+        capture_output=True,
+        check=False,
+    )
+    return "torchgeo" if ok.returncode == 0 else "rasterio"
 
 
 def _sample_batches(
@@ -262,8 +295,10 @@ def run_raw(
     precision: str,
     args: argparse.Namespace,
     reference: bool,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """Forward time per tile in ``precision`` (+ argmax agreement with fp32 if ``reference``)."""
+    """Forward time per tile in ``precision`` (+ argmax agreement with fp32 if ``reference``)
+    with ``threads`` torch threads (default: every core)."""
     from geolabel.models.precision import argmax_agreement
     from geolabel.models.spec import load_spec
     from geolabel.models.torch_ import TorchBackend
@@ -273,7 +308,13 @@ def run_raw(
     batches = _sample_batches(
         scene, spec_path, args.raw_batches + 1, bs, args.geolabel_tile
     )
-    fast = TorchBackend(spec, device="cpu", precision=precision, channels_last=True)  # type: ignore[arg-type]
+    fast = TorchBackend(
+        spec,
+        device="cpu",
+        precision=precision,  # type: ignore[arg-type]
+        channels_last=True,
+        threads=threads or os.cpu_count(),
+    )
     outs = [fast.forward(batches[0])]  # warm-up
     t0 = time.perf_counter()
     outs += [fast.forward(b) for b in batches[1:]]
@@ -417,21 +458,30 @@ def _stats() -> tuple[float, float]:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """The printed summary."""
+    """The printed summary (Mpix/s; geolabel over the wall of its process, and over
+    its scene time in run.json, which leaves out interpreter and torch start-up)."""
     head = (
-        "| scene | raw Mpix/s | geolabel Mpix/s | naive Mpix/s | geolabel/naive | geolabel/raw "
-        "| RSS geolabel MiB | RSS naive MiB |\n|---|---|---|---|---|---|---|---|"
+        "| scene | threads | read-only | raw | geolabel | geolabel scene | naive fp32 "
+        "| naive bf16 | geolabel/read-only (scene) | geolabel/raw | geolabel/naive fp32 "
+        "| geolabel/naive bf16 | RSS geolabel MiB | RSS naive MiB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
+
+    def f(v: Any, p: int = 3) -> str:
+        return "–" if v is None else f"{v:.{p}f}"
+
     for r in rows:
-        g, n, w = r.get("geolabel", {}), r.get("naive", {}), r.get("raw", {})
-
-        def f(v: Any, p: int = 3) -> str:
-            return "–" if v is None else f"{v:.{p}f}"
-
+        g, w = r.get("geolabel", {}), r.get("raw", {})
+        n, nb = r.get("naive", {}), r.get("naive_bf16", {})
+        over_read = f"{f(r.get('geolabel_over_read'), 2)} ({f(r.get('geolabel_scene_over_read'), 2)})"
         lines.append(
-            f"| {r['size']}² | {f(w.get('mpix_s'))} | {f(g.get('mpix_s'))} | {f(n.get('mpix_s'))} "
-            f"| {f(r.get('geolabel_over_naive'), 2)} | {f(r.get('geolabel_over_raw'), 2)} "
+            f"| {r['size']}² | {r.get('threads') or 'all'} "
+            f"| {f(r.get('read', {}).get('mpix_s'))} | {f(w.get('mpix_s'))} "
+            f"| {f(g.get('mpix_s'))} | {f(g.get('scene_mpix_s'))} "
+            f"| {f(n.get('mpix_s'))} | {f(nb.get('mpix_s'))} | {over_read} "
+            f"| {f(r.get('geolabel_over_raw'), 2)} | {f(r.get('geolabel_over_naive'), 2)} "
+            f"| {f(r.get('geolabel_over_naive_bf16'), 2)} "
             f"| {f(g.get('peak_rss_mib'), 0)} | {f(n.get('peak_rss_mib'), 0)} |"
         )
     return "\n".join(lines)
@@ -444,7 +494,9 @@ def main() -> None:
         "--sizes", default="5000,10000,20000", help="scene sizes (pixels a side)"
     )
     ap.add_argument(
-        "--pipelines", default="raw,geolabel,naive", help="subset of raw,geolabel,naive"
+        "--pipelines",
+        default="read,raw,geolabel,naive",
+        help="subset of read,raw,geolabel,naive",
     )
     ap.add_argument(
         "--workdir",
@@ -468,6 +520,25 @@ def main() -> None:
         "--raw-batches", type=int, default=8, help="batches timed for the raw forward"
     )
     ap.add_argument("--precision", default="auto")
+    ap.add_argument(
+        "--threads",
+        default="",
+        help="model threads, comma-separated (e.g. 1,2): one raw + geolabel row each",
+    )
+    ap.add_argument(
+        "--read-threads", type=int, default=2, help="threads of the read-only ceiling"
+    )
+    ap.add_argument(
+        "--naive-precisions",
+        default="fp32,bf16",
+        help="naive baselines: fp32 (tutorial) and/or bf16 (autocast + channels-last)",
+    )
+    ap.add_argument(
+        "--naive-loader",
+        choices=("auto", "torchgeo", "rasterio"),
+        default="auto",
+        help="torchgeo (.venv-torchgeo) or rasterio windows; auto: torchgeo if installed",
+    )
     ap.add_argument(
         "--geolabel-batch-size",
         type=int,
@@ -495,10 +566,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     pipes = set(args.pipelines.split(","))
-    if "naive" in pipes and not TG_PYTHON.exists():
-        sys.exit(
-            f"{TG_PYTHON} missing: run benchmarks/setup_torchgeo.sh (or --pipelines raw,geolabel)"
-        )
+    if "naive" in pipes and args.naive_loader == "torchgeo" and not TG_PYTHON.exists():
+        sys.exit(f"{TG_PYTHON} missing: run benchmarks/setup_torchgeo.sh")
     args.workdir.mkdir(parents=True, exist_ok=True)
     from geolabel.testing.unet import write_unet_spec
 
@@ -522,91 +591,150 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"bench-{time.strftime('%Y%m%dT%H%M%S')}.json"
     doc: dict[str, Any] = {}
+    thread_counts: list[int | None] = (
+        [int(t) for t in args.threads.split(",")] if args.threads else [None]
+    )
     for k, size in enumerate(sizes):
         scene = make_scene(size, args.workdir)
-        mpix = size * size / 1e6
-        row: dict[str, Any] = {"size": size, "mpix": mpix}
         keep = (
             seam_window(size, args.seam_span, args.seam_margin)
             if k == 0 and args.seam_span
             else None
         )
-        # The raw forward is timed right before and right after geolabel, and the
-        # mean is used: on a shared machine the same forward drifts by +-20 % over
-        # minutes, and a single raw timing could land far from geolabel's.
-        before = None
-        if "raw" in pipes:
-            guess = mode or _candidate(spec, args)
-            before = run_raw(scene, spec, guess, args, reference=False)
-        if "geolabel" in pipes:
-            g = run_geolabel(scene, spec, args.workdir / "out", args, keep)
-            g["mpix_s"] = mpix / g["seconds"]
-            mode = g["precision"]["precision"]
-            row["geolabel"] = g
-        if "raw" in pipes:
-            w = run_raw(scene, spec, mode or "fp32", args, reference=k == 0)
-            if before is not None and before["precision"] == w["precision"]:
-                w["seconds_per_tile_before"] = before["seconds_per_tile"]
-                w["seconds_per_tile_after"] = w["seconds_per_tile"]
-                w["seconds_per_tile"] = (
-                    before["seconds_per_tile"] + w["seconds_per_tile"]
-                ) / 2
-            tiles = row.get("geolabel", {}).get("tiles")
-            if tiles:
-                w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles
-                w["mpix_s"] = mpix / w["seconds_for_geolabel_tiles"]
-            w["tile_mpix_s"] = (
-                (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
+        read = None
+        if "read" in pipes:
+            wins = grid_windows(scene, args.geolabel_tile or args.tile, args.overlap)
+            read_windows(scene, wins, args.read_threads)  # warm the page cache
+            read = read_windows(scene, wins, args.read_threads)
+        for j, threads in enumerate(thread_counts):
+            row = measure(
+                scene,
+                spec,
+                weights,
+                args,
+                mean,
+                std,
+                mode,
+                size,
+                threads,
+                pipes,
+                keep if j == 0 else None,
+                naive=j == 0,
             )
-            row["raw"] = w
-        if "naive" in pipes and (args.naive_up_to is None or size <= args.naive_up_to):
-            n = run_naive(scene, weights, args, mean, std, keep)
-            n["mpix_s"] = mpix / n["seconds"]
-            row["naive"] = n
-        if "geolabel" in row and "naive" in row:
-            row["geolabel_over_naive"] = (
-                row["geolabel"]["mpix_s"] / row["naive"]["mpix_s"]
-            )
-        if "geolabel" in row and "mpix_s" in row.get("raw", {}):
-            row["geolabel_over_raw"] = row["geolabel"]["mpix_s"] / row["raw"]["mpix_s"]
-        if keep is not None:
-            masks = {}
-            if "_mask" in row.get("geolabel", {}):
-                masks["geolabel"] = (
-                    row["geolabel"].pop("_mask"),
-                    row["geolabel"]["precision"]["precision"],
-                    *geolabel_edges(scene, spec, args),
-                )
-            if "_mask" in row.get("naive", {}):
-                masks["naive"] = (
-                    row["naive"].pop("_mask"),
-                    "fp32",
-                    list(
-                        range(size - args.tile, 0, -args.tile)
-                    ),  # chips start at the bottom
-                    list(range(args.tile, size, args.tile)),
-                )
-            if masks:
-                row["seams"] = seam_check(
-                    scene,
-                    spec,
-                    keep,
-                    args.seam_margin,
-                    masks,
-                    row.get("geolabel", {}).pop("_confidence", None),
-                )
-                print(json.dumps(row["seams"]), file=sys.stderr, flush=True)
-        rows.append(row)
-        print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-        doc = _document(rows, args, weights)
-        path.write_text(
-            json.dumps(doc, indent=2, default=str) + "\n"
-        )  # after every size
+            mode = row.get("geolabel", {}).get("precision", {}).get("precision", mode)
+            if read is not None:
+                row["read"] = read
+                if "geolabel" in row:
+                    g = row["geolabel"]
+                    row["geolabel_over_read"] = g["mpix_s"] / read["mpix_s"]
+                    row["geolabel_scene_over_read"] = g["scene_mpix_s"] / read["mpix_s"]
+            rows.append(row)
+            print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            doc = _document(rows, args, weights)
+            path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     print(table(rows))
     if doc["rss_largest_over_smallest"] is not None:
         g = doc["rss_largest_over_smallest"]
         print(f"geolabel peak RSS, largest / smallest scene: {g:.2f}")
     print(f"results: {path}")
+
+
+def measure(
+    scene: Path,
+    spec: Path,
+    weights: Path,
+    args: argparse.Namespace,
+    mean: float,
+    std: float,
+    mode: str | None,
+    size: int,
+    threads: int | None,
+    pipes: set[str],
+    keep: Window | None,
+    *,
+    naive: bool,
+) -> dict[str, Any]:
+    """One row: raw, geolabel and (``naive``) the baselines on one scene."""
+    mpix = size * size / 1e6
+    row: dict[str, Any] = {"size": size, "mpix": mpix, "threads": threads}
+    # The raw forward is timed right before and right after geolabel, and the
+    # mean is used: on a shared machine the same forward drifts by +-20 % over
+    # minutes, and a single raw timing could land far from geolabel's.
+    before = None
+    if "raw" in pipes:
+        guess = mode or _candidate(spec, args)
+        before = run_raw(scene, spec, guess, args, reference=False, threads=threads)
+    if "geolabel" in pipes:
+        g = run_geolabel(scene, spec, args.workdir / "out", args, keep, threads)
+        g["mpix_s"] = mpix / g["seconds"]
+        g["scene_mpix_s"] = mpix / g["timings"]["total"]
+        mode = g["precision"]["precision"]
+        row["geolabel"] = g
+    if "raw" in pipes:
+        w = run_raw(
+            scene,
+            spec,
+            mode or "fp32",
+            args,
+            reference=keep is not None,
+            threads=threads,
+        )
+        if before is not None and before["precision"] == w["precision"]:
+            w["seconds_per_tile_before"] = before["seconds_per_tile"]
+            w["seconds_per_tile_after"] = w["seconds_per_tile"]
+            w["seconds_per_tile"] = (
+                before["seconds_per_tile"] + w["seconds_per_tile"]
+            ) / 2
+        tiles = row.get("geolabel", {}).get("tiles")
+        if tiles:
+            w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles
+            w["mpix_s"] = mpix / w["seconds_for_geolabel_tiles"]
+        w["tile_mpix_s"] = (
+            (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
+        )
+        row["raw"] = w
+    run_baselines = "naive" in pipes and (
+        args.naive_up_to is None or size <= args.naive_up_to
+    )
+    for prec in args.naive_precisions.split(",") if naive and run_baselines else []:
+        name = "naive" if prec == "fp32" else f"naive_{prec}"
+        n = run_naive(
+            scene, weights, args, mean, std, keep if prec == "fp32" else None, prec
+        )
+        n["mpix_s"] = mpix / n["seconds"]
+        row[name] = n
+        if "geolabel" in row:
+            row[f"geolabel_over_{name}"] = row["geolabel"]["mpix_s"] / n["mpix_s"]
+    if "geolabel" in row and "mpix_s" in row.get("raw", {}):
+        row["geolabel_over_raw"] = row["geolabel"]["mpix_s"] / row["raw"]["mpix_s"]
+    if keep is not None:
+        masks = {}
+        if "_mask" in row.get("geolabel", {}):
+            masks["geolabel"] = (
+                row["geolabel"].pop("_mask"),
+                row["geolabel"]["precision"]["precision"],
+                *geolabel_edges(scene, spec, args),
+            )
+        if "_mask" in row.get("naive", {}):
+            masks["naive"] = (
+                row["naive"].pop("_mask"),
+                "fp32",
+                list(
+                    range(size - args.tile, 0, -args.tile)
+                ),  # chips start at the bottom
+                list(range(args.tile, size, args.tile)),
+            )
+        if masks:
+            row["seams"] = seam_check(
+                scene,
+                spec,
+                keep,
+                args.seam_margin,
+                masks,
+                row.get("geolabel", {}).pop("_confidence", None),
+            )
+            print(json.dumps(row["seams"]), file=sys.stderr, flush=True)
+    return row
 
 
 def _document(

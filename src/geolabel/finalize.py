@@ -7,9 +7,11 @@ store gives the same bytes.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,6 +24,7 @@ from geolabel.config import RunConfig
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.raster import RAW_OVERVIEW_TEMP, CogWriter, mask_encoding
 from geolabel.io.scene import Scene
+from geolabel.io.stages import stage_depth, stage_threads
 from geolabel.io.store import RunStore
 from geolabel.io.vector import GpkgWriter
 from geolabel.models.spec import ModelSpec
@@ -37,7 +40,7 @@ from geolabel.stitch.blend import (
 from geolabel.stitch.vectorize import vectorize_blocks
 from geolabel.uncertainty.sinks import extra_sinks
 
-__all__ = ["BlockSink", "finalize_scene", "iter_blended"]
+__all__ = ["BlockSink", "blend_block", "finalize_scene", "iter_blended"]
 
 logger = logging.getLogger(__name__)
 
@@ -83,14 +86,47 @@ def halo_cache_entries(grid: TileGrid, channels: int) -> int:
     return min(2 * grid.shape[1] + 4, max(16, HALO_CACHE_BYTES // record))
 
 
+def blend_block(
+    grid: TileGrid, tile: Tile, store: RunStore, num_classes: int, halo_of: HaloCache
+) -> Block:
+    """One core's :class:`Block`: its own sums plus its neighbours' halo pieces,
+    normalised, with the argmax every sink shares."""
+    total = gather_core(grid, tile, store.read_core(tile.core_window), halo_of)
+    stacked, valid = normalise(total)
+    probs = stacked[:num_classes]
+    return Block(tile, probs, valid, class_argmax(probs), stacked[num_classes:])
+
+
 def iter_blended(grid: TileGrid, store: RunStore, num_classes: int) -> Iterator[Block]:
-    """Yield every core's :class:`Block`, row-major."""
+    """Yield every core's :class:`Block`, row-major.
+
+    The next cores are read and blended in ``stage_threads()`` threads (at most
+    ``stage_depth()`` ahead, so memory stays bounded) while the caller writes this
+    one; each block is computed the same way whatever the threads, so the bytes do
+    not depend on them.
+    """
     cache = HaloCache(store.read_halo, size=halo_cache_entries(grid, store.channels))
-    for tile in grid:
-        total = gather_core(grid, tile, store.read_core(tile.core_window), cache)
-        stacked, valid = normalise(total)
-        probs = stacked[:num_classes]
-        yield Block(tile, probs, valid, class_argmax(probs), stacked[num_classes:])
+    tiles = iter(grid)
+    with ThreadPoolExecutor(
+        stage_threads(), thread_name_prefix="geolabel-blend"
+    ) as pool:
+        ahead: deque[Future[Block]] = deque()
+
+        def submit(n: int) -> None:
+            for tile in itertools.islice(tiles, n):
+                ahead.append(
+                    pool.submit(blend_block, grid, tile, store, num_classes, cache)
+                )
+
+        submit(stage_depth())
+        try:
+            while ahead:
+                block = ahead.popleft().result()
+                submit(1)
+                yield block
+        finally:
+            for pending in ahead:
+                pending.cancel()
 
 
 class _MaskSink:
@@ -127,7 +163,8 @@ class _MaskSink:
 
     def write(self, block: Block) -> None:
         mask = block.classes.astype(self.encoding.dtype, copy=True)
-        mask[~block.valid] = self.encoding.nodata
+        if not block.valid.all():
+            mask[~block.valid] = self.encoding.nodata
         self.w.write(block.tile.core_window, mask)
 
     def close(self) -> Path:
@@ -170,7 +207,8 @@ class _ProbSink:
             data = probs.astype(np.float32, copy=True)
         else:
             data = probs.max(axis=0, keepdims=True)
-        data[:, ~block.valid] = np.nan
+        if not block.valid.all():
+            data[:, ~block.valid] = np.nan
         self.w.write(block.tile.core_window, data)
 
     def close(self) -> Path:

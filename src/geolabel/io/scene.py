@@ -133,11 +133,35 @@ class Scene:
         Raises:
             SceneReadError: the file cannot be read there.
         """
-        inner = window.intersection(self.grid.window)
         data = np.zeros((len(self.bands), *window.shape), dtype=np.float32)
         valid = np.zeros(window.shape, dtype=bool)
-        if inner.height == 0 or inner.width == 0:
+        inner, raw, ok = self.read_native(window, dataset=dataset)
+        if raw is None:
             return TileRead(data, valid)
+        sub = inner.relative_to(window)
+        data[(slice(None), *sub.slices)] = raw
+        valid[sub.slices] = ok
+        if not ok.all():
+            np.copyto(data, np.float32(0.0), where=~valid[None])
+        return TileRead(data, valid)
+
+    def read_native(
+        self, window: Window, *, dataset: Any | None = None
+    ) -> tuple[Window, npt.NDArray[Any] | None, npt.NDArray[np.bool_]]:
+        """The part of ``window`` inside the scene, in the file's own data type.
+
+        Returns:
+            ``(inner, data (bands, rows, cols) or None, valid (rows, cols))``: ``inner``
+            is ``window`` clipped to the scene (``data`` is ``None`` when that is
+            empty); nodata pixels keep their file values and are False in ``valid``.
+            The tile loop normalises straight from these (one pass, no float copy).
+
+        Raises:
+            SceneReadError: the file cannot be read there.
+        """
+        inner = window.intersection(self.grid.window)
+        if inner.height == 0 or inner.width == 0:
+            return inner, None, np.zeros(inner.shape, dtype=bool)
         ds = dataset if dataset is not None else self.open()
         rw = RioWindow(inner.col_off, inner.row_off, inner.width, inner.height)
         try:
@@ -159,12 +183,7 @@ class Scene:
         finally:
             if dataset is None:
                 ds.close()
-        sub = inner.relative_to(window)
-        data[(slice(None), *sub.slices)] = raw
-        valid[sub.slices] = ok
-        if not ok.all():
-            np.copyto(data, np.float32(0.0), where=~valid[None])
-        return TileRead(data, valid)
+        return inner, raw, ok
 
     def to_dataarray(self, tiles: TileGrid | None = None) -> xr.DataArray:
         """The scene as a lazy ``(band, y, x)`` DataArray, chunked like the tile cores."""

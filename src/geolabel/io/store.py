@@ -14,18 +14,29 @@ to the fill value, so a chunk's presence proves nothing: the manifest records "d
 Every chunk carries a CRC-32C checksum: a chunk damaged on disk is found
 (:meth:`RunStore.damaged_tiles`) and its tile recomputed instead of failing finalize
 with a decompression error (or, worse, decoding to wrong numbers).
+
+Chunks are encoded and decoded here, not through zarr's array API: the bytes are the
+ones zarr's codec pipeline makes (raw little-endian float32, Blosc LZ4 with byte
+shuffle, CRC-32C appended), so the store stays a plain Zarr v3 group that zarr reads,
+but a 6 x 896² core chunk costs ~25 ms to write instead of 60-90 ms (zarr compares
+every chunk with its fill value, copies it through its buffer classes and runs Blosc
+single-threaded behind its event loop). The values are float32 as the model gave
+them: exact, and Blosc LZ4 keeps ~3.4x off the disk for ~22 ms of one core.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 import numpy.typing as npt
 import zarr
+from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
 from geolabel.errors import RunStateError
@@ -50,6 +61,34 @@ def _codecs() -> dict[str, Any]:
 
 #: What zarr and its codecs raise for a chunk that is damaged on disk.
 _DAMAGE = (ValueError, RuntimeError, OSError)
+
+#: The compressor of :func:`_codecs`, called directly (same frames as zarr's).
+_BLOSC = Blosc(cname="lz4", clevel=1, shuffle=Blosc.SHUFFLE)
+
+
+def encode_chunk(values: npt.NDArray[np.float32]) -> bytes:
+    """A chunk's bytes as zarr's pipeline of :func:`_codecs` writes them."""
+    payload = bytes(_BLOSC.encode(np.ascontiguousarray(values, dtype="<f4")))
+    return payload + struct.pack("<I", google_crc32c.value(payload))
+
+
+def decode_chunk(data: bytes, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
+    """The array of :func:`encode_chunk`'s bytes (a fresh, writeable array).
+
+    Raises:
+        ValueError: the checksum does not match or the chunk does not decode to
+            ``shape``.
+    """
+    if len(data) < 4:
+        raise ValueError("chunk shorter than its checksum")
+    payload, (crc,) = data[:-4], struct.unpack("<I", data[-4:])
+    if google_crc32c.value(payload) != crc:
+        raise ValueError("chunk checksum does not match")
+    raw = _BLOSC.decode(payload)
+    out = np.frombuffer(raw, dtype="<f4")
+    if out.size != int(np.prod(shape)):
+        raise ValueError(f"chunk holds {out.size} values, expected {shape}")
+    return np.array(out.reshape(shape), dtype=np.float32)  # own, writeable memory
 
 
 class RunStore:
@@ -118,14 +157,47 @@ class RunStore:
         self.root = root
         self.core: Any = root["core"]
         self.halo: Any = root["halo"]
+        # the chunk shapes the arrays were created with (the token pins them)
+        self._core_chunk = (channels + 1, grid.chunks[0][0], grid.chunks[1][0])
+        self._halo_chunk = (1, channels + 1, max(halo_len, 1))
+
+    def _chunk_path(self, name: str, index: tuple[int, ...]) -> Path:
+        return self.path / name / "c" / "/".join(str(i) for i in index)
+
+    def _write_chunk(
+        self, name: str, index: tuple[int, ...], values: npt.NDArray[np.float32]
+    ) -> None:
+        path = self._chunk_path(name, index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_chunk(values))
+
+    def _read_chunk(
+        self, name: str, index: tuple[int, ...], shape: tuple[int, ...]
+    ) -> npt.NDArray[np.float32]:
+        try:
+            data = self._chunk_path(name, index).read_bytes()
+        except FileNotFoundError:  # never written: the fill value
+            return np.zeros(shape, dtype=np.float32)
+        return decode_chunk(data, shape)
+
+    def _core_index(self, window: Window) -> tuple[int, int, int]:
+        _, ch, cw = self._core_chunk
+        if window.row_off % ch or window.col_off % cw:
+            raise ValueError(f"{window} is not a core chunk of {self.path}")
+        return (0, window.row_off // ch, window.col_off // cw)
 
     def write_core(self, window: Window, values: npt.NDArray[np.float32]) -> None:
         """Write ``(C+1, rows, cols)`` over a core window (one whole chunk)."""
-        self.core[(slice(None), *window.slices)] = values
+        chunk = self._core_chunk
+        if values.shape != chunk:  # a chunk at the scene's edge is stored whole
+            full = np.zeros(chunk, dtype=np.float32)
+            full[:, : values.shape[1], : values.shape[2]] = values
+            values = full
+        self._write_chunk("core", self._core_index(window), values)
 
     def write_halo(self, flat_index: int, record: npt.NDArray[np.float32]) -> None:
         """Write one tile's ``(C+1, R)`` halo record."""
-        self.halo[flat_index] = record
+        self._write_chunk("halo", (flat_index, 0, 0), record)
 
     def read_core(self, window: Window) -> npt.NDArray[np.float32]:
         """``(C+1, rows, cols)`` over a core window.
@@ -134,10 +206,12 @@ class RunStore:
             RunStateError: a chunk there is damaged (re-running recomputes it).
         """
         try:
-            data = self.core[(slice(None), *window.slices)]
+            data = self._read_chunk("core", self._core_index(window), self._core_chunk)
         except _DAMAGE as err:
             raise self._damaged(f"core chunk at {window}", err) from err
-        return np.asarray(data, dtype=np.float32)
+        if data.shape[1:] != window.shape:
+            data = np.ascontiguousarray(data[:, : window.height, : window.width])
+        return data
 
     def read_halo(self, flat_index: int) -> npt.NDArray[np.float32]:
         """One tile's ``(C+1, R)`` halo record.
@@ -146,10 +220,11 @@ class RunStore:
             RunStateError: the record is damaged (re-running recomputes it).
         """
         try:
-            data = self.halo[flat_index]
+            record = self._read_chunk("halo", (flat_index, 0, 0), self._halo_chunk)
         except _DAMAGE as err:
             raise self._damaged(f"halo record {flat_index}", err) from err
-        return np.asarray(data, dtype=np.float32)
+        out: npt.NDArray[np.float32] = record[0]
+        return out
 
     def _damaged(self, what: str, err: BaseException) -> RunStateError:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -7,7 +7,7 @@ normalisation) is shared by every backend and lives here, driven by the spec.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +16,15 @@ from geolabel.errors import ModelOutputError
 from geolabel.grid import Tile
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["Batch", "ModelBackend", "Prediction", "normalize", "softmax"]
+__all__ = [
+    "Batch",
+    "ModelBackend",
+    "Prediction",
+    "normalize",
+    "normalize_coefficients",
+    "normalize_into",
+    "softmax",
+]
 
 PredictionKind = Literal["probabilities", "boxes", "scores"]
 
@@ -153,21 +161,51 @@ def normalize(
     ``data`` is ``(n, bands, rows, cols)`` or ``(bands, rows, cols)``; returns float32
     (``data`` itself with ``in_place``, when it is float32 already).
     """
+    if in_place and data.dtype == np.float32:
+        out = data
+    else:
+        out = np.empty(data.shape, dtype=np.float32)
+    return normalize_into(data, valid, spec, out)
+
+
+def normalize_coefficients(
+    spec: ModelSpec, bands: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Per-band ``(a, b)`` with ``(x * scale + offset - mean) / std == x * a + b``."""
     inp = spec.input
-    x = data.astype(np.float32, copy=not in_place)
-    if inp.scale != 1.0:
-        x *= np.float32(inp.scale)
-    if inp.offset != 0.0:
-        x += np.float32(inp.offset)
+    mean = np.zeros(bands) if inp.mean is None else np.asarray(inp.mean, np.float64)
+    std = np.ones(bands) if inp.std is None else np.asarray(inp.std, np.float64)
+    a = np.broadcast_to(inp.scale / std, (bands,))
+    b = np.broadcast_to((inp.offset - mean) / std, (bands,))
+    return a.astype(np.float32), b.astype(np.float32)
+
+
+def normalize_into(
+    raw: npt.NDArray[Any],
+    valid: npt.NDArray[np.bool_],
+    spec: ModelSpec,
+    out: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float32]:
+    """:func:`normalize` of ``raw`` (any numeric dtype) written into float32 ``out``.
+
+    Two passes over the pixels, whatever the file's data type: ``out = raw * a`` (the
+    cast is done on the fly) and ``out += b`` (see :func:`normalize_coefficients`);
+    ``raw`` may be ``out`` itself. Shapes are ``(n, bands, rows, cols)`` or
+    ``(bands, rows, cols)`` with ``valid`` ``(n, rows, cols)`` or ``(rows, cols)``.
+    """
+    a, b = normalize_coefficients(spec, raw.shape[-3])
     shape = (-1, 1, 1)
-    if inp.mean is not None:
-        x -= np.asarray(inp.mean, dtype=np.float32).reshape(shape)
-    if inp.std is not None:
-        x /= np.asarray(inp.std, dtype=np.float32).reshape(shape)
+    if (a == 1.0).all():
+        if raw is not out:
+            np.copyto(out, raw, casting="unsafe")
+    else:
+        np.multiply(raw, a.reshape(shape), out=out)
+    if (b != 0.0).any():
+        np.add(out, b.reshape(shape), out=out)
     if not valid.all():
-        mask = ~valid[..., None, :, :] if x.ndim == 4 else ~valid[None]
-        np.copyto(x, np.float32(0.0), where=np.broadcast_to(mask, x.shape))
-    return x
+        mask = ~valid[..., None, :, :] if out.ndim == 4 else ~valid[None]
+        np.copyto(out, np.float32(0.0), where=np.broadcast_to(mask, out.shape))
+    return out
 
 
 def softmax(x: npt.NDArray[np.float32], axis: int = 1) -> npt.NDArray[np.float32]:

@@ -118,6 +118,11 @@ def _load_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
+def _to_numpy(y: Any) -> npt.NDArray[np.float32]:
+    """A float32 tensor as a numpy array on the host (no copy on CPU)."""
+    return np.asarray(y.cpu().numpy(), dtype=np.float32)
+
+
 class TorchBackend:
     """Run a torch model on batches of tiles.
 
@@ -177,8 +182,14 @@ class TorchBackend:
 
     def forward(self, data: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Raw model output for ``(n, bands, rows, cols)`` normalised input."""
+        return _to_numpy(self._forward(data))
+
+    def _forward(self, data: npt.NDArray[np.float32]) -> Any:
+        """The model's output tensor, float32, still on the model's device."""
         torch = _torch()
-        x = torch.from_numpy(np.ascontiguousarray(data)).to(self.device)
+        x = torch.from_numpy(np.ascontiguousarray(data)).to(
+            self.device, non_blocking=True
+        )
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         autocast: Any = contextlib.nullcontext()
@@ -191,19 +202,20 @@ class TorchBackend:
             y = self.module(x)
         if isinstance(y, dict):
             y = y.get("out", next(iter(y.values())))
-        return np.asarray(y.float().cpu().numpy(), dtype=np.float32)
+        return y.float()
 
     def predict(self, batch: Batch) -> list[Prediction]:
-        """Class probabilities (boxes, tile scores for other tasks) for each tile."""
+        """Class probabilities (boxes, tile scores for other tasks) for each tile.
+
+        The softmax runs on the model's device (threaded on CPU, no numpy
+        temporaries); only the probabilities travel back.
+        """
         if self._spec.task != "segmentation":
             return task_predictions(self.forward(batch.data), batch, self._spec)
-        if (
-            self._spec.output.activation == "softmax"
-        ):  # in torch: threaded, no numpy temporaries
+        if self._spec.output.activation == "softmax":
             torch = _torch()
-            probs = torch.softmax(
-                torch.from_numpy(self.forward(batch.data)), dim=1
-            ).numpy()
+            with torch.inference_mode():
+                probs = _to_numpy(torch.softmax(self._forward(batch.data), dim=1))
         else:
             probs = activate(self.forward(batch.data), self._spec)
         return to_predictions(probs, batch, self._spec)

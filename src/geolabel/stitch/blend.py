@@ -9,6 +9,7 @@ nothing and come out as nodata.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,23 +94,31 @@ def split_contribution(
 
 
 class HaloCache:
-    """A small LRU of halo records, keyed by flat tile index."""
+    """A small LRU of halo records, keyed by flat tile index (safe across threads).
+
+    Records are read outside the lock: two threads that miss the same record both
+    read it (the same bytes), and neither waits on the other's read.
+    """
 
     def __init__(self, read: Callable[[int], F32], size: int = 16) -> None:
         """Wrap a reader."""
         self._read = read
         self._size = size
         self._items: OrderedDict[int, F32] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __call__(self, index: int) -> F32:
         """The record of tile ``index``."""
-        if index in self._items:
-            self._items.move_to_end(index)
-            return self._items[index]
+        with self._lock:
+            if index in self._items:
+                self._items.move_to_end(index)
+                return self._items[index]
         rec = self._read(index)
-        self._items[index] = rec
-        if len(self._items) > self._size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[index] = rec
+            self._items.move_to_end(index)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
         return rec
 
 

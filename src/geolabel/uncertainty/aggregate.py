@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +53,7 @@ def class_columns(class_names: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def _stats(
-    values: npt.NDArray[np.float32], options: AggregateOptions
+    values: npt.NDArray[np.floating[Any]], options: AggregateOptions
 ) -> dict[str, float]:
     if values.size == 0:
         return {
@@ -60,7 +61,7 @@ def _stats(
             options.quantile_key: float("nan"),
             "frac_above": float("nan"),
         }
-    v = values.astype(np.float64)
+    v = values.astype(np.float64, copy=False)
     return {
         "mean": float(v.mean()),
         options.quantile_key: float(np.quantile(v, options.quantile)),
@@ -92,20 +93,28 @@ def aggregate_tile(
         among the valid pixels.
     """
     opt = options or AggregateOptions()
-    n_valid = int(valid.sum())
+    everywhere = bool(valid.all())
+    n_valid = valid.size if everywhere else int(valid.sum())
     rec: dict[str, float] = {
         "valid_fraction": n_valid / valid.size if valid.size else 0.0
     }
+
+    def pick(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        # the valid pixels in row-major order (no boolean gather when all are valid)
+        return a.ravel() if everywhere else a[valid]
+
+    primary: npt.NDArray[np.float64] | None = None
     for i, (name, band) in enumerate(bands.items()):
-        stats = _stats(band[valid], opt)
+        values = pick(band).astype(np.float64)
+        stats = _stats(values, opt)
         if i == 0:
             rec.update(stats)
+            primary = values
         else:
             rec.update({f"{name}_{k}": v for k, v in stats.items()})
-    if not bands:
+    if primary is None:
         return rec
-    primary = next(iter(bands.values()))[valid].astype(np.float64)
-    cls = classes[valid]
+    cls = pick(classes)
     counts = (
         np.bincount(cls, minlength=len(class_names))
         if cls.size

@@ -54,12 +54,26 @@ def _plogp_sum(p: npt.NDArray[np.floating], axis: int) -> F32:
     ``p`` is clipped to ``[1e-30, 1]``, so a zero probability adds ``-6.9e-29`` instead
     of ``0 log 0``: far below float32's resolution of the sum. float32 keeps ~1e-7
     relative error on values in ``[0, log C]``, at a sixth of float64's cost.
+    Along the first axis the sum is taken one plane at a time in two plane-sized
+    buffers (the same additions in the same order as ``sum(axis=0)``, without
+    class-sized temporaries).
     """
-    q = np.clip(p, np.float32(1e-30), np.float32(1.0), dtype=np.float32)
-    logq = np.log(q)
-    logq *= q
-    out: F32 = -logq.sum(axis=axis, dtype=np.float32)
-    return out
+    if axis != 0:
+        q = np.clip(p, np.float32(1e-30), np.float32(1.0), dtype=np.float32)
+        logq = np.log(q)
+        logq *= q
+        out: F32 = -logq.sum(axis=axis, dtype=np.float32)
+        return out
+    total = np.zeros(p.shape[1:], dtype=np.float32)
+    q = np.empty(p.shape[1:], dtype=np.float32)
+    logq = np.empty(p.shape[1:], dtype=np.float32)
+    for plane in p:
+        np.clip(plane, np.float32(1e-30), np.float32(1.0), out=q, dtype=np.float32)
+        np.log(q, out=logq)
+        logq *= q
+        total += logq
+    np.negative(total, out=total)
+    return total
 
 
 def entropy(probs: npt.NDArray[np.floating]) -> F32:

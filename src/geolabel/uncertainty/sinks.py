@@ -127,7 +127,8 @@ class UncertaintySink:
                     f"expected {k}"
                 )
             data[self.n_prob :] = np.clip(extra, 0.0, 1.0)
-        data[:, ~valid] = np.nan
+        if not valid.all():
+            data[:, ~valid] = np.nan
         self.w.write(block.tile.core_window, data)
         self.last = (block.tile.id, data, valid, block.classes)
 

@@ -11,24 +11,13 @@ import numpy as np
 import pytest
 import rioxarray
 import xarray as xr
-import yaml
 from click.testing import CliRunner
 
 import geolabel
 from geolabel.cli.main import cli
 from geolabel.errors import RunStateError, SceneReadError
-from geolabel.testing import toy_spec
 
 from ..io._remote_helpers import NAMES, crop_scene
-
-
-@pytest.fixture
-def spec5(tmp_path: Path) -> Path:
-    d = toy_spec(bands=5, classes=3, tile_size=64, mean=70.0, std=20.0)
-    d["input"]["bands"] = list(NAMES)
-    p = tmp_path / "toy5.yaml"
-    p.write_text(yaml.safe_dump(d, sort_keys=False))
-    return p
 
 
 @pytest.fixture

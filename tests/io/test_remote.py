@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import yaml
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
@@ -22,19 +21,9 @@ from geolabel.io.limits import SceneLimits
 from geolabel.io.remote import RemoteSource, check_allowed, parse_source
 from geolabel.io.scene import open_scene
 from geolabel.pipeline import run_predict
-from geolabel.testing import toy_spec
 from geolabel.testing.range_server import serve_files
 
-from ._remote_helpers import NAMES, crop_scene
-
-
-@pytest.fixture
-def spec5(tmp_path: Path) -> Path:
-    d = toy_spec(bands=5, classes=3, tile_size=64, mean=70.0, std=20.0)
-    d["input"]["bands"] = list(NAMES)
-    p = tmp_path / "toy5.yaml"
-    p.write_text(yaml.safe_dump(d, sort_keys=False))
-    return p
+from ._remote_helpers import crop_scene
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-import yaml
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
@@ -19,18 +18,8 @@ from geolabel.errors import SceneReadError
 from geolabel.io.scene import open_scene
 from geolabel.io.stac import expand_stac_items
 from geolabel.pipeline import run_predict
-from geolabel.testing import toy_spec
 
 from ._remote_helpers import NAMES, band_item, crop_scene
-
-
-@pytest.fixture
-def spec5(tmp_path: Path) -> Path:
-    d = toy_spec(bands=5, classes=3, tile_size=64, mean=70.0, std=20.0)
-    d["input"]["bands"] = list(NAMES)
-    p = tmp_path / "toy5.yaml"
-    p.write_text(yaml.safe_dump(d, sort_keys=False))
-    return p
 
 
 @pytest.fixture

@@ -33,7 +33,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
-import pyogrio
 import rasterio
 import shapely
 from rasterio.errors import NotGeoreferencedWarning
@@ -52,7 +51,7 @@ from geolabel.exchange._ls_format import (
 from geolabel.grid import Window
 from geolabel.io.run_record import find_outputs, read_record, resolve_path
 from geolabel.io.scene import Scene, open_scene
-from geolabel.io.vector import FIXED_DATE
+from geolabel.io.vector import replace_layer
 from geolabel.labels import class_lookup, read_labels
 
 __all__ = ["LabelStudioExport", "export_tasks", "import_annotations"]
@@ -388,27 +387,5 @@ def import_annotations(
     ids = [lookup[str(v).strip().lower()] for v in gdf["label"]]
     gdf.insert(1, "class_name", [classes[i] for i in ids])
     gdf.insert(2, "class_id", ids)
-    _write_layer(Path(labels), layer, gdf)
+    replace_layer(Path(labels), layer, gdf)
     return gdf
-
-
-def _write_layer(path: Path, layer: str, gdf: gpd.GeoDataFrame) -> None:
-    """Replace ``layer`` in a copy of ``path`` (or a new GPKG 1.2), then rename."""
-    tmp = path.with_name(f".{path.stem}.partial.gpkg")
-    tmp.unlink(missing_ok=True)
-    try:
-        if path.exists():
-            shutil.copy2(path, tmp)
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        pyogrio.write_dataframe(
-            gdf,
-            tmp,
-            layer=layer,
-            driver="GPKG",
-            promote_to_multi=True,
-            dataset_options={"VERSION": "1.2"},
-            layer_options={"OVERWRITE": "YES"},
-        )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -7,6 +7,8 @@ pins the timestamps GDAL stores, so the same features give the same bytes.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pyogrio
 from geolabel.io.raster import atomic_replace
 from geolabel.io.tempnames import drop_dead_partials, partial_path
 
-__all__ = ["GpkgWriter", "FIXED_DATE"]
+__all__ = ["GpkgWriter", "FIXED_DATE", "replace_layer"]
 
 #: Timestamp written into gpkg_contents so outputs are byte-reproducible (with the
 #: milliseconds GeoPackage requires: GDAL 3.6's validate_gpkg.py rejects it without).
@@ -99,3 +101,27 @@ class GpkgWriter:
         # file; left in place it would be rolled back into the next partial file.
         for suffix in ("", "-journal", "-wal", "-shm"):
             self.tmp.with_name(self.tmp.name + suffix).unlink(missing_ok=True)
+
+
+def replace_layer(path: Path, layer: str, gdf: gpd.GeoDataFrame) -> None:
+    """Write ``layer`` (replacing one of that name) into a copy of the GeoPackage
+    ``path`` (or a new GPKG 1.2), then rename the copy over ``path``: the file's other
+    layers are kept, and a crash leaves the old file whole."""
+    tmp = path.with_name(f".{path.stem}.partial.gpkg")
+    tmp.unlink(missing_ok=True)
+    try:
+        if path.exists():
+            shutil.copy2(path, tmp)
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+        pyogrio.write_dataframe(
+            gdf,
+            tmp,
+            layer=layer,
+            driver="GPKG",
+            promote_to_multi=True,
+            dataset_options={"VERSION": "1.2"},
+            layer_options={"OVERWRITE": "YES"},
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

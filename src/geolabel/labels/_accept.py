@@ -28,8 +28,6 @@ in QGIS keeps them in step; otherwise they record what the model suggested.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +40,7 @@ import pyogrio
 import shapely
 
 from geolabel.errors import ConfigError
-from geolabel.io.vector import FIXED_DATE
+from geolabel.io.vector import replace_layer
 from geolabel.labels._rasterize import class_lookup, filled, read_labels
 
 __all__ = ["STATUSES", "AcceptResult", "Selection", "accept_suggestions"]
@@ -228,27 +226,6 @@ def _geom_keys(gdf: gpd.GeoDataFrame) -> list[tuple[bytes, str]]:
     return [(shapely.to_wkb(g), str(lab)) for g, lab in zip(geoms, labels, strict=True)]
 
 
-def _write_layer(path: Path, layer: str, gdf: gpd.GeoDataFrame) -> None:
-    """Write ``layer`` into a copy of ``path`` (or a new GPKG 1.2) and rename it in place."""
-    tmp = path.with_name(f".{path.stem}.partial.gpkg")
-    tmp.unlink(missing_ok=True)
-    try:
-        if path.exists():
-            shutil.copy2(path, tmp)
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        pyogrio.write_dataframe(
-            gdf,
-            tmp,
-            layer=layer,
-            driver="GPKG",
-            promote_to_multi=True,
-            dataset_options={"VERSION": "1.2"},
-        )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def accept_suggestions(
     suggestions: str | Path,
     labels: str | Path,
@@ -348,7 +325,7 @@ def accept_suggestions(
         merged = gpd.GeoDataFrame(
             pd.concat(frames, ignore_index=True), crs=frames[0].crs
         )
-        _write_layer(lpath, labels_layer, merged)
+        replace_layer(lpath, labels_layer, merged)
     result = AcceptResult(
         labels=lpath,
         layer=labels_layer,

@@ -25,6 +25,8 @@ from geolabel.cli.main import cli
 from geolabel.loop import LoopConfig, run_loop
 from geolabel.testing import make_scene
 
+from .._models import write_tiny_unet
+
 pytest.importorskip("torch")
 
 GEOLABEL = Path(sys.executable).parent / "geolabel"
@@ -33,11 +35,6 @@ GEOLABEL = Path(sys.executable).parent / "geolabel"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A two-class scene (dark left, bright right), an untrained tiny U-Net spec."""
-    import torch
-    from safetensors.torch import save_file
-
-    from geolabel.models.arch import UNet
-
     d = tmp_path_factory.mktemp("loop")
     rng = np.random.default_rng(1)
     h, w = 64, 80
@@ -45,31 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     truth[:, 40:] = 1
     data = np.where(truth, 150.0, 50.0)[None] + rng.normal(0, 8, (3, h, w))
     scene = make_scene(d / "scene.tif", data=data.astype(np.float32))
-    params = {"in_channels": 3, "num_classes": 2, "base_channels": 4, "depth": 2}
-    torch.manual_seed(0)
-    save_file(
-        {k: v.float().contiguous() for k, v in UNet(**params).state_dict().items()},
-        str(d / "base.safetensors"),
-    )
-    spec = {
-        "name": "tiny",
-        "version": "1.0",
-        "task": "segmentation",
-        "backend": "torch",
-        "weights": "base.safetensors",
-        "format": "state_dict",
-        "architecture": {"name": "geolabel.unet", "params": params},
-        "input": {
-            "bands": ["b1", "b2", "b3"],
-            "tile_size": 32,
-            "mean": [100.0] * 3,
-            "std": [50.0] * 3,
-        },
-        "classes": [{"index": 0, "name": "dark"}, {"index": 1, "name": "bright"}],
-        "receptive_field": 9,
-        "recommended_overlap": 4,
-    }
-    (d / "base.yaml").write_text(yaml.safe_dump(spec))
+    write_tiny_unet(d, tile_size=32, receptive_field=9, overlap=4)
     with rasterio.open(scene) as src:
         t = src.transform
     return {"dir": d, "scene": scene, "spec": d / "base.yaml", "transform": t}

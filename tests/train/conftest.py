@@ -10,19 +10,15 @@ import pyogrio
 import pytest
 import rasterio
 import shapely
-import yaml
 
 from geolabel.testing import make_scene
+
+from .._models import write_tiny_unet
 
 
 @pytest.fixture(scope="package")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A two-class scene (dark left, bright right, a bright blob left), base spec, labels."""
-    import torch
-    from safetensors.torch import save_file
-
-    from geolabel.models.arch import UNet
-
     d = tmp_path_factory.mktemp("train")
     rng = np.random.default_rng(1)
     h, w = 80, 96
@@ -53,31 +49,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         crs="EPSG:32633",
     )
     pyogrio.write_dataframe(points, d / "labels.gpkg", layer="points")
-    params = {"in_channels": 3, "num_classes": 2, "base_channels": 4, "depth": 2}
-    torch.manual_seed(0)
-    save_file(
-        {k: v.float().contiguous() for k, v in UNet(**params).state_dict().items()},
-        str(d / "base.safetensors"),
-    )
-    spec = {
-        "name": "tiny",
-        "version": "1.0",
-        "task": "segmentation",
-        "backend": "torch",
-        "weights": "base.safetensors",
-        "format": "state_dict",
-        "architecture": {"name": "geolabel.unet", "params": params},
-        "input": {
-            "bands": ["b1", "b2", "b3"],
-            "tile_size": 64,
-            "mean": [100.0] * 3,
-            "std": [50.0] * 3,
-        },
-        "classes": [{"index": 0, "name": "dark"}, {"index": 1, "name": "bright"}],
-        "receptive_field": 25,
-        "recommended_overlap": 16,
-    }
-    (d / "base.yaml").write_text(yaml.safe_dump(spec))
+    write_tiny_unet(d, tile_size=64, receptive_field=25, overlap=16)
     return {
         "dir": d,
         "scene": scene,

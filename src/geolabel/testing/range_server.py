@@ -86,6 +86,9 @@ def _handler(root: Path, log: list[ServedRequest], lock: threading.Lock) -> Any:
             return p
 
         def _send(self, status: int, body: bytes, extra: dict[str, str]) -> None:
+            # Logged before anything is written, so a client that has read the
+            # answer always finds its request in ``requests`` (no race).
+            self._record(status, len(body) if self.command != "HEAD" else 0)
             self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
@@ -94,7 +97,6 @@ def _handler(root: Path, log: list[ServedRequest], lock: threading.Lock) -> Any:
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
-            self._record(status, len(body) if self.command != "HEAD" else 0)
 
         def do_HEAD(self) -> None:
             self.do_GET()

@@ -503,6 +503,12 @@ def main() -> None:
         type=Path,
         default=Path(os.environ.get("TMPDIR", "/tmp")) / "geolabel-bench",
     )
+    ap.add_argument(
+        "--null",
+        action="store_true",
+        help="the null model: a per-pixel linear classifier (geolabel.linear, a 1x1 "
+        "conv) instead of the U-Net, so geolabel's own machinery sets the pace",
+    )
     ap.add_argument("--base-channels", type=int, default=32)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--tile", type=int, default=512)
@@ -566,6 +572,10 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     pipes = set(args.pipelines.split(","))
+    if args.null and "naive" in pipes:
+        sys.exit(
+            "--null measures geolabel's machinery: use --pipelines read,raw,geolabel"
+        )
     if "naive" in pipes and args.naive_loader == "torchgeo" and not TG_PYTHON.exists():
         sys.exit(f"{TG_PYTHON} missing: run benchmarks/setup_torchgeo.sh")
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -584,6 +594,7 @@ def main() -> None:
         mean=mean,
         std=std,
         overlap=args.overlap,
+        linear=args.null,
     )
     weights = spec.with_suffix(".safetensors")
     rows: list[dict[str, Any]] = []
@@ -748,9 +759,9 @@ def _document(
             "load_average": os.getloadavg(),
         },
         "model": {
-            "arch": "geolabel.unet",
-            "base_channels": args.base_channels,
-            "depth": args.depth,
+            "arch": "geolabel.linear" if args.null else "geolabel.unet",
+            "base_channels": None if args.null else args.base_channels,
+            "depth": None if args.null else args.depth,
             "bands": 4,
             "classes": 5,
             "tile": args.tile,

@@ -26,6 +26,7 @@ import geolabel.execution.tile_loop as tile_loop
 import geolabel.finalize as fin
 import geolabel.io.raster as raster
 import geolabel.io.store as store
+import geolabel.tasks as tasks
 import geolabel.uncertainty.sinks as sinks
 from geolabel.config import RunConfig
 from geolabel.models.torch_ import TorchBackend
@@ -62,7 +63,7 @@ def main() -> None:
     for owner, name, label in (
         (tile_loop, "read_batch", "read + normalise"),
         (TorchBackend, "predict", "model (calling thread)"),
-        (tile_loop, "split_contribution", "weights (split_contribution)"),
+        (tasks, "split_contribution", "weights (split_contribution)"),
         (store.RunStore, "_write_chunk", "store write (encode + file)"),
         (fin, "blend_block", "blend (store read + gather + normalise + argmax)"),
         (fin._MaskSink, "write", "sink: mask"),

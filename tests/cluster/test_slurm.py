@@ -12,12 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
+from geolabel.config import RunConfig
 from geolabel.pipeline import run_predict
+from geolabel.testing import make_scene
+from geolabel.testing.detectors import draw_square, write_square_detector_spec
 
 from .conftest import BATCH, Case, output_digests, requires_slurm
 
@@ -62,16 +66,17 @@ def _wait(job: str, timeout: float = 150.0) -> dict[str, tuple[str, str]]:
     return out
 
 
-def test_array_job_of_four_shards_then_finalize_is_byte_identical(
-    tmp_path: Path, small_case: Case
-) -> None:
+def _array_job_then_finalize(
+    tmp_path: Path, spec: Path, scene: Path, batch: int
+) -> Path:
+    """``predict-array.sbatch`` as a 4-task array job, then ``geolabel finalize``."""
     run = tmp_path / "run"
     logs = tmp_path / "logs"
     logs.mkdir()
     env = {
         **os.environ,
         "GEOLABEL": str(Path(sys.executable).parent / "geolabel"),
-        "GEOLABEL_OPTS": f"--batch-size {BATCH}",
+        "GEOLABEL_OPTS": f"--batch-size {batch}",
     }
     r = subprocess.run(
         [
@@ -83,8 +88,8 @@ def test_array_job_of_four_shards_then_finalize_is_byte_identical(
             f"--output={logs}/%A_%a.out",
             str(SBATCH),
             str(run),
-            str(small_case.spec),
-            str(small_case.scene),
+            str(spec),
+            str(scene),
         ],
         capture_output=True,
         text=True,
@@ -107,7 +112,36 @@ def test_array_job_of_four_shards_then_finalize_is_byte_identical(
 
     res = CliRunner().invoke(cli, ["-q", "finalize", str(run)])
     assert res.exit_code == 0, res.stderr
+    return run
+
+
+def test_array_job_of_four_shards_then_finalize_is_byte_identical(
+    tmp_path: Path, small_case: Case
+) -> None:
+    run = _array_job_then_finalize(tmp_path, small_case.spec, small_case.scene, BATCH)
     assert output_digests(run) == output_digests(small_case.reference)
+
+
+@pytest.mark.parametrize("task", ["detection", "classification"])
+def test_object_tasks_as_an_array_job_give_the_bytes_of_one_run(
+    tmp_path: Path, task: str
+) -> None:
+    img = np.zeros((3, 90, 101), np.float32)
+    for r, c, label, score in [(5, 23, 0, 0.9), (51, 51, 1, 0.65), (80, 92, 0, 0.4)]:
+        draw_square(img, r, c, 9, label=label, score=score)
+    scene = make_scene(tmp_path / "squares.tif", data=img, nodata=-1.0)
+    spec = write_square_detector_spec(
+        tmp_path / "spec.yaml", tile_size=48, overlap=10, task=task
+    )
+    reference = tmp_path / "reference"
+    one = run_predict(
+        RunConfig(
+            scenes=(str(scene),), model=str(spec), out=str(reference), batch_size=2
+        )
+    )
+    assert one.ok, [s.error for s in one.scenes]
+    run = _array_job_then_finalize(tmp_path, spec, scene, 2)
+    assert output_digests(run) == output_digests(reference)
 
 
 def test_dask_jobqueue_slurm_cluster_is_byte_identical(

@@ -4,6 +4,8 @@ A spec with ``format: state_dict`` names its architecture; :func:`build_architec
 turns that name and its parameters into an untrained ``torch.nn.Module``:
 
 * ``geolabel.unet``: the small :class:`UNet` below (the shipped demo model uses it);
+* ``geolabel.linear``: :class:`PixelLinear`, a per-pixel linear classifier of the bands
+  (a 1x1 convolution: multinomial logistic regression on spectra);
 * ``smp.<ClassName>``: a class of ``segmentation_models_pytorch`` (``smp.Unet``, ...);
 * ``torchgeo.<name>``: a class or builder function of ``torchgeo.models``.
 
@@ -22,10 +24,11 @@ from torch import nn
 from geolabel.errors import MissingDependencyError, ModelSpecError
 from geolabel.models.detectors import build_centernet
 
-__all__ = ["KNOWN_ARCHITECTURES", "UNet", "build_architecture"]
+__all__ = ["KNOWN_ARCHITECTURES", "PixelLinear", "UNet", "build_architecture"]
 
 KNOWN_ARCHITECTURES = (
     "geolabel.unet",
+    "geolabel.linear",
     "geolabel.centernet",
     "smp.<ClassName>",
     "torchgeo.<name>",
@@ -138,6 +141,35 @@ class UNet(nn.Module):
         return out
 
 
+class PixelLinear(nn.Module):
+    """A per-pixel linear classifier: logits = W x + b for every pixel's band vector.
+
+    Multinomial logistic regression on spectra as a 1x1 convolution. Its receptive
+    field is one pixel, so tiling never changes its output; it costs ~``bands x
+    classes`` multiply-adds per pixel, which also makes it the "null model" that
+    ``benchmarks/bench_predict.py --null`` uses to measure geolabel's own machinery.
+
+    Args:
+        in_channels: input bands.
+        num_classes: output classes (logit channels).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        """Build the 1x1 convolution."""
+        super().__init__()
+        if min(in_channels, num_classes) < 1:
+            raise ValueError("channel counts must be positive")
+        self.in_channels, self.num_classes = in_channels, num_classes
+        self.head = nn.Conv2d(in_channels, num_classes, 1)
+
+    receptive_field = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, num_classes, H, W)`` for input ``(N, in_channels, H, W)``."""
+        out: torch.Tensor = self.head(x)
+        return out
+
+
 def _import_family(prefix: str) -> Any:
     """Import a third-party architecture module, or raise MissingDependencyError."""
     module, package, extra = _FAMILIES[prefix]
@@ -151,7 +183,7 @@ def build_architecture(name: str, params: dict[str, object]) -> torch.nn.Module:
     """Build an untrained architecture from its spec name and constructor parameters.
 
     Args:
-        name: ``"geolabel.unet"``, ``"smp.<ClassName>"`` or ``"torchgeo.<name>"``.
+        name: ``"geolabel.unet"``, ``"geolabel.linear"``, ``"smp.<ClassName>"`` or ``"torchgeo.<name>"``.
         params: keyword arguments of the constructor.
 
     Returns:
@@ -167,6 +199,8 @@ def build_architecture(name: str, params: dict[str, object]) -> torch.nn.Module:
     factory: Callable[..., Any] | None
     if name == "geolabel.unet":
         factory = UNet
+    elif name == "geolabel.linear":
+        factory = PixelLinear
     elif name == "geolabel.centernet":
         factory = build_centernet
     elif prefix in _FAMILIES and attr and not attr.startswith("_"):

@@ -29,8 +29,12 @@ def write_unet_spec(
     mean: float = 0.0,
     std: float = 1.0,
     overlap: int | None = None,
+    linear: bool = False,
 ) -> Path:
     """Write ``NAME.safetensors`` and ``NAME.yaml`` (backend torch) into ``folder``.
+
+    ``linear`` writes a :class:`~geolabel.models.arch.PixelLinear` (a 1x1 convolution,
+    the near-free "null model" of the benchmarks) instead of the U-Net.
 
     Returns:
         The spec path.
@@ -38,18 +42,18 @@ def write_unet_spec(
     import torch
     from safetensors.torch import save_file
 
-    from geolabel.models.arch import UNet
+    from geolabel.models.arch import PixelLinear, UNet
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    params = {
-        "in_channels": bands,
-        "num_classes": classes,
-        "base_channels": base_channels,
-        "depth": depth,
-    }
-    module = UNet(**params).eval()
+    params: dict[str, int] = {"in_channels": bands, "num_classes": classes}
+    module: torch.nn.Module
+    if linear:
+        module = PixelLinear(**params).eval()
+    else:
+        params.update(base_channels=base_channels, depth=depth)
+        module = UNet(**params).eval()
     weights = folder / f"{name}.safetensors"
     save_file({k: v.contiguous() for k, v in module.state_dict().items()}, str(weights))
     spec: dict[str, Any] = {
@@ -59,7 +63,10 @@ def write_unet_spec(
         "backend": "torch",
         "weights": weights.name,
         "format": "state_dict",
-        "architecture": {"name": "geolabel.unet", "params": params},
+        "architecture": {
+            "name": "geolabel.linear" if linear else "geolabel.unet",
+            "params": params,
+        },
         **toy_io(bands=bands, classes=classes, tile_size=tile_size, mean=mean, std=std),
     }
     if overlap is not None:

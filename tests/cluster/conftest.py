@@ -20,6 +20,7 @@ import pytest
 from geolabel.config import RunConfig
 from geolabel.pipeline import run_predict
 from geolabel.testing import make_scene, write_toy_spec
+from geolabel.testing.detectors import draw_square, write_square_detector_spec
 
 BATCH = 2
 SLEEP = 0.25
@@ -102,6 +103,19 @@ def make_case(root: Path, shape: tuple[int, int], **spec_kw: object) -> Case:
     assert result.ok, [s.error for s in result.scenes]
     assert len(output_digests(case.reference)) >= 4
     return case
+
+
+def squares_case(root: Path, task: str) -> tuple[Path, Path]:
+    """Three drawn squares and the square detector spec of ``task`` (object tasks):
+    a 90 x 101 scene, 48-px tiles with 10 px overlap, 16 tiles."""
+    img = np.zeros((3, 90, 101), np.float32)
+    for r, c, label, score in [(5, 23, 0, 0.9), (51, 51, 1, 0.65), (80, 92, 0, 0.4)]:
+        draw_square(img, r, c, 9, label=label, score=score)
+    scene = make_scene(root / "squares.tif", data=img, nodata=-1.0)
+    spec = write_square_detector_spec(
+        root / "spec.yaml", tile_size=48, overlap=10, task=task
+    )
+    return scene, spec
 
 
 @pytest.fixture(scope="session")

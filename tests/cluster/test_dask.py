@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from geolabel.config import RunConfig
@@ -18,10 +17,8 @@ from geolabel.errors import ConfigError
 from geolabel.execution.executors import parse_cluster
 from geolabel.execution.preempt import Preempted, preemption_guard
 from geolabel.pipeline import run_predict
-from geolabel.testing import make_scene
-from geolabel.testing.detectors import draw_square, write_square_detector_spec
 
-from .conftest import Case, done_rows, output_digests
+from .conftest import Case, done_rows, output_digests, squares_case
 
 distributed = pytest.importorskip("distributed", reason="needs the [cluster] extra")
 
@@ -166,13 +163,7 @@ def test_local_processes_target(tmp_path: Path, small_case: Case) -> None:
 def test_object_tasks_run_on_the_cluster_with_the_same_bytes(
     tmp_path: Path, local_cluster: tuple[Any, Any], task: str
 ) -> None:
-    img = np.zeros((3, 90, 101), np.float32)
-    for r, c, label, score in [(5, 23, 0, 0.9), (51, 51, 1, 0.65), (80, 92, 0, 0.4)]:
-        draw_square(img, r, c, 9, label=label, score=score)
-    scene = make_scene(tmp_path / "squares.tif", data=img, nodata=-1.0)
-    spec = write_square_detector_spec(
-        tmp_path / "spec.yaml", tile_size=48, overlap=10, task=task
-    )
+    scene, spec = squares_case(tmp_path, task)
 
     def config(out: str, **kw: Any) -> RunConfig:
         return RunConfig(

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -20,10 +19,8 @@ from click.testing import CliRunner
 from geolabel.cli.main import cli
 from geolabel.config import RunConfig
 from geolabel.pipeline import run_predict
-from geolabel.testing import make_scene
-from geolabel.testing.detectors import draw_square, write_square_detector_spec
 
-from .conftest import BATCH, Case, output_digests, requires_slurm
+from .conftest import BATCH, Case, output_digests, requires_slurm, squares_case
 
 ROOT = Path(__file__).resolve().parents[2]
 SBATCH = ROOT / "configs" / "slurm" / "predict-array.sbatch"
@@ -126,13 +123,7 @@ def test_array_job_of_four_shards_then_finalize_is_byte_identical(
 def test_object_tasks_as_an_array_job_give_the_bytes_of_one_run(
     tmp_path: Path, task: str
 ) -> None:
-    img = np.zeros((3, 90, 101), np.float32)
-    for r, c, label, score in [(5, 23, 0, 0.9), (51, 51, 1, 0.65), (80, 92, 0, 0.4)]:
-        draw_square(img, r, c, 9, label=label, score=score)
-    scene = make_scene(tmp_path / "squares.tif", data=img, nodata=-1.0)
-    spec = write_square_detector_spec(
-        tmp_path / "spec.yaml", tile_size=48, overlap=10, task=task
-    )
+    scene, spec = squares_case(tmp_path, task)
     reference = tmp_path / "reference"
     one = run_predict(
         RunConfig(

@@ -20,6 +20,7 @@ import shapely
 
 from geolabel.errors import RunStateError
 from geolabel.grid import Tile
+from geolabel.io.tempnames import partial_path
 
 __all__ = ["ObjectStore"]
 
@@ -57,7 +58,9 @@ class ObjectStore:
 
     @staticmethod
     def _write(path: Path, doc: dict[str, Any]) -> None:
-        tmp = path.with_name(path.name + ".partial")
+        # Per process: shards of one scene start together and must not rename
+        # (or truncate) each other's temporary file.
+        tmp = partial_path(path, ".partial", keep_suffix=True)
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(doc, f, sort_keys=True)
             f.flush()

@@ -159,6 +159,7 @@ def run_geolabel(
     res.pop("stdout")
     res.update(
         tiles=s["tiles"],
+        tile_shape=s.get("tile_size"),
         overlap=s["overlap"],
         timings=s["timings"],
         precision=run["precision"],
@@ -254,26 +255,27 @@ def naive_loader(args: argparse.Namespace) -> str:
 
 
 def _sample_batches(
-    scene: Path, spec_path: Path, n_batches: int, batch: int, tile: int | None
+    scene: Path, spec_path: Path, n_batches: int, batch: int, shape: tuple[int, int]
 ) -> list[np.ndarray]:
-    """Normalised real tiles from the scene's top-left, as the engine reads them."""
+    """Normalised real tiles of ``shape`` from the scene's top-left, as the engine
+    reads them."""
     from geolabel.models.spec import load_spec
 
     spec = load_spec(spec_path)
-    t = tile or spec.input.tile_size
+    th, tw = shape
     mean = np.asarray(spec.input.mean, np.float32)[:, None, None]
     std = np.asarray(spec.input.std, np.float32)[:, None, None]
     out = []
     with rasterio.open(scene) as ds:
-        per_row = max(ds.width // t, 1)
+        per_row = max(ds.width // tw, 1)
         for b in range(n_batches):
             tiles = []
             for k in range(batch):
                 i = b * batch + k
                 r, c = divmod(i, per_row)
-                x = ds.read(window=Window(c * t, r * t, t, t), boundless=True).astype(
-                    np.float32
-                )
+                x = ds.read(
+                    window=Window(c * tw, r * th, tw, th), boundless=True
+                ).astype(np.float32)
                 tiles.append((x - mean) / std)
             out.append(np.stack(tiles))
     return out
@@ -305,9 +307,8 @@ def run_raw(
 
     spec = load_spec(spec_path)
     bs = geolabel_batch(args)
-    batches = _sample_batches(
-        scene, spec_path, args.raw_batches + 1, bs, args.geolabel_tile
-    )
+    shape = geolabel_grid(scene, spec_path, args).tile_shape
+    batches = _sample_batches(scene, spec_path, args.raw_batches + 1, bs, shape)
     fast = TorchBackend(
         spec,
         device="cpu",
@@ -321,6 +322,7 @@ def run_raw(
     per_tile = (time.perf_counter() - t0) / (args.raw_batches * bs)
     res: dict[str, Any] = {
         "precision": precision,
+        "tile_shape": list(shape),
         "seconds_per_tile": per_tile,
         "tiles_timed": args.raw_batches * bs,
     }
@@ -433,6 +435,15 @@ def geolabel_edges(
     scene: Path, spec_path: Path, args: argparse.Namespace
 ) -> tuple[list[int], list[int]]:
     """Row and column offsets where geolabel's tile cores meet."""
+    grid = geolabel_grid(scene, spec_path, args)
+    rows = sorted({t.core_window.row_off for t in grid} - {0})
+    cols = sorted({t.core_window.col_off for t in grid} - {0})
+    return rows, cols
+
+
+def geolabel_grid(scene: Path, spec_path: Path, args: argparse.Namespace) -> Any:
+    """The tile grid geolabel plans for ``scene`` (tiles fitted to the scene where
+    the model takes other sizes: the raw and read-only rows use the same tiles)."""
     from geolabel.config import RunConfig
     from geolabel.io.scene import open_scene
     from geolabel.models.spec import load_spec
@@ -445,9 +456,7 @@ def geolabel_edges(
         tile_size=args.geolabel_tile,
     )  # type: ignore[arg-type]
     grid, _ = plan_scene(open_scene(scene), load_spec(spec_path), config)
-    rows = sorted({t.core_window.row_off for t in grid} - {0})
-    cols = sorted({t.core_window.col_off for t in grid} - {0})
-    return rows, cols
+    return grid
 
 
 def _stats() -> tuple[float, float]:
@@ -614,7 +623,8 @@ def main() -> None:
         )
         read = None
         if "read" in pipes:
-            wins = grid_windows(scene, args.geolabel_tile or args.tile, args.overlap)
+            shape = geolabel_grid(scene, spec, args).tile_shape
+            wins = grid_windows(scene, shape, args.overlap)
             read_windows(scene, wins, args.read_threads)  # warm the page cache
             read = read_windows(scene, wins, args.read_threads)
         for j, threads in enumerate(thread_counts):
@@ -701,7 +711,7 @@ def measure(
             w["seconds_for_geolabel_tiles"] = w["seconds_per_tile"] * tiles
             w["mpix_s"] = mpix / w["seconds_for_geolabel_tiles"]
         w["tile_mpix_s"] = (
-            (args.geolabel_tile or args.tile) ** 2 / 1e6 / w["seconds_per_tile"]
+            w["tile_shape"][0] * w["tile_shape"][1] / 1e6 / w["seconds_per_tile"]
         )
         row["raw"] = w
     run_baselines = "naive" in pipes and (

@@ -26,7 +26,9 @@ from rasterio.windows import Window
 from geolabel.grid import SceneGrid, TileGrid
 
 
-def grid_windows(scene: Path, tile: int, overlap: int) -> list[Window]:
+def grid_windows(
+    scene: Path, tile: int | tuple[int, int], overlap: int
+) -> list[Window]:
     """The read windows of geolabel's tile grid over ``scene``."""
     with rasterio.open(scene) as ds:
         scene_grid = SceneGrid((ds.height, ds.width), ds.transform, None)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import yaml
 
 from geolabel.config import RunConfig
 from geolabel.io.scene import open_scene
@@ -17,14 +18,30 @@ from geolabel.testing import ConvBackend, make_scene, write_toy_spec
 
 
 @pytest.mark.parametrize(
-    ("shape", "tile", "overlap"),
-    [((157, 203), 64, 9), ((97, 61), 48, 10), ((64, 200), 64, 16)],
+    ("shape", "tile", "overlap", "multiple"),
+    [
+        ((157, 203), 64, 9, None),
+        ((97, 61), 48, 10, None),
+        ((64, 200), 64, 16, None),
+        # tiles fitted to the scene (a model that takes any multiple of 4)
+        ((157, 203), 64, 9, 4),
+        ((97, 61), 48, 10, 4),
+    ],
 )
 def test_tiled_equals_untiled(
-    tmp_path: Path, shape: tuple[int, int], tile: int, overlap: int
+    tmp_path: Path,
+    shape: tuple[int, int],
+    tile: int,
+    overlap: int,
+    multiple: int | None,
 ) -> None:
     path = make_scene(tmp_path / "s.tif", shape=shape)
-    spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=tile))
+    spec_path = write_toy_spec(tmp_path / "toy.yaml", tile_size=tile)
+    if multiple:
+        raw = yaml.safe_load(spec_path.read_text())
+        raw["input"]["size_multiple"] = multiple
+        spec_path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(spec_path)
     model = ConvBackend(spec)
     res = run_predict(
         RunConfig(
@@ -37,6 +54,8 @@ def test_tiled_equals_untiled(
         model=model,
     )
     assert res.ok, res.scenes[0].error
+    if multiple:
+        assert res.scenes[0].info["tile_size"] != (tile, tile)  # it did shrink
     with rasterio.open(res.scenes[0].outputs["probabilities"]) as ds:
         tiled = ds.read()
     scene = open_scene(path)

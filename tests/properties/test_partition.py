@@ -7,7 +7,7 @@ from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geolabel.grid import EdgePolicy, SceneGrid, TileGrid, tile_weights
+from geolabel.grid import EdgePolicy, SceneGrid, TileGrid, fit_tile_size, tile_weights
 
 
 @st.composite
@@ -57,3 +57,28 @@ def test_shards_are_disjoint_deterministic_and_complete(grid: TileGrid, n: int) 
     again = TileGrid(grid.scene, grid.tile_shape, grid.overlap, grid.edge)
     assert again == grid and hash(again) == hash(grid)
     assert [t.id for t in again] == ids
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    length=st.integers(1, 5000),
+    tile=st.integers(8, 1100),
+    frac=st.floats(0.0, 0.25),
+    multiple=st.sampled_from([1, 8, 16, 32]),
+)
+def test_fitted_tiles_cover_with_as_many_tiles_and_no_more_pixels(
+    length: int, tile: int, frac: float, multiple: int
+) -> None:
+    tile = max(multiple, tile // multiple * multiple)  # a size the model takes
+    overlap = int(tile * frac)
+    fitted = fit_tile_size(length, tile, overlap, multiple)
+    assert 4 * overlap <= fitted <= tile
+    assert fitted == tile or fitted % multiple == 0
+    scene = SceneGrid((length, 7), Affine(10, 0, 1000, 0, -10, 5000), "EPSG:32633")
+    before = TileGrid(scene, (tile, tile), overlap)
+    after = TileGrid(scene, (fitted, tile), overlap)
+    assert after.shape == before.shape
+    # the cores still partition the axis and each read window holds its context
+    assert sum(after.chunks[0]) == length
+    for t in after:
+        assert t.context_window.intersection(t.read_window) == t.context_window

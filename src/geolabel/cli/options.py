@@ -64,7 +64,8 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--tile-size",
             type=click.IntRange(16, 8192),
-            help="Tile size in pixels [default: the model's].",
+            help="Tile size in pixels [default: the model's]; tiles shrink to fit "
+            "the scene where the model takes other sizes (input.size_multiple).",
         ),
         click.option(
             "--overlap",

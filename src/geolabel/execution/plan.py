@@ -19,7 +19,7 @@ from geolabel.config import RunConfig
 from geolabel.errors import InputScalingWarning, SceneReadError
 from geolabel.execution.shards import shard_batches
 from geolabel.execution.tile_loop import batches_of
-from geolabel.grid import Tile, TileGrid
+from geolabel.grid import Tile, TileGrid, fit_tile_size
 from geolabel.io.limits import SceneLimits, check_tiles
 from geolabel.io.scene import Scene, open_scene
 from geolabel.io.stac import Resampling
@@ -133,7 +133,15 @@ def plan_scene(
     """
     tile = config.tile_size or spec.input.tile_size
     overlap = spec.default_overlap() if config.overlap is None else config.overlap
-    grid = TileGrid(scene.grid, tile, overlap)
+    multiple = spec.size_multiple()
+    shape: tuple[int, int] | int = tile
+    if multiple is not None and tile > 4 * overlap:
+        # the model takes smaller multiples: as many tiles, without the slack
+        shape = (
+            fit_tile_size(scene.grid.height, tile, overlap, multiple),
+            fit_tile_size(scene.grid.width, tile, overlap, multiple),
+        )
+    grid = TileGrid(scene.grid, shape, overlap)
     check_tiles(scene.path, len(grid), config.scene_limits())
     if config.dead_zone is not None:
         dead = min(config.dead_zone, overlap)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from geolabel.grid._window import Window
 from geolabel.grid.geobox import SceneGrid
-from geolabel.grid.tiles import EdgePolicy, Tile, TileGrid
+from geolabel.grid.tiles import EdgePolicy, Tile, TileGrid, fit_tile_size
 from geolabel.grid.weights import axis_weights, tile_weights
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "TileGrid",
     "Window",
     "axis_weights",
+    "fit_tile_size",
     "tile_weights",
 ]

@@ -70,6 +70,10 @@ class InputSpec(_Frozen):
     tile_size: int = Field(gt=0, le=8192)
     #: the model takes only ``tile_size`` x ``tile_size`` (a static ONNX input).
     fixed_size: bool = False
+    #: a fully convolutional model takes any rows/cols that are multiples of this
+    #: (its total stride, e.g. 32 for a resnet encoder), so tiles may shrink to fit
+    #: a scene without slack (``geolabel.unet``: ``2**depth`` without saying so).
+    size_multiple: int | None = Field(default=None, ge=1, le=4096)
     dtype: Literal["float32", "float16", "uint8"] = "float32"
     scale: float = 1.0
     offset: float = 0.0
@@ -218,6 +222,24 @@ class ModelSpec(_Frozen):
     def model_id(self) -> str:
         """``name@version`` (the weights hash is recorded separately in run.json)."""
         return f"{self.name}@{self.version}"
+
+    def size_multiple(self) -> int | None:
+        """Sizes the model takes besides ``tile_size``: any multiple of this, or
+        ``None`` when only ``tile_size`` is known to work.
+
+        ``input.size_multiple`` if given; ``2**depth`` for ``geolabel.unet`` and 1 for
+        ``geolabel.linear`` (their own architectures); never with ``fixed_size``.
+        """
+        if self.input.fixed_size:
+            return None
+        if self.input.size_multiple is not None:
+            return self.input.size_multiple
+        arch = self.architecture
+        if arch is not None and arch.name == "geolabel.unet":
+            return int(2 ** int(arch.params.get("depth", 3)))
+        if arch is not None and arch.name == "geolabel.linear":
+            return 1
+        return None
 
     def default_overlap(self) -> int:
         """Overlap that makes tiling seam-free: recommended, else half the receptive field."""

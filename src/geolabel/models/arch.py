@@ -154,6 +154,8 @@ class PixelLinear(nn.Module):
         num_classes: output classes (logit channels).
     """
 
+    receptive_field = 1
+
     def __init__(self, in_channels: int, num_classes: int) -> None:
         """Build the 1x1 convolution."""
         super().__init__()
@@ -161,8 +163,6 @@ class PixelLinear(nn.Module):
             raise ValueError("channel counts must be positive")
         self.in_channels, self.num_classes = in_channels, num_classes
         self.head = nn.Conv2d(in_channels, num_classes, 1)
-
-    receptive_field = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, num_classes, H, W)`` for input ``(N, in_channels, H, W)``."""
@@ -183,7 +183,8 @@ def build_architecture(name: str, params: dict[str, object]) -> torch.nn.Module:
     """Build an untrained architecture from its spec name and constructor parameters.
 
     Args:
-        name: ``"geolabel.unet"``, ``"geolabel.linear"``, ``"smp.<ClassName>"`` or ``"torchgeo.<name>"``.
+        name: ``"geolabel.unet"``, ``"geolabel.linear"``, ``"smp.<ClassName>"`` or
+            ``"torchgeo.<name>"``.
         params: keyword arguments of the constructor.
 
     Returns:

@@ -236,7 +236,8 @@ class ModelSpec(_Frozen):
             return self.input.size_multiple
         arch = self.architecture
         if arch is not None and arch.name == "geolabel.unet":
-            return int(2 ** int(arch.params.get("depth", 3)))
+            depth = arch.params.get("depth", 3)
+            return 2**depth if isinstance(depth, int) and 0 < depth < 13 else None
         if arch is not None and arch.name == "geolabel.linear":
             return 1
         return None

@@ -8,11 +8,13 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
+import shapely
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
 from geolabel.evaluation.boxes import box_iou, evaluate_boxes, read_reference_boxes
 from geolabel.models.spec import builtin_spec_path, load_spec
+from geolabel.priority import prioritize
 from tests.conftest import DATA, requires_torch
 
 NEON = DATA / "neon-trees"
@@ -69,3 +71,17 @@ def test_shipped_detector_finds_held_out_crowns(tmp_path: Path) -> None:
         .splitlines()[-1]
     )
     assert scores["n_truth"] == 61 and scores["ap50"] >= 0.7
+
+    # the review queue: the boxes closest to a coin flip, none overlapping another
+    queue = prioritize(run, 10, strategy="margin")
+    picked = gpd.GeoSeries([r["geometry"] for r in queue.rows])
+    assert len(picked) == 10 and {r["unit"] for r in queue.rows} == {"boxes"}
+    closest = det.iloc[int(np.argmin(np.abs(det["score"].to_numpy() - 0.5)))]
+    assert picked.iloc[0].equals(shapely.box(*closest.geometry.bounds))
+    inter = [
+        a.intersection(b).area for i, a in enumerate(picked) for b in picked[i + 1 :]
+    ]
+    assert max(inter) == 0.0
+    for r in queue.rows:  # pixel windows inside the 400 x 400 image
+        assert r["row_off"] >= 0 and r["row_off"] + r["height"] <= 401
+        assert r["col_off"] >= 0 and r["col_off"] + r["width"] <= 401

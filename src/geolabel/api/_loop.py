@@ -46,7 +46,7 @@ def prioritize(
     budget: int,
     *,
     strategy: str = "auto",
-    unit: Literal["points", "superpixels", "regions"] = "points",
+    unit: Literal["points", "superpixels", "regions", "boxes", "tiles"] | None = None,
     region_size: int | None = None,
     superpixel_size: int = 12,
     min_distance: float = 0.0,
@@ -64,8 +64,10 @@ def prioritize(
     Writes ``RUN/next_to_label.gpkg`` and ``.csv`` (recorded in ``run.json``) and
     returns the queue: one row per pick (rank, score, strategy, unit, reason, scene,
     unit id, predicted class, empty ``label``, status ``queued``) with its footprint,
-    in the CRS of the run's first scene. ``attrs["gpkg"]``/``attrs["csv"]`` name the
-    files, ``attrs["priority"]`` is the record of the pick (shortfall reasons).
+    in the CRS of the run's first scene. ``unit`` defaults to ``points`` for a
+    segmentation run, ``boxes`` for detection and ``tiles`` for tile classification
+    (whose queues are their most uncertain predictions). ``attrs["gpkg"]`` and
+    ``attrs["csv"]`` name the files, ``attrs["priority"]`` is the record of the pick (shortfall reasons).
     See :func:`geolabel.priority.prioritize` for the options.
 
     Raises:

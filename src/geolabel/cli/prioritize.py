@@ -21,11 +21,12 @@ __all__ = ["prioritize"]
 )
 @click.option(
     "--unit",
-    type=click.Choice(["points", "superpixels", "regions"]),
-    default="points",
-    show_default=True,
+    type=click.Choice(["points", "superpixels", "regions", "boxes", "tiles"]),
+    default=None,
     help="What a labeller is asked to label: single pixels (one click each), SLIC "
-    "superpixels (one class per patch) or square regions / tile cores (polygons).",
+    "superpixels (one class per patch) or square regions / tile cores (polygons); "
+    "detection runs: predicted boxes, classification runs: classified tiles, the "
+    "most uncertain first  [default: points; boxes or tiles for those runs].",
 )
 @click.option(
     "--strategy",
@@ -108,7 +109,7 @@ __all__ = ["prioritize"]
 def prioritize(
     run_dir: Path,
     budget: int,
-    unit: str,
+    unit: str | None,
     strategy: str,
     superpixel_size: int,
     max_pixels: int,
@@ -134,6 +135,10 @@ def prioritize(
     RUN_DIR/next_to_label.gpkg` (or `geolabel accept` it into a labels file). The queue
     is also recorded in RUN_DIR/run.json. Prints the picks as JSON on stdout.
 
+    A detection run's queue is its predicted boxes whose scores are closest to a coin
+    flip (a classification run's: its tiles with the smallest class margin), classes
+    taking turns, no two overlapping: confirm, correct or reject each in QGIS.
+
     \b
     Examples:
       geolabel prioritize tiles/run1 --budget 40
@@ -142,6 +147,7 @@ def prioritize(
       geolabel prioritize tiles/run1 -n 10 --unit regions --strategy bald --min-distance 500
       geolabel prioritize tiles/run1 -n 10 --unit regions --region-size 64 --spread k-center \\
           --balance-classes --exclude labelled.gpkg
+      geolabel prioritize trees/run1 -n 25   # a detection run: 25 boxes to review
     """
     from geolabel.cli._shortfall import shortfall_message
     from geolabel.io.run_record import read_record

@@ -31,6 +31,7 @@ from geolabel.io.run_record import (
 )
 from geolabel.io.vector import FIXED_DATE, GpkgWriter
 from geolabel.priority.footprints import read_labelled, to_crs
+from geolabel.priority.objects import OBJECT_UNITS, object_queue
 from geolabel.priority.queue import unit_queue
 from geolabel.priority.regions import STRATEGIES, Region, load_run, score_regions
 from geolabel.priority.select import Candidate, Spread, excluded_mask, select_regions
@@ -85,7 +86,7 @@ def prioritize(
     budget: int,
     *,
     strategy: str = DEFAULT_STRATEGY,
-    unit: str = "points",
+    unit: str | None = None,
     region_size: int | None = None,
     superpixel_size: int = 12,
     min_distance: float = 0.0,
@@ -100,7 +101,10 @@ def prioritize(
 ) -> PriorityResult:
     """Rank the units of every finished scene of a run and write the queue.
 
-    ``unit`` ``points`` (one click each) and ``superpixels`` (one class per SLIC
+    A detection or tile-classification run has no pixel maps: its queue is its own
+    predictions, most uncertain first (unit ``boxes`` or ``tiles``,
+    :mod:`geolabel.priority.objects`). For segmentation runs, ``unit`` ``points``
+    (the default; one click each) and ``superpixels`` (one class per SLIC
     patch), and any strategy of :mod:`geolabel.priority.strategy` (the default
     ``auto``), go through :func:`geolabel.priority.queue.unit_queue`. ``regions`` with
     a plain measure (``entropy``, ``margin``, ``least-confidence``, ``bald``,
@@ -113,7 +117,8 @@ def prioritize(
         run_dir: a run folder written by ``geolabel predict``.
         budget: number of units to pick (fewer if the constraints leave no more).
         strategy: a strategy name (see :mod:`geolabel.priority.strategy`).
-        unit: ``points``, ``superpixels`` or ``regions``.
+        unit: ``points`` (default), ``superpixels`` or ``regions``; ``boxes``
+            (detection runs) or ``tiles`` (classification runs), their default.
         region_size: square regions of this many pixels (``None``: tile cores).
         superpixel_size: typical superpixel side (pixels).
         max_pixels: the unit path reads at most about this many pixels per scene map.
@@ -142,10 +147,19 @@ def prioritize(
         raise ConfigError(f"--min-distance must be >= 0, got {min_distance}")
     if not 0.0 <= min_valid <= 1.0:
         raise ConfigError(f"--min-valid must be in [0, 1], got {min_valid}")
-    if unit not in UNITS:
-        raise ConfigError(f"--unit must be one of {', '.join(UNITS)}, got {unit!r}")
     parse_strategy(strategy)  # a bad name fails before anything is read
     run_dir = Path(run_dir)
+    task = str(read_record(run_dir).get("model", {}).get("task", "segmentation"))
+    if task in OBJECT_UNITS:
+        return _object_queue(
+            run_dir, budget, task, unit, strategy, exclude, min_distance, seed
+        )
+    unit = unit or "points"
+    if unit not in UNITS:
+        raise ConfigError(
+            f"--unit must be one of {', '.join(UNITS)} for a segmentation run, "
+            f"got {unit!r}"
+        )
     scenes = load_run(run_dir)
     legacy = unit == "regions" and strategy in STRATEGIES
     if not legacy:
@@ -255,6 +269,44 @@ def prioritize(
         "balance_classes": balance_classes,
         "exclude": [str(Path(e).resolve()) for e in exclude],
         "min_valid": min_valid,
+        "seed": seed,
+    }
+    return _write_queue(run_dir, rows, out_crs, options)
+
+
+def _object_queue(
+    run_dir: Path,
+    budget: int,
+    task: str,
+    unit: str | None,
+    strategy: str,
+    exclude: tuple[str | Path, ...],
+    min_distance: float,
+    seed: int,
+) -> PriorityResult:
+    """The queue of a detection or classification run (its predictions)."""
+    want = OBJECT_UNITS[task]
+    if unit not in (None, want):
+        raise ConfigError(
+            f"--unit {unit}: a {task} run is reviewed prediction by prediction "
+            f"(--unit {want})"
+        )
+    rows, out_crs, unit, counts = object_queue(
+        run_dir,
+        budget,
+        strategy=strategy,
+        exclude=exclude,
+        min_distance=min_distance,
+        seed=seed,
+    )
+    options = {
+        "strategy": strategy,
+        "unit": unit,
+        "budget": budget,
+        "picked": len(rows),
+        **counts,
+        "min_distance": min_distance,
+        "exclude": [str(Path(e).resolve()) for e in exclude],
         "seed": seed,
     }
     return _write_queue(run_dir, rows, out_crs, options)

@@ -83,6 +83,31 @@ def test_simulate_records_arms_effort_and_summary(
     assert json.loads(r.stdout)["png"] == str(out.with_suffix(".png"))
 
 
+def test_default_arms_ask_for_what_prioritize_asks_for_here(
+    setup: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "sim.json"
+    r = CliRunner().invoke(
+        cli,
+        ["-q", "simulate", str(setup["scene"]), "--oracle", str(setup["truth"]),
+         "-m", str(_fresh_spec(setup, tmp_path)), "--seed", "0", *TINY,
+         "-o", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    rec = json.loads(out.read_text())
+    # 10 m pixels: unit auto is points, as `prioritize --unit auto` would ask
+    assert rec["auto_unit"] == {"unit": "points", "resolution_m": 10.0}
+    units = {x["arm"]: x["unit"] for x in rec["runs"]}
+    assert units == {
+        "auto/auto": "points",
+        "random/auto": "points",
+        "random/regions": "regions",
+    }
+    comps = {(c["arm"], c["baseline"]) for c in rec["summary"]["comparisons"]}
+    assert ("auto/auto", "random/auto") in comps
+    assert ("auto/auto", "random/regions") in comps
+
+
 def test_bad_arms_are_refused_in_one_line(
     setup: dict[str, Path], tmp_path: Path
 ) -> None:

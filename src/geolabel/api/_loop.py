@@ -37,6 +37,9 @@ from geolabel.train import FitConfig, TrainResult, train_model
 
 __all__ = ["accept", "evaluate", "prioritize", "train", "LabelSource"]
 
+#: What ``prioritize`` asks a labeller to label.
+QueueUnit = Literal["auto", "points", "superpixels", "regions", "boxes", "tiles"]
+
 #: A labels file, or ``(file, layer)``.
 LabelSource = str | os.PathLike[str] | tuple[str | os.PathLike[str], str | None]
 
@@ -46,7 +49,7 @@ def prioritize(
     budget: int,
     *,
     strategy: str = "auto",
-    unit: Literal["points", "superpixels", "regions", "boxes", "tiles"] | None = None,
+    unit: QueueUnit | None = None,
     region_size: int | None = None,
     superpixel_size: int = 12,
     min_distance: float = 0.0,
@@ -64,9 +67,10 @@ def prioritize(
     Writes ``RUN/next_to_label.gpkg`` and ``.csv`` (recorded in ``run.json``) and
     returns the queue: one row per pick (rank, score, strategy, unit, reason, scene,
     unit id, predicted class, empty ``label``, status ``queued``) with its footprint,
-    in the CRS of the run's first scene. ``unit`` defaults to ``points`` for a
-    segmentation run, ``boxes`` for detection and ``tiles`` for tile classification
-    (whose queues are their most uncertain predictions). ``attrs["gpkg"]`` and
+    in the CRS of the run's first scene. ``unit`` defaults to ``auto`` for a
+    segmentation run (points on pixels of 5 m or more, superpixels on finer ones),
+    ``boxes`` for detection and ``tiles`` for tile classification (whose queues are
+    their most uncertain predictions). ``attrs["gpkg"]`` and
     ``attrs["csv"]`` name the files, ``attrs["priority"]`` is the record of the pick (shortfall reasons).
     See :func:`geolabel.priority.prioritize` for the options.
 

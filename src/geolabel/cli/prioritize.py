@@ -21,12 +21,13 @@ __all__ = ["prioritize"]
 )
 @click.option(
     "--unit",
-    type=click.Choice(["points", "superpixels", "regions", "boxes", "tiles"]),
+    type=click.Choice(["auto", "points", "superpixels", "regions", "boxes", "tiles"]),
     default=None,
     help="What a labeller is asked to label: single pixels (one click each), SLIC "
     "superpixels (one class per patch) or square regions / tile cores (polygons); "
-    "detection runs: predicted boxes, classification runs: classified tiles, the "
-    "most uncertain first  [default: points; boxes or tiles for those runs].",
+    "auto: points on pixels of 5 m or more, superpixels on finer ones; detection "
+    "runs: predicted boxes, classification runs: classified tiles, the most "
+    "uncertain first  [default: auto; boxes or tiles for those runs].",
 )
 @click.option(
     "--strategy",
@@ -125,8 +126,9 @@ def prioritize(
 ) -> None:
     """Rank what to label next in RUN_DIR; writes next_to_label.gpkg and .csv.
 
-    One global ranking over every finished scene of the run. The default (points,
-    auto) asks for single-pixel clicks: uncertain pixels (drawn with probability
+    One global ranking over every finished scene of the run. The default (unit auto,
+    strategy auto) asks, on pixels of 5 m or more, for single-pixel clicks (on finer
+    pixels for one class per superpixel, picked the same way): uncertain pixels (drawn with probability
     proportional to their margin uncertainty) of each predicted class in turn
     (rarest-labelled class first), spread in the model's feature space, and while
     fewer than --cold-labels features are labelled (--exclude) every other one is the

@@ -15,7 +15,7 @@ from geolabel.cli._labels_opts import LayerPath
 
 __all__ = ["simulate"]
 
-_DEFAULT_ARMS = ("auto/points", "random/points", "random/regions")
+_DEFAULT_ARMS = ("auto/auto", "random/auto", "random/regions")
 
 
 def _seconds(
@@ -88,13 +88,14 @@ def _seconds(
     help="STRATEGY/UNIT to compare (repeatable; the first is 'the default'). "
     "Strategies: auto, random, coreset, typiclust, entropy, margin, "
     "least-confidence, bald, ensemble, with +diverse/+balance/+power/+cold/+typical; "
-    "units: regions, superpixels, points.",
+    "units: regions, superpixels, points, auto (what prioritize asks for on this "
+    "scene: points on pixels of 5 m or more, superpixels on finer ones).",
 )
 @click.option(
     "--baseline",
     "baselines",
     multiple=True,
-    default=("random/points", "random/regions"),
+    default=("random/auto", "random/regions"),
     show_default=True,
     help="Arms every other arm is compared with, paired by seed (repeatable).",
 )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from affine import Affine
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 
 from geolabel.errors import GridError
 from geolabel.grid._window import Window
@@ -67,6 +70,29 @@ class SceneGrid:
     def res(self) -> tuple[float, float]:
         """``(x_res, y_res)`` pixel size in CRS units, both positive."""
         return (abs(self.transform.a), abs(self.transform.e))
+
+    def ground_resolution_m(self) -> float | None:
+        """Mean pixel side on the ground in metres (``None``: pixel space or an
+        unknown unit). Geographic grids use the metres of a degree at their centre.
+
+        Examples:
+            >>> SceneGrid((10, 10), Affine(30, 0, 0, 0, -30, 0), "EPSG:32633").ground_resolution_m()
+            30.0
+        """
+        if self.crs is None:
+            return None
+        try:
+            crs = CRS.from_user_input(self.crs)
+        except CRSError:
+            return None
+        xres, yres = self.res
+        if crs.is_geographic:
+            lat = math.radians((self.bounds[1] + self.bounds[3]) / 2)
+            return (xres * 111_320.0 * math.cos(lat) + yres * 110_574.0) / 2
+        axes = [a for a in crs.axis_info if a.unit_conversion_factor]
+        if not axes:
+            return None
+        return (xres + yres) / 2 * float(axes[0].unit_conversion_factor)
 
     @property
     def bounds(self) -> BBox:

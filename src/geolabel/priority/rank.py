@@ -13,8 +13,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import rasterio
 
 from geolabel.errors import ConfigError
+from geolabel.grid import SceneGrid
 from geolabel.io.run_record import (
     read_record,
 )
@@ -25,7 +27,7 @@ from geolabel.priority.queue import unit_queue
 from geolabel.priority.regions import STRATEGIES, Region, load_run, score_regions
 from geolabel.priority.select import Candidate, Spread, excluded_mask, select_regions
 from geolabel.priority.strategy import DEFAULT_STRATEGY, parse_strategy
-from geolabel.priority.units import UNITS
+from geolabel.priority.units import UNITS, auto_unit
 
 __all__ = ["PriorityResult", "prioritize", "read_labelled"]
 
@@ -68,8 +70,10 @@ def prioritize(
 
     A detection or tile-classification run has no pixel maps: its queue is its own
     predictions, most uncertain first (unit ``boxes`` or ``tiles``,
-    :mod:`geolabel.priority.objects`). For segmentation runs, ``unit`` ``points``
-    (the default; one click each) and ``superpixels`` (one class per SLIC
+    :mod:`geolabel.priority.objects`). For segmentation runs, ``unit`` ``auto`` (the
+    default) is ``points`` on pixels of 5 m and more and ``superpixels`` on finer
+    ones (:func:`~geolabel.priority.units.auto_unit`, from the first scene's grid);
+    ``points`` (one click each) and ``superpixels`` (one class per SLIC
     patch), and any strategy of :mod:`geolabel.priority.strategy` (the default
     ``auto``), go through :func:`geolabel.priority.queue.unit_queue`. ``regions`` with
     a plain measure (``entropy``, ``margin``, ``least-confidence``, ``bald``,
@@ -82,8 +86,8 @@ def prioritize(
         run_dir: a run folder written by ``geolabel predict``.
         budget: number of units to pick (fewer if the constraints leave no more).
         strategy: a strategy name (see :mod:`geolabel.priority.strategy`).
-        unit: ``points`` (default), ``superpixels`` or ``regions``; ``boxes``
-            (detection runs) or ``tiles`` (classification runs), their default.
+        unit: ``auto`` (default), ``points``, ``superpixels`` or ``regions``;
+            ``boxes`` (detection runs) or ``tiles`` (classification runs).
         region_size: square regions of this many pixels (``None``: tile cores).
         superpixel_size: typical superpixel side (pixels).
         max_pixels: the unit path reads at most about this many pixels per scene map.
@@ -119,13 +123,17 @@ def prioritize(
         return _object_queue(
             run_dir, budget, task, unit, strategy, exclude, min_distance, seed
         )
-    unit = unit or "points"
-    if unit not in UNITS:
+    if unit not in (None, "auto", *UNITS):
         raise ConfigError(
-            f"--unit must be one of {', '.join(UNITS)} for a segmentation run, "
-            f"got {unit!r}"
+            f"--unit must be auto or one of {', '.join(UNITS)} for a segmentation "
+            f"run, got {unit!r}"
         )
     scenes = load_run(run_dir)
+    unit_from = None
+    if unit in (None, "auto"):
+        resolution = _resolution_m(scenes[0].outputs["mask"])
+        unit = auto_unit(resolution)
+        unit_from = {"auto": unit, "resolution_m": resolution}
     legacy = unit == "regions" and strategy in STRATEGIES
     if not legacy:
         rows, out_crs, counts = unit_queue(
@@ -151,6 +159,7 @@ def prioritize(
             {
                 "strategy": strategy,
                 "unit": unit,
+                "unit_from": unit_from,
                 "budget": budget,
                 "picked": len(rows),
                 **counts,
@@ -237,6 +246,13 @@ def prioritize(
         "seed": seed,
     }
     return write_queue(run_dir, rows, out_crs, options)
+
+
+def _resolution_m(mask: Path) -> float | None:
+    """Ground pixel size of a run's mask COG in metres (``None``: unknown)."""
+    with rasterio.open(mask) as ds:
+        crs = ds.crs.to_wkt() if ds.crs else None
+        return SceneGrid(ds.shape, ds.transform, crs).ground_resolution_m()
 
 
 def _object_queue(

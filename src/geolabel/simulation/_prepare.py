@@ -26,7 +26,7 @@ from geolabel.labels import (
 from geolabel.models.base import normalize
 from geolabel.models.spec import ModelSpec
 from geolabel.priority.units import UnitMap, unit_map
-from geolabel.simulation.config import LabelSource, SimulationConfig, parse_arm
+from geolabel.simulation.config import LabelSource, SimulationConfig
 from geolabel.simulation.effort import LabellerAnswers, answers
 
 __all__ = ["Prepared", "multiple_of", "prepare", "score_probs", "seed_labels"]
@@ -98,6 +98,7 @@ def prepare(
     sources: Sequence[LabelSource],
     spec: ModelSpec,
     config: SimulationConfig,
+    units_needed: Sequence[str],
 ) -> Prepared:
     scene = open_model_scene(scene_path, spec)
     read = scene.read(scene.grid.window)
@@ -125,7 +126,7 @@ def prepare(
     allowed = np.zeros(valid.shape, bool)
     allowed[:, :split] = True
     units: dict[str, UnitMap] = {}
-    for unit in dict.fromkeys(parse_arm(a).unit for a in config.arms):
+    for unit in dict.fromkeys(units_needed):
         units[unit] = unit_map(
             unit,
             image,

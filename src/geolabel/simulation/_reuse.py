@@ -85,8 +85,9 @@ def load_reuse(path: Path, current: dict[str, Any], arms: tuple[str, ...]) -> Re
         out.full[int(entry["seed"])] = entry
     for run in old.get("runs", []):
         name = str(run["arm"])
-        if is_alias(parse_arm(name).strategy.name):
-            continue
+        arm = parse_arm(name)
+        if is_alias(arm.strategy.name) or arm.name.endswith("/auto"):
+            continue  # "auto" may mean something else now
         if name not in arms or name not in old_arms:
             continue
         if arms.index(name) != old_arms.index(name):

@@ -39,19 +39,24 @@ class Arm:
     unit: str
 
 
-def parse_arm(name: str) -> Arm:
+def parse_arm(name: str, auto: str | None = None) -> Arm:
     """Parse ``STRATEGY/UNIT`` (the unit defaults to ``regions``).
+
+    Unit ``auto`` is what ``prioritize --unit auto`` picks for the scene (``auto``,
+    from :func:`~geolabel.priority.units.auto_unit`); the arm keeps its name.
 
     Raises:
         ConfigError: unknown strategy or unit.
     """
     strat, _, unit = name.partition("/")
     unit = unit or "regions"
-    if unit not in UNITS:
+    if unit not in (*UNITS, "auto"):
         raise ConfigError(
-            f"arm {name!r}: unknown unit {unit!r}; choose one of {', '.join(UNITS)}"
+            f"arm {name!r}: unknown unit {unit!r}; choose auto or one of "
+            f"{', '.join(UNITS)}"
         )
-    return Arm(f"{strat}/{unit}", parse_strategy(strat), unit)
+    resolved = (auto or "points") if unit == "auto" else unit
+    return Arm(f"{strat}/{unit}", parse_strategy(strat), resolved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +89,8 @@ class SimulationConfig:
         fractions: quality targets as fractions of the fully-labelled mIoU.
     """
 
-    arms: tuple[str, ...] = ("auto/points", "random/points", "random/regions")
-    baselines: tuple[str, ...] = ("random/points", "random/regions")
+    arms: tuple[str, ...] = ("auto/auto", "random/auto", "random/regions")
+    baselines: tuple[str, ...] = ("random/auto", "random/regions")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     rounds: int = 7
     round_seconds: float = 120.0

@@ -52,10 +52,10 @@ __all__ = ["loop"]
 @click.option("--strategy", default="auto", show_default=True, help="As prioritize.")
 @click.option(
     "--unit",
-    type=click.Choice(["points", "superpixels", "regions"]),
-    default="points",
+    type=click.Choice(["auto", "points", "superpixels", "regions"]),
+    default="auto",
     show_default=True,
-    help="As prioritize.",
+    help="As prioritize (auto: points on pixels of 5 m or more, else superpixels).",
 )
 @click.option("--class-field", default="label", show_default=True)
 @click.option(

@@ -68,7 +68,7 @@ class LoopConfig:
         rounds: fine-tuning rounds to run (after round 0's prediction).
         budget: queue length of ``prioritize``.
         strategy: ``prioritize`` strategy.
-        unit: ``prioritize`` unit (``points``, ``superpixels``, ``regions``).
+        unit: ``prioritize`` unit (``auto``, ``points``, ``superpixels``, ``regions``).
         class_field: the labels' class attribute.
         point_buffer: grow point labels to ``2N+1`` pixel squares for training.
         steps: optimiser steps per fine-tune.
@@ -91,7 +91,7 @@ class LoopConfig:
     rounds: int = 1
     budget: int = 40
     strategy: str = "auto"
-    unit: str = "points"
+    unit: str = "auto"
     class_field: str = "label"
     point_buffer: int = 0
     steps: int = 200

@@ -99,6 +99,10 @@ def test_labelled_boxes_are_left_out_and_their_class_waits(
 
 
 def test_random_is_seeded_and_picks_every_box(detection_run: Path) -> None:
+    # random+balance: classes take turns, random within each class
+    b = _scores(detection_run, "random+balance", 4, seed=3)
+    cls = {round(s, 2): c for _, _, c, s in SQUARES}
+    assert [cls[x] for x in b[:4]] == [0, 1, 0, 1]
     a = _scores(detection_run, "random", 6, seed=3)
     assert a == _scores(detection_run, "random", 6, seed=3)
     assert sorted(a) == sorted(round(s, 2) for *_, s in SQUARES)

@@ -190,10 +190,10 @@ def _check_strategy(strategy: str) -> str | None:
         ConfigError: a strategy that needs pixel maps, features or model passes.
     """
     st = parse_strategy(strategy)
-    if strategy in ("auto", "random"):
-        return None if strategy == "random" else "margin"
+    if strategy == "auto":
+        return "margin"
     extra = st.diverse or st.cold or st.power or st.typical or st.context
-    if st.measure not in _MEASURES or extra:
+    if extra or (st.measure is not None and st.measure not in _MEASURES):
         raise ConfigError(
             f"--strategy {strategy}: detection and classification runs are ranked by "
             f"their scores; use auto, random or {', '.join(_MEASURES)} (+balance)"

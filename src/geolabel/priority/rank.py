@@ -17,9 +17,7 @@ import rasterio
 
 from geolabel.errors import ConfigError
 from geolabel.grid import SceneGrid
-from geolabel.io.run_record import (
-    read_record,
-)
+from geolabel.io.run_record import read_record
 from geolabel.priority._write import PriorityResult, write_queue
 from geolabel.priority.footprints import read_labelled, to_crs
 from geolabel.priority.objects import OBJECT_UNITS, object_queue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import runpy
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,28 @@ def test_spacenet_reference_is_the_rasterised_footprints() -> None:
     assert len(df) == 43 and (df["label"] == "building").all()
     assert np.array_equal(got, burnt)
     assert 0.03 < float((got == 2).mean()) < 0.06
+
+
+def test_neon_reference_burns_the_crown_boxes_on_the_image_grid(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "ref.tif"
+    script = runpy.run_path(str(root / "scripts" / "prepare_neon_reference.py"))
+    script["main"](out)
+    neon = root / "tests" / "data" / "neon-trees"
+    s = load_spec(CONFIGS / "neon-trees-unet.yaml", require_weights=False)
+    with rasterio.open(neon / "OSBS_029.tif") as img, rasterio.open(out) as ref:
+        assert (img.crs, img.transform, img.shape) == (
+            ref.crs,
+            ref.transform,
+            ref.shape,
+        )
+        assert img.count == len(s.input.bands)
+        r = ref.read(1)
+    assert set(np.unique(r).tolist()) - {0} == set(range(1, s.num_classes + 1))
+    with open(neon / "OSBS_029.csv", newline="") as f:
+        for row in csv.DictReader(f):  # boxes are tree (or nodata), corners too
+            x0, y0, x1, y1 = (
+                int(float(row[k])) for k in ("xmin", "ymin", "xmax", "ymax")
+            )
+            assert set(np.unique(r[y0:y1, x0:x1]).tolist()) <= {0, 2}
+    assert 0.4 < float((r == 2).mean()) < 0.7

@@ -135,7 +135,7 @@ def plan_scene(
     overlap = spec.default_overlap() if config.overlap is None else config.overlap
     multiple = spec.size_multiple()
     shape: tuple[int, int] | int = tile
-    if multiple is not None and tile > 4 * overlap:
+    if multiple is not None:
         # the model takes smaller multiples: as many tiles, without the slack
         shape = (
             fit_tile_size(scene.grid.height, tile, overlap, multiple),

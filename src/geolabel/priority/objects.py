@@ -8,11 +8,10 @@ object run has none, only scored predictions, so its queue is made of them:
 * unit ``tiles`` (classification): each classified tile of ``SCENE_tiles.gpkg``; a
   reviewer sets the tile's class.
 
-Uncertainty per prediction: for a box, how close its score is to a coin flip (a box
-at 0.5 is as likely a false positive as a hit: ``entropy`` is the binary entropy of
-the score in bits, ``margin`` and ``least-confidence`` ``1 - |2s - 1|``, the same order);
-for a tile, the spread of its class scores (``margin``: ``1 - (p1 - p2)``,
-``least-confidence``: ``1 - p1``, ``entropy``: of the normalised ``score_*`` fields).
+Uncertainty per prediction: the measures of :mod:`geolabel.uncertainty.measures`
+over a box's two outcomes, object or not (highest for a score of 0.5: a box there is
+as likely a false positive as a hit), or over a tile's normalised class scores
+(``margin``: ``1 - (p1 - p2)``, smallest class margin first).
 ``auto`` is ``margin`` with class balance (picks alternate between predicted classes,
 the class with the fewest labelled footprints (``--exclude``) first) and without
 overlap between picks; ``random`` draws uniformly. Predictions that overlap labelled
@@ -36,6 +35,7 @@ from geolabel.io.run_record import RUN_RECORD, read_record, resolve_path
 from geolabel.priority.footprints import read_labelled_classes, to_crs
 from geolabel.priority.select import excluded_mask
 from geolabel.priority.strategy import parse_strategy
+from geolabel.uncertainty.measures import compute_measure
 
 __all__ = ["OBJECT_UNITS", "ObjectScene", "load_object_run", "object_queue"]
 
@@ -95,30 +95,17 @@ def load_object_run(run_dir: Path) -> tuple[str, list[ObjectScene], tuple[str, .
 def _uncertainty(
     df: gpd.GeoDataFrame, task: str, measure: str
 ) -> npt.NDArray[np.float64]:
-    """Per-prediction uncertainty in [0, 1] (see the module docstring)."""
-    return np.asarray(_raw_uncertainty(df, task, measure), dtype=np.float64)
-
-
-def _raw_uncertainty(df: gpd.GeoDataFrame, task: str, measure: str) -> Any:
+    """Per-prediction uncertainty in [0, 1] (see the module docstring): the pixel
+    measures of :mod:`geolabel.uncertainty.measures` over each box's two outcomes
+    (object or not) or each tile's normalised class scores."""
     s = np.clip(df["score"].to_numpy(dtype=float), 0.0, 1.0)
     cols = [c for c in df.columns if str(c).startswith("score_")]
     if task == "detection" or not cols:
-        if measure == "entropy":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                h = -(s * np.log2(s) + (1 - s) * np.log2(1 - s))
-            return np.nan_to_num(h, nan=0.0)
-        return 1.0 - np.abs(2.0 * s - 1.0)
-    p = np.clip(df[cols].to_numpy(dtype=float), 0.0, None)
-    top = np.sort(p, axis=1)[:, ::-1]
-    if measure == "least-confidence":
-        return 1.0 - top[:, 0]
-    if measure == "margin":
-        second = top[:, 1] if top.shape[1] > 1 else np.zeros(len(top))
-        return 1.0 - (top[:, 0] - second)
-    q = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        h = -np.nansum(np.where(q > 0, q * np.log(q), 0.0), axis=1)
-    return h / np.log(max(p.shape[1], 2))
+        probs = np.stack([s, 1.0 - s])
+    else:
+        p = np.clip(df[cols].to_numpy(dtype=float), 0.0, None)
+        probs = (p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)).T
+    return np.asarray(compute_measure(measure, probs), dtype=np.float64)
 
 
 def _read(scene: ObjectScene) -> gpd.GeoDataFrame:
@@ -128,10 +115,9 @@ def _read(scene: ObjectScene) -> gpd.GeoDataFrame:
         raise RunStateError(f"{scene.path}: cannot read predictions: {err}") from err
     if "score" not in df.columns:
         raise RunStateError(f"{scene.path}: predictions carry no 'score' field")
-    df["geometry"] = df.geometry.apply(
-        lambda g: shapely.box(*g.bounds) if g is not None and not g.is_empty else g
-    )
     df = df[df.geometry.notna() & ~df.geometry.is_empty].reset_index(drop=True)
+    b = df.geometry.bounds.to_numpy()  # boxes (MultiPolygon on disk) as rectangles
+    df["geometry"] = shapely.box(b[:, 0], b[:, 1], b[:, 2], b[:, 3])
     if "row_off" not in df.columns and scene.tiles is not None and len(df):
         _add_windows(df, scene.tiles)
     return df

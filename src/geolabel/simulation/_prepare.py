@@ -25,8 +25,8 @@ from geolabel.labels import (
 )
 from geolabel.models.base import normalize
 from geolabel.models.spec import ModelSpec
-from geolabel.priority.units import UnitMap, unit_map
-from geolabel.simulation.config import LabelSource, SimulationConfig
+from geolabel.priority.units import UnitMap, auto_unit, unit_map
+from geolabel.simulation.config import Arm, LabelSource, SimulationConfig, parse_arm
 from geolabel.simulation.effort import LabellerAnswers, answers
 
 __all__ = ["Prepared", "multiple_of", "prepare", "score_probs", "seed_labels"]
@@ -90,6 +90,8 @@ class Prepared:
     first: npt.NDArray[np.uint8]  # vector first labels (training columns)
     units: dict[str, UnitMap]
     answers: dict[str, LabellerAnswers]
+    arms: list[Arm]  # unit ``auto`` resolved for this scene
+    resolution_m: float | None  # ground pixel size
 
 
 def prepare(
@@ -98,9 +100,11 @@ def prepare(
     sources: Sequence[LabelSource],
     spec: ModelSpec,
     config: SimulationConfig,
-    units_needed: Sequence[str],
 ) -> Prepared:
     scene = open_model_scene(scene_path, spec)
+    resolution = scene.grid.ground_resolution_m()
+    # unit "auto": what prioritize --unit auto asks for on this scene
+    arms = [parse_arm(a, auto_unit(resolution)) for a in config.arms]
     read = scene.read(scene.grid.window)
     image, valid = normalize(read.data, read.valid, spec), read.valid
     oracle = read_oracle(
@@ -126,7 +130,7 @@ def prepare(
     allowed = np.zeros(valid.shape, bool)
     allowed[:, :split] = True
     units: dict[str, UnitMap] = {}
-    for unit in dict.fromkeys(units_needed):
+    for unit in dict.fromkeys(a.unit for a in arms):
         units[unit] = unit_map(
             unit,
             image,
@@ -137,7 +141,9 @@ def prepare(
             min_valid=config.min_valid_fraction,
         )
     ans = {u: answers(m, oracle, config.cost) for u, m in units.items()}
-    return Prepared(image, valid, oracle, ref, split, first, units, ans)
+    return Prepared(
+        image, valid, oracle, ref, split, first, units, ans, arms, resolution
+    )
 
 
 def seed_labels(p: Prepared, n: int, seed: int) -> npt.NDArray[np.uint8]:

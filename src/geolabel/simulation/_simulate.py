@@ -30,14 +30,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from geolabel.execution.plan import open_model_scene
 from geolabel.models.spec import ModelSpec
 from geolabel.priority.units import auto_unit
 from geolabel.simulation._arm import run_arm
 from geolabel.simulation._prepare import multiple_of, prepare, score_probs, seed_labels
 from geolabel.simulation._probe import look
 from geolabel.simulation._reuse import Reuse, load_reuse
-from geolabel.simulation.config import LabelSource, SimulationConfig, parse_arm
+from geolabel.simulation.config import LabelSource, SimulationConfig
 from geolabel.simulation.protocol import summarize
 from geolabel.train import build_module, fit
 
@@ -77,10 +76,8 @@ def run_simulation(
 
     .. versionadded:: 0.1
     """
-    resolution = open_model_scene(scene_path, spec).grid.ground_resolution_m()
-    auto = auto_unit(resolution)  # what prioritize --unit auto asks for here
-    arms = [parse_arm(a, auto) for a in config.arms]
-    p = prepare(scene_path, oracle_path, sources, spec, config, [a.unit for a in arms])
+    p = prepare(scene_path, oracle_path, sources, spec, config)
+    arms = p.arms
     mult = multiple_of(spec)
     total = len(config.seeds) * (2 + len(arms) * config.rounds)
     done = 0
@@ -113,7 +110,10 @@ def run_simulation(
         ),
         "holdout_columns": [p.split, p.image.shape[2] - 1],
         # unit "auto" of the arms: what prioritize --unit auto asks for on this scene
-        "auto_unit": {"unit": auto, "resolution_m": resolution},
+        "auto_unit": {
+            "unit": auto_unit(p.resolution_m),
+            "resolution_m": p.resolution_m,
+        },
     }
     lent = load_reuse(reuse, header, config.arms) if reuse is not None else Reuse("")
 

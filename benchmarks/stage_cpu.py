@@ -26,6 +26,8 @@ import geolabel.execution.tile_loop as tile_loop
 import geolabel.finalize as fin
 import geolabel.io.raster as raster
 import geolabel.io.store as store
+import geolabel.stitch.outputs as outputs
+import geolabel.stitch.stream as stream
 import geolabel.tasks as tasks
 import geolabel.uncertainty.sinks as sinks
 from geolabel.config import RunConfig
@@ -65,9 +67,11 @@ def main() -> None:
         (TorchBackend, "predict", "model (calling thread)"),
         (tasks, "split_contribution", "weights (split_contribution)"),
         (store.RunStore, "_write_chunk", "store write (encode + file)"),
-        (fin, "blend_block", "blend (store read + gather + normalise + argmax)"),
-        (fin._MaskSink, "write", "sink: mask"),
-        (fin._ProbSink, "write", "sink: confidence / probabilities"),
+        (store.RunStore, "read_core", "store read (core)"),
+        (fin, "blend_core", "blend (gather + normalise + argmax)"),
+        (stream, "blend_core", "blend (gather + normalise + argmax)"),
+        (outputs.MaskSink, "write", "sink: mask"),
+        (outputs.ProbSink, "write", "sink: confidence / probabilities"),
         (sinks.UncertaintySink, "write", "sink: uncertainty"),
         (sinks.TileLayerSink, "write", "sink: tile layer"),
         (raster.CogWriter, "close", "COG publish (calling threads)"),

@@ -10,7 +10,8 @@ through the same steps; only the task strategy (:mod:`geolabel.tasks`) differs:
    batches of this run's shard that still have pending tiles (:class:`TilePlan`);
 4. run them on the executor (in process, dask, SLURM; stopping between batches on
    SIGTERM and on an open circuit breaker), each tile recorded done in the manifest
-   only after its data is durable;
+   only after its data is durable; an in-process run of a whole scene writes the
+   outputs meanwhile (``SceneTask.stream``);
 5. when every tile is done (and the run is not a shard) write the outputs.
 
 So every task gets resume, ``--retry-failed``, shards, cluster executors,
@@ -91,7 +92,7 @@ def run_scene(
         grid, dead = plan_scene(scene, spec, config)
         warn_input_scaling(scene, grid, spec)
         sdir = names.folder(scene)
-        task = scene_task(spec, config, scene, grid, dead, sdir)
+        task: SceneTask = scene_task(spec, config, scene, grid, dead, sdir)
         res.tiles = len(grid)
         res.info = task.info()
         settings = task.finalize_settings()
@@ -105,11 +106,16 @@ def run_scene(
         if config.overwrite and sdir.exists():
             shutil.rmtree(sdir)
         sdir.mkdir(parents=True, exist_ok=True)
-        sink = _run_batches(res, task, config, executor, progress)
-        if res.status == "incomplete" or config.shard is not None:
-            return res
-        t0 = time.perf_counter()
-        res.outputs = task.finalize(sink)
+        sink = task.open_sink()
+        try:
+            stream = executor.in_process and config.shard is None
+            _run_batches(res, task, sink, config, executor, progress, stream=stream)
+            if res.status == "incomplete" or config.shard is not None:
+                return res
+            t0 = time.perf_counter()
+            res.outputs = task.finalize(sink)
+        finally:
+            task.discard(sink)  # a stream the scene did not use
         write_finished(sdir, task.token, settings, res.outputs)
         res.timings["finalize"] = time.perf_counter() - t0
         res.status = "done"
@@ -129,17 +135,20 @@ def run_scene(
 def _run_batches(
     res: SceneResult,
     task: SceneTask,
+    sink: Any,
     config: RunConfig,
     executor: BatchExecutor,
     progress: Progress | None,
-) -> Any:
-    """Steps 3 and 4: fills ``res`` (status ``incomplete`` when tiles are missing);
-    returns the task's open sink for finalize."""
+    *,
+    stream: bool,
+) -> None:
+    """Steps 3 and 4 into the task's open ``sink`` (``stream``: let the task write
+    its outputs meanwhile); fills ``res`` (status ``incomplete`` when tiles are
+    missing)."""
     scene, grid, spec = task.scene, task.grid, task.spec
     name, scene_path = scene.name, scene.path
     limits = config.scene_limits()
     deadline = limits.deadline()
-    sink = task.open_sink()
     manifest_dir = task.sdir / "manifest"
     state = read_manifest(manifest_dir)
     # tiles recorded done whose stored data was damaged since are redone
@@ -165,6 +174,9 @@ def _run_batches(
     if progress is not None:
         progress(name, count[0], len(grid))
     if plan.batches:
+        if stream:
+            damaged_ids = set(damaged)
+            task.stream(sink, [t for t in done if t.id not in damaged_ids])
         with Manifest(manifest_dir, writer=writer_name(config.shard)) as manifest:
             res.timings.update(
                 executor.run(
@@ -193,4 +205,3 @@ def _run_batches(
         res.status = (
             "done"  # this shard's share; `geolabel finalize` writes the outputs
         )
-    return sink

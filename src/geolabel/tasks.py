@@ -7,6 +7,8 @@ the scene's :class:`SceneTask` (from :func:`scene_task`) only for
 * ``open_sink()``: the :class:`~geolabel.execution.tile_loop.TileSink` each tile's
   prediction goes to (in this process, or on a dask worker that opens it again),
 * ``damaged()``: tiles recorded done whose data has been lost since,
+* ``stream()``: for in-process runs, start writing the outputs while the tiles run
+  (``discard()`` drops that work when the scene does not finish),
 * ``finalize()``: the scene's outputs once every tile is done.
 
 =================  ===========================  ==================================
@@ -30,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geolabel.config import RunConfig
-from geolabel.finalize import finalize_scene
+from geolabel.finalize import finalize_scene, open_stream
 from geolabel.finalize_objects import finalize_objects, object_options
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.object_store import ObjectStore
@@ -42,6 +44,7 @@ from geolabel.models.spec import ModelSpec
 from geolabel.stitch._halo import halo_size
 from geolabel.stitch.blend import split_contribution
 from geolabel.stitch.objects import detections_from_prediction
+from geolabel.stitch.stream import BlockStream
 
 __all__ = [
     "ObjectTask",
@@ -100,6 +103,15 @@ class SceneTask(Protocol):
         """Ids of ``done`` tiles whose stored data is lost or damaged."""
         ...
 
+    def stream(self, sink: Any, done: list[Tile]) -> None:
+        """Begin finalising while this process runs the tiles (``done``: in the
+        sink already); :meth:`finalize` then uses what was written."""
+        ...
+
+    def discard(self, sink: Any) -> None:
+        """Drop the work of :meth:`stream` (the scene did not finish); idempotent."""
+        ...
+
     def finalize(self, sink: Any) -> dict[str, str]:
         """Write the scene's outputs; returns ``role -> path``."""
         ...
@@ -115,6 +127,8 @@ class _StoreSink:
         self.grid = grid
         self.dead_zone = dead_zone
         self.index = {t.id: i for i, t in enumerate(grid)}
+        #: finalize running beside the tiles (:meth:`SegmentationTask.stream`)
+        self.stream: BlockStream | None = None
 
     def write(self, tile: Tile, pred: Prediction, valid: npt.NDArray[np.bool_]) -> None:
         core, halo = split_contribution(
@@ -124,8 +138,11 @@ class _StoreSink:
             valid,
             self.dead_zone,
         )
+        index = self.index[tile.id]
         self.store.write_core(tile.core_window, core)
-        self.store.write_halo(self.index[tile.id], halo)
+        self.store.write_halo(index, halo)
+        if self.stream is not None:  # in the store first: the stream may read it back
+            self.stream.add(index, halo)
 
 
 class _ObjectSink:
@@ -214,8 +231,29 @@ class SegmentationTask(_Bound):
         """Done tiles whose store chunks are missing or unreadable."""
         return sink.store.damaged_tiles(done)
 
+    def stream(self, sink: _StoreSink, done: list[Tile]) -> None:
+        """Blend and write each core as soon as its neighbours are in the store."""
+        self.discard(sink)
+        sink.stream = open_stream(
+            self.scene,
+            self.grid,
+            self.spec,
+            sink.store,
+            self.sdir,
+            self.config,
+            run_id=self.token,
+            done=[sink.index[t.id] for t in done],
+        )
+
+    def discard(self, sink: _StoreSink) -> None:
+        """Stop the stream and drop its partial outputs."""
+        stream, sink.stream = sink.stream, None
+        if stream is not None:
+            stream.abort()
+
     def finalize(self, sink: _StoreSink) -> dict[str, str]:
         """The COGs, vectors and uncertainty outputs (:mod:`geolabel.finalize`)."""
+        stream, sink.stream = sink.stream, None
         return finalize_scene(
             self.scene,
             self.grid,
@@ -224,6 +262,7 @@ class SegmentationTask(_Bound):
             self.sdir,
             self.config,
             run_id=self.token,
+            stream=stream,
         )
 
 
@@ -255,6 +294,12 @@ class ObjectTask(_Bound):
     def damaged(self, sink: _ObjectSink, done: list[Tile]) -> list[str]:
         """Done tiles whose record file is gone."""
         return [t.id for t in done if not sink.store.has(t)]
+
+    def stream(self, sink: _ObjectSink, done: list[Tile]) -> None:
+        """Nothing: merging boxes across seams needs every tile's records."""
+
+    def discard(self, sink: _ObjectSink) -> None:
+        """Nothing to drop."""
 
     def finalize(self, sink: _ObjectSink) -> dict[str, str]:
         """The GeoPackage(s) (:mod:`geolabel.finalize_objects`)."""

@@ -52,7 +52,13 @@ class BatchExecutor(Protocol):
 
     ``sink`` is the task's sink opened in this process; ``task`` is its picklable
     recipe, which executors that run batches elsewhere open again there.
+
+    Attributes:
+        in_process: the batches' writes go through ``sink`` in this process (so the
+            scene's outputs can be written while they run).
     """
+
+    in_process: bool
 
     def run(
         self,
@@ -79,6 +85,8 @@ class LocalExecutor:
     Args:
         model_factory: returns the (lazily loaded, shared) model.
     """
+
+    in_process = True
 
     def __init__(self, model_factory: Callable[[], ModelBackend]) -> None:
         """Keep the factory; the model loads on the first scene with work."""
@@ -123,6 +131,8 @@ class DistributedExecutor:
         config: the run's settings (device, precision, threads).
         poll_s: how often the driver looks for preemption while waiting.
     """
+
+    in_process = False
 
     def __init__(self, client: Any, config: RunConfig, *, poll_s: float = 0.5) -> None:
         """Keep the client."""

@@ -24,6 +24,7 @@ from geolabel.stitch._halo import halo_pieces, halo_size, slot_layout
 __all__ = [
     "Block",
     "HaloCache",
+    "blend_core",
     "class_argmax",
     "gather_core",
     "normalise",
@@ -114,12 +115,16 @@ class HaloCache:
                 self._items.move_to_end(index)
                 return self._items[index]
         rec = self._read(index)
+        self.put(index, rec)
+        return rec
+
+    def put(self, index: int, rec: F32) -> None:
+        """Keep the record of tile ``index`` (its writer had it in hand)."""
         with self._lock:
             self._items[index] = rec
             self._items.move_to_end(index)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
-        return rec
 
 
 def gather_core(
@@ -150,6 +155,22 @@ def gather_core(
             rel = piece.relative_to(tile.core_window)
             total[(slice(None), *rel.slices)] += slot[:, : piece.height, : piece.width]
     return total
+
+
+def blend_core(
+    grid: TileGrid,
+    tile: Tile,
+    own: F32,
+    num_classes: int,
+    halo_of: Callable[[int], F32],
+) -> Block:
+    """One core's :class:`Block` from its own sums (:func:`gather_core` adds into
+    ``own``) and its neighbours' halo records: normalised, with the argmax every sink
+    shares."""
+    total = gather_core(grid, tile, own, halo_of)
+    stacked, valid = normalise(total)
+    probs = stacked[:num_classes]
+    return Block(tile, probs, valid, class_argmax(probs), stacked[num_classes:])
 
 
 def normalise(total: F32) -> tuple[F32, npt.NDArray[np.bool_]]:

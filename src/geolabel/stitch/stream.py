@@ -4,8 +4,8 @@ A core's blend needs its own tile and its (up to 8) neighbours, nothing else. In
 in-process run the tiles arrive in about row-major order, so core ``(r, c)`` can be
 blended once the tile row below it has reached column ``c + 1``, long before the
 scene's last tile. :class:`BlockStream` does that in one thread beside the tile loop:
-the tile sink hands it each tile's weighted sums right after writing them to the run
-store, and the thread blends the cores in row-major order (the order every
+the tile sink tells it each tile it has written to the run store (handing over the
+tile's halo record), and the thread blends the cores in row-major order (the order every
 :class:`BlockSink` needs) and feeds them to the sinks (COG writers, tile layer) that it
 opened itself. When the loop ends, only the last row of cores and the publishing
 (overviews, compression) are left, instead of a second pass over the whole store.

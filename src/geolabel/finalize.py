@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 import rasterio
 
 from geolabel.config import RunConfig
@@ -44,8 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-F32 = npt.NDArray[np.float32]
 
 
 #: Bytes of halo records kept between tiles while finalizing (see iter_blended).

@@ -3,12 +3,13 @@
 A core's blend needs its own tile and its (up to 8) neighbours, nothing else. In an
 in-process run the tiles arrive in about row-major order, so core ``(r, c)`` can be
 blended once the tile row below it has reached column ``c + 1``, long before the
-scene's last tile. :class:`BlockStream` does that in one thread beside the tile loop:
+scene's last tile. :class:`BlockStream` does that in a thread beside the tile loop:
 the tile sink tells it each tile it has written to the run store (handing over the
-tile's halo record), and the thread blends the cores in row-major order (the order every
-:class:`BlockSink` needs) and feeds them to the sinks (COG writers, tile layer) that it
-opened itself. When the loop ends, only the last row of cores and the publishing
-(overviews, compression) are left, instead of a second pass over the whole store.
+tile's halo record); look-ahead threads read and blend the cores that are ready, and
+the stream's thread feeds them, row-major (the order every :class:`BlockSink` needs), to
+the sinks (COG writers, tile layer) it opened itself. When the loop ends, only the last
+row of cores and the publishing (overviews, compression) are left, instead of a second
+pass over the whole store.
 
 The run store stays the record: every tile is in the store before the stream sees it,
 so a run killed at any point resumes from the store as before, and a stream that could
@@ -28,7 +29,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -36,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geolabel.grid import Tile, TileGrid
-from geolabel.io.stages import lower_priority
+from geolabel.io.stages import lower_priority, stage_depth, stage_threads
 from geolabel.stitch.blend import Block, HaloCache, blend_core
 
 __all__ = ["BlockSink", "BlockStream"]
@@ -162,19 +165,48 @@ class BlockStream:
                 self._cond.wait()
             return not self._stopped
 
+    def _blend(self, tile: Tile) -> Block:
+        own = self._read_core(tile)
+        return blend_core(self._grid, tile, own, self._num_classes, self._halos)
+
     def _run(self) -> None:
         lower_priority()  # behind the model, like the store writers
         try:
             self._sinks = self._open_sinks()
-            for tile in self._grid:
-                if not self._wait(tile):
-                    return
-                own = self._read_core(tile)
-                block = blend_core(
-                    self._grid, tile, own, self._num_classes, self._halos
-                )
-                for sink in self._sinks:
-                    sink.write(block)
-                self.written += 1
+            self._write_blocks()
         except BaseException as err:  # reported by take(); finalize redoes it
             self.error = err
+
+    def _write_blocks(self) -> None:
+        """Ready cores are read and blended in ``stage_threads()`` threads (at most
+        ``stage_depth()`` ahead) while this thread writes the sinks, as finalize
+        does from the store: after the last tile, the rest goes at finalize's pace."""
+        tiles = iter(self._grid)
+        ahead: deque[Future[Block]] = deque()
+        with ThreadPoolExecutor(
+            stage_threads(),
+            thread_name_prefix="geolabel-blend",
+            initializer=lower_priority,
+        ) as pool:
+
+            def submit() -> bool:
+                """Queue the next core once it is ready; False when none will be."""
+                tile = next(tiles, None)
+                if tile is None or not self._wait(tile):
+                    return False
+                ahead.append(pool.submit(self._blend, tile))
+                return True
+
+            more = True
+            while more and len(ahead) < stage_depth():
+                more = submit()
+            try:
+                while ahead:
+                    block = ahead.popleft().result()
+                    for sink in self._sinks:
+                        sink.write(block)
+                    self.written += 1
+                    more = more and submit()
+            finally:
+                for pending in ahead:
+                    pending.cancel()

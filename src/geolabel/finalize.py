@@ -9,11 +9,9 @@ publishes; the bytes are the same.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import rasterio
@@ -22,14 +20,13 @@ from geolabel.config import RunConfig
 from geolabel.grid import Tile, TileGrid
 from geolabel.io.raster import RAW_OVERVIEW_TEMP
 from geolabel.io.scene import Scene
-from geolabel.io.stages import stage_depth, stage_threads
 from geolabel.io.store import RunStore
 from geolabel.models.spec import ModelSpec
 from geolabel.qgis import style_scene_outputs
 from geolabel.stitch._halo import halo_size
 from geolabel.stitch.blend import Block, HaloCache, blend_core
 from geolabel.stitch.outputs import MaskSink, ProbSink, vectorize_outputs
-from geolabel.stitch.stream import BlockSink, BlockStream
+from geolabel.stitch.stream import BlockSink, BlockStream, blend_ahead
 from geolabel.uncertainty.sinks import extra_sinks
 
 __all__ = [
@@ -79,27 +76,9 @@ def iter_blended(grid: TileGrid, store: RunStore, num_classes: int) -> Iterator[
     not depend on them.
     """
     cache = HaloCache(store.read_halo, size=halo_cache_entries(grid, store.channels))
-    tiles = iter(grid)
-    with ThreadPoolExecutor(
-        stage_threads(), thread_name_prefix="geolabel-blend"
-    ) as pool:
-        ahead: deque[Future[Block]] = deque()
-
-        def submit(n: int) -> None:
-            for tile in itertools.islice(tiles, n):
-                ahead.append(
-                    pool.submit(blend_block, grid, tile, store, num_classes, cache)
-                )
-
-        submit(stage_depth())
-        try:
-            while ahead:
-                block = ahead.popleft().result()
-                submit(1)
-                yield block
-        finally:
-            for pending in ahead:
-                pending.cancel()
+    yield from blend_ahead(
+        grid, lambda tile: blend_block(grid, tile, store, num_classes, cache)
+    )
 
 
 def _publish(sinks: list[BlockSink]) -> list[Path]:

@@ -10,7 +10,7 @@ import zarr
 from affine import Affine
 
 import geolabel.execution.tile_loop as tile_loop
-import geolabel.finalize as fin
+import geolabel.stitch.stream as stream
 from geolabel.config import RunConfig
 from geolabel.errors import RunStateError
 from geolabel.grid import SceneGrid, TileGrid
@@ -29,10 +29,9 @@ def test_stage_threads_do_not_change_the_bytes(
     spec = load_spec(write_toy_spec(tmp_path / "toy.yaml", tile_size=48))
     outs = {}
     for threads in (1, 3):
-        for mod in (tile_loop, fin):
+        for mod in (tile_loop, stream):  # the loop; the blending of finalize and stream
             monkeypatch.setattr(mod, "stage_threads", lambda n=threads: n)
-        monkeypatch.setattr(tile_loop, "stage_depth", lambda n=threads: n + 1)
-        monkeypatch.setattr(fin, "stage_depth", lambda n=threads: n + 1)
+            monkeypatch.setattr(mod, "stage_depth", lambda n=threads: n + 1)
         res = run_predict(
             RunConfig(
                 scenes=(str(path),),

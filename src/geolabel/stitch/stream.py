@@ -27,10 +27,11 @@ CPU), and the halo records the writers hand over live in a
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
@@ -42,7 +43,7 @@ from geolabel.grid import Tile, TileGrid
 from geolabel.io.stages import lower_priority, stage_depth, stage_threads
 from geolabel.stitch.blend import Block, HaloCache, blend_core
 
-__all__ = ["BlockSink", "BlockStream"]
+__all__ = ["BlockSink", "BlockStream", "blend_ahead"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,35 +179,41 @@ class BlockStream:
             self.error = err
 
     def _write_blocks(self) -> None:
-        """Ready cores are read and blended in ``stage_threads()`` threads (at most
-        ``stage_depth()`` ahead) while this thread writes the sinks, as finalize
-        does from the store: after the last tile, the rest goes at finalize's pace."""
-        tiles = iter(self._grid)
+        """Write the cores as they become ready, blended ahead as finalize does from
+        the store: after the last tile, the rest goes at finalize's pace."""
+        ready = itertools.takewhile(self._wait, self._grid)
+        for block in blend_ahead(ready, self._blend, initializer=lower_priority):
+            for sink in self._sinks:
+                sink.write(block)
+            self.written += 1
+
+
+def blend_ahead(
+    tiles: Iterable[Tile],
+    blend: Callable[[Tile], Block],
+    *,
+    initializer: Callable[[], None] | None = None,
+) -> Iterator[Block]:
+    """``blend(tile)`` for each tile, in order, the next ones computed in
+    ``stage_threads()`` threads (at most ``stage_depth()`` ahead, so memory stays
+    bounded) while the caller consumes this one. ``tiles`` may block until the next
+    tile is ready; each block is computed the same way whatever the threads.
+    """
+    it = iter(tiles)
+    with ThreadPoolExecutor(
+        stage_threads(), thread_name_prefix="geolabel-blend", initializer=initializer
+    ) as pool:
         ahead: deque[Future[Block]] = deque()
-        with ThreadPoolExecutor(
-            stage_threads(),
-            thread_name_prefix="geolabel-blend",
-            initializer=lower_priority,
-        ) as pool:
 
-            def submit() -> bool:
-                """Queue the next core once it is ready; False when none will be."""
-                tile = next(tiles, None)
-                if tile is None or not self._wait(tile):
-                    return False
-                ahead.append(pool.submit(self._blend, tile))
-                return True
+        def submit(n: int) -> None:
+            ahead.extend(pool.submit(blend, t) for t in itertools.islice(it, n))
 
-            more = True
-            while more and len(ahead) < stage_depth():
-                more = submit()
-            try:
-                while ahead:
-                    block = ahead.popleft().result()
-                    for sink in self._sinks:
-                        sink.write(block)
-                    self.written += 1
-                    more = more and submit()
-            finally:
-                for pending in ahead:
-                    pending.cancel()
+        submit(stage_depth())
+        try:
+            while ahead:
+                block = ahead.popleft().result()
+                submit(1)
+                yield block
+        finally:
+            for pending in ahead:
+                pending.cancel()

@@ -211,9 +211,10 @@ def blend_ahead(
         submit(stage_depth())
         try:
             while ahead:
-                block = ahead.popleft().result()
+                # queued after the caller is done with this one: a blocking ``tiles``
+                # never holds back a block that is ready
+                yield ahead.popleft().result()
                 submit(1)
-                yield block
         finally:
             for pending in ahead:
                 pending.cancel()

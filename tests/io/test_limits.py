@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+import rasterio
 
 from geolabel.errors import ConfigError, ResourceLimitError, SceneReadError
 from geolabel.io._tiff_header import read_tiff_layout
 from geolabel.io.limits import SceneLimits, parse_limits
-from geolabel.io.scene import open_scene
+from geolabel.io.scene import _validate, open_scene
 
 from .._tiff import write_tiff
 from ..conftest import LANDSAT8
@@ -134,3 +135,28 @@ def test_bad_limit_option_is_a_usage_error(tmp_path: Path) -> None:
         cli, ["predict", "a.tif", "-m", "s.yaml", "-o", "r", "--limit", "speed=3"]
     )
     assert r.exit_code == 2 and "unknown limit 'speed'" in r.stderr
+
+
+class _CountingDataset:
+    """A rasterio dataset that counts attribute reads (rasterio builds the per-band
+    tuples anew at each read, in GDAL calls per band)."""
+
+    def __init__(self, ds: object) -> None:
+        self._ds = ds
+        self.reads: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> object:
+        self.reads[name] = self.reads.get(name, 0) + 1
+        return getattr(self._ds, name)
+
+
+def test_many_bands_read_the_per_band_tuples_once(tmp_path: Path) -> None:
+    """A 1000-band header (allowed: under the 1024-band limit) took ~2 s and, in a
+    fuzz run, gigabytes: each band's mask flags re-read every band's (quadratic)."""
+    p = write_tiff(tmp_path / "many.tif", samples=1000, width=8, height=8)
+    with rasterio.open(p) as ds:
+        counting = _CountingDataset(ds)
+        scene = _validate(p, counting, None, 0.0, True)
+    assert len(scene.bands) == 1000
+    for per_band in ("mask_flag_enums", "descriptions", "nodatavals", "dtypes"):
+        assert counting.reads.get(per_band, 0) <= 1, (per_band, counting.reads)

@@ -445,7 +445,11 @@ def _validate(
         raise SceneReadError(f"{p}: band indexes {list(sel)!r} outside 1..{ds.count}")
     source: NodataSource
     nd: float | None
-    flags = [ds.mask_flag_enums[b - 1] for b in sel]
+    # rasterio computes these per-band tuples anew at every attribute access: read
+    # each once (indexing them in the loop made a 1000-band header quadratic in GDAL
+    # calls: minutes of CPU and gigabytes of mask bands)
+    all_flags, all_names = ds.mask_flag_enums, ds.descriptions
+    flags = [all_flags[b - 1] for b in sel]
     if nodata is not None:
         source, nd = "user", float(nodata)
     elif ds.nodatavals[sel[0] - 1] is not None:
@@ -472,7 +476,7 @@ def _validate(
                 NodataWarning,
                 stacklevel=4,
             )
-    names = tuple(ds.descriptions[b - 1] for b in sel)
+    names = tuple(all_names[b - 1] for b in sel)
     logger.debug(
         "opened %s: %s, bands %s, nodata %s (%s)", p, grid.shape, sel, nd, source
     )

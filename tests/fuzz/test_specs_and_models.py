@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
@@ -21,9 +22,13 @@ from geolabel.testing import toy_spec
 
 from ..conftest import requires_torch
 
+# Derandomized in the default suite (the same examples every run, so CI is
+# deterministic); GEOLABEL_FUZZ_EXAMPLES=N makes it random with N examples for a hunt.
+_HUNT = int(os.environ.get("GEOLABEL_FUZZ_EXAMPLES", "0"))
 _FUZZ = settings(
-    max_examples=60,
+    max_examples=_HUNT or 60,
     deadline=None,
+    derandomize=not _HUNT,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 NC = builtin_spec_path("nc_landcover_unet")
@@ -174,8 +179,9 @@ def test_bad_spec_through_the_cli_makes_nothing(
 
 @requires_torch
 @settings(
-    max_examples=30,
+    max_examples=_HUNT or 30,
     deadline=None,
+    derandomize=not _HUNT,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(

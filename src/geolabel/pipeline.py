@@ -27,7 +27,13 @@ from geolabel.execution.finalize_run import RunCheck, check_run
 from geolabel.execution.model_load import load_run_model
 from geolabel.execution.plan import GDAL_ENV, plan_scene
 from geolabel.execution.shards import begin_shard, write_shard_status
-from geolabel.io.run_record import merge_records, read_record, write_record
+from geolabel.io.run_record import (
+    merge_records,
+    read_record,
+    record_path,
+    scene_key,
+    write_record,
+)
 from geolabel.io.runlock import run_folder_lock
 from geolabel.io.scene_dirs import SceneDirs
 from geolabel.models.base import ModelBackend
@@ -123,6 +129,12 @@ def run_predict(
         return _run_scenes(config, spec, out, previous, model, progress)
 
 
+def _kept_entries(out: Path, previous: dict[str, Any], scenes: list[str]) -> set[str]:
+    """Those of ``scenes`` (as given) that have an entry in the ``previous`` record."""
+    recorded = {scene_key(out, s["scene"]) for s in previous.get("scenes", [])}
+    return {s for s in scenes if scene_key(out, record_path(out, s)) in recorded}
+
+
 def _run_scenes(
     config: RunConfig,
     spec: ModelSpec,
@@ -161,11 +173,15 @@ def _run_scenes(
             run_scene(path, spec, config, out, names, progress, executor=ex)
             for path in config.scenes
         )
+    # refused before anything of theirs changed (e.g. a store made with another
+    # configuration): their earlier record entries, if any, stay as they are
+    untouched = [r.scene for r in results if r.status == "failed" and not r.changed]
+    kept = _kept_entries(out, previous, untouched)
     if (
         config.shard is None
         and run_json.exists()
-        and all(r.info.get("reused") for r in results)
-    ):  # every scene was finished before: the run's files stay as they are
+        and all(r.info.get("reused") or r.scene in kept for r in results)
+    ):  # every scene was finished before or refused: the run's files stay as they are
         for m in loaded:
             m.close()
         return RunResult(out, results, run_json)
@@ -214,7 +230,7 @@ def _run_scenes(
     ):  # shards never race on run.json: `geolabel finalize` writes it
         run_json = write_shard_status(out, config.shard, doc)
     else:
-        doc = merge_records(out, previous, doc)
+        doc = merge_records(out, previous, doc, untouched=untouched)
         doc["outputs"] += record_project(out, doc, spec)
         run_json = write_record(out, doc)
     for m in loaded:

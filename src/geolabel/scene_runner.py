@@ -68,6 +68,9 @@ class SceneResult:
     failed_tiles: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    #: whether the run touched the scene's folder (a scene refused before that, e.g.
+    #: by another configuration's store, leaves its earlier record entry standing)
+    changed: bool = False
 
 
 def run_scene(
@@ -104,9 +107,11 @@ def run_scene(
             res.info["reused"] = True
             return res
         if config.overwrite and sdir.exists():
+            res.changed = True
             shutil.rmtree(sdir)
         sdir.mkdir(parents=True, exist_ok=True)
         sink = task.open_sink()
+        res.changed = True
         try:
             stream = executor.in_process and config.shard is None
             _run_batches(res, task, sink, config, executor, progress, stream=stream)

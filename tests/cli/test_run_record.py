@@ -164,3 +164,36 @@ def test_progress_rate_ignores_tiles_done_before(
     bar.close()
     rate = re.search(r"([\d.]+)tile/s", line)
     assert rate is None or float(rate.group(1)) < 1000, line
+
+
+def test_a_refused_rerun_leaves_the_record_and_project_as_they_were(work: Path) -> None:
+    """Another --tile-size on a finished run is refused by its store; the record still
+    says the scene is done (prioritize, evaluate keep working), the project is kept."""
+    code, _, err = _run("predict", "a.tif", "-m", "toy.yaml", "-o", "run")
+    assert code == 0, err
+    files = {p: (work / "run" / p).read_bytes() for p in ("run.json", "run.qgs")}
+    code, _, err = _run(
+        "predict", "a.tif", "-m", "toy.yaml", "-o", "run", "--tile-size", "48"
+    )
+    assert code != 0 and "another configuration" in err, err
+    for p, data in files.items():
+        assert (work / "run" / p).read_bytes() == data, p
+    code, _, err = _run("prioritize", "run", "-n", "3")
+    assert code == 0, err
+
+
+def test_a_refused_scene_keeps_its_entry_beside_a_new_one(work: Path) -> None:
+    """A call that runs a new scene and is refused on a finished one: the new scene is
+    recorded, the refused one keeps its done entry and outputs."""
+    code, _, err = _run("predict", "a.tif", "-m", "toy.yaml", "-o", "run")
+    assert code == 0, err
+    before = _record(work / "run")
+    code, _, err = _run(
+        "predict", "a.tif", "b.tif", "-m", "toy.yaml", "-o", "run", "--tile-size", "48"
+    )
+    assert code != 0 and "another configuration" in err, err
+    doc = _record(work / "run")
+    status = {Path(s["scene"]).name: s["status"] for s in doc["scenes"]}
+    assert status == {"a.tif": "done", "b.tif": "done"}, status
+    a_out = [o for o in doc["outputs"] if o.get("scene") and "a.tif" in o["scene"]]
+    assert a_out == [o for o in before["outputs"] if o.get("scene")], a_out

@@ -128,12 +128,18 @@ def to_record_paths(run_dir: str | Path, doc: Mapping[str, Any]) -> dict[str, An
 
 
 def merge_records(
-    run_dir: str | Path, previous: Mapping[str, Any] | None, new: Mapping[str, Any]
+    run_dir: str | Path,
+    previous: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    untouched: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The record after a call that wrote ``new`` into a run folder holding ``previous``.
 
     Scenes of ``new`` replace their earlier entries (in place, keeping the order of
-    first appearance); earlier scenes not in ``new`` keep their entries and outputs.
+    first appearance); earlier scenes not in ``new`` keep their entries and outputs,
+    and so do the ``untouched`` scenes of ``new`` (refused before the call changed
+    anything of theirs on disk) that have an earlier entry.
     Run-level outputs (``scene: null``) are kept unless ``new`` rewrote them
     (``project``). Everything else (config, model, timings) is ``new``'s.
     """
@@ -141,6 +147,16 @@ def merge_records(
     if not previous:
         return cur
     old = to_record_paths(run_dir, previous)
+    known = {scene_key(run_dir, s["scene"]) for s in old["scenes"]}
+    keep = {scene_key(run_dir, record_path(run_dir, s)) for s in untouched} & known
+    cur["scenes"] = [
+        s for s in cur["scenes"] if scene_key(run_dir, s["scene"]) not in keep
+    ]
+    cur["outputs"] = [
+        o
+        for o in cur["outputs"]
+        if o.get("scene") is None or scene_key(run_dir, o["scene"]) not in keep
+    ]
     fresh = {scene_key(run_dir, s["scene"]): s for s in cur["scenes"]}
     scenes = []
     for s in old["scenes"]:

@@ -40,7 +40,12 @@ from geolabel.execution.plan import (
 )
 from geolabel.execution.shards import writer_name
 from geolabel.io.disk import disk_problem
-from geolabel.io.finished import read_finished, write_finished
+from geolabel.io.finished import (
+    check_source,
+    read_finished,
+    record_source,
+    write_finished,
+)
 from geolabel.io.limits import check_time
 from geolabel.io.manifest import Manifest, read_manifest
 from geolabel.io.scene_dirs import SceneDirs
@@ -99,6 +104,8 @@ def run_scene(
         res.tiles = len(grid)
         res.info = task.info()
         settings = task.finalize_settings()
+        if not config.overwrite:
+            check_source(sdir, scene.path)
         finished = (
             None if config.overwrite else read_finished(sdir, task.token, settings)
         )
@@ -112,6 +119,7 @@ def run_scene(
         sdir.mkdir(parents=True, exist_ok=True)
         sink = task.open_sink()
         res.changed = True
+        record_source(sdir, scene.path)
         try:
             stream = executor.in_process and config.shard is None
             _run_batches(res, task, sink, config, executor, progress, stream=stream)

@@ -197,3 +197,27 @@ def test_a_refused_scene_keeps_its_entry_beside_a_new_one(work: Path) -> None:
     assert status == {"a.tif": "done", "b.tif": "done"}, status
     a_out = [o for o in doc["outputs"] if o.get("scene") and "a.tif" in o["scene"]]
     assert a_out == [o for o in before["outputs"] if o.get("scene")], a_out
+
+
+def test_a_scene_changed_in_place_is_refused_not_reused(work: Path) -> None:
+    """New pixels on the same grid: the finished outputs are stale, so the re-run is
+    refused in one line (they stay as they were); --overwrite redoes the scene."""
+    code, _, err = _run("predict", "a.tif", "-m", "toy.yaml", "-o", "run")
+    assert code == 0, err
+    mask = work / "run" / "a" / "a_mask.tif"
+    before = mask.read_bytes()
+    with rasterio.open(work / "a.tif", "r+") as ds:
+        ds.write(ds.read()[:, ::-1])  # same grid, other pixels
+    code, _, err = _run("predict", "a.tif", "-m", "toy.yaml", "-o", "run")
+    assert code != 0, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert any("a.tif: changed since its outputs" in ln for ln in lines), err
+    assert mask.read_bytes() == before
+    assert _record(work / "run")["scenes"][0]["status"] == "done"
+    code, _, err = _run(
+        "predict", "a.tif", "-m", "toy.yaml", "-o", "run", "--overwrite"
+    )
+    assert code == 0, err
+    assert mask.read_bytes() != before
+    code, _, err = _run("predict", "a.tif", "-m", "toy.yaml", "-o", "run")
+    assert code == 0, err  # recorded anew by the overwrite

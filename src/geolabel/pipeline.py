@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,11 +123,18 @@ def run_predict(
             f"{out}: holds a run of model {recorded!r}; "
             "choose another --out or pass --overwrite"
         )
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     # one writer per run folder (shards share theirs by design)
     lock = run_folder_lock(out) if config.shard is None else contextlib.nullcontext()
     with lock:
-        return _run_scenes(config, spec, out, previous, model, progress)
+        result = _run_scenes(config, spec, out, previous, model, progress)
+    refused = [r for r in result.scenes if r.status == "failed" and not r.changed]
+    if made and config.shard is None and refused and refused == result.scenes:
+        # every scene was refused before anything of its own was made: no run folder
+        # is left behind holding only the record of the refusals
+        shutil.rmtree(out, ignore_errors=True)
+    return result
 
 
 def _kept_entries(out: Path, previous: dict[str, Any], scenes: list[str]) -> set[str]:

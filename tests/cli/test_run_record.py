@@ -221,3 +221,13 @@ def test_a_scene_changed_in_place_is_refused_not_reused(work: Path) -> None:
     assert mask.read_bytes() != before
     code, _, err = _run("predict", "a.tif", "-m", "toy.yaml", "-o", "run")
     assert code == 0, err  # recorded anew by the overwrite
+
+
+def test_a_new_run_whose_scenes_are_all_refused_leaves_no_folder(work: Path) -> None:
+    code, _, err = _run("predict", "missing.tif", "-m", "toy.yaml", "-o", "tiles/new")
+    assert code != 0 and "missing.tif" in err, err
+    assert not (work / "tiles/new").exists()
+    (work / "tiles/kept").mkdir(parents=True)  # a folder the user made is kept
+    code, _, err = _run("predict", "missing.tif", "-m", "toy.yaml", "-o", "tiles/kept")
+    assert code != 0
+    assert (work / "tiles/kept").is_dir()

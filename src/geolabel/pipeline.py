@@ -40,7 +40,11 @@ from geolabel.io.scene_dirs import SceneDirs
 from geolabel.models.base import ModelBackend
 from geolabel.models.ensemble import wrap_backend
 from geolabel.models.precision import precision_record
-from geolabel.models.preflight import check_tile_size, preflight_model
+from geolabel.models.preflight import (
+    check_tile_overlap,
+    check_tile_size,
+    preflight_model,
+)
 from geolabel.models.spec import ModelSpec, load_spec
 from geolabel.qgis import record_project, style_unstyled
 from geolabel.scene_runner import Progress, SceneResult, run_scene
@@ -115,6 +119,8 @@ def run_predict(
         preflight_model(spec, tile_size=config.tile_size)
     else:
         check_tile_size(spec, config.tile_size)
+    # a --tile-size/--overlap pair no scene can take: refused before a scene runs
+    check_tile_overlap(spec, config.tile_size, config.overlap)
     out = Path(config.out)
     previous = {} if config.overwrite else read_record(out, missing_ok=True)
     recorded = previous.get("model", {}).get("id")

@@ -9,6 +9,7 @@ import numpy as np
 import pyogrio
 import pytest
 import rasterio
+from affine import Affine
 from click.testing import CliRunner
 
 from geolabel.cli.main import cli
@@ -244,3 +245,58 @@ def test_failed_tiles_are_listed_and_retried(tmp_path: Path, scene_path: Path) -
     ok = write_toy_spec(tmp_path / "f.yaml", tile_size=64)
     code, _, err = _run(*args[:2], "-m", str(ok), *args[4:], "--retry-failed")
     assert code == 0, err
+
+
+def test_area_m2_is_square_metres_in_a_feet_crs(
+    tmp_path: Path, toy_spec_path: Path
+) -> None:
+    """The same pixels in metres (UTM) and in US survey feet (EPSG:2264) give the
+    same ``area_m2``: a 10 ft pixel is 9.290341 m², not 100."""
+    ft = 1200 / 3937  # metres per US survey foot
+    areas = {}
+    for name, crs, transform in (
+        ("m", "EPSG:32617", Affine(10 * ft, 0, 500000, 0, -10 * ft, 4000000)),
+        ("ftus", "EPSG:2264", Affine(10, 0, 2000000, 0, -10, 700000)),
+    ):
+        scene = make_scene(tmp_path / f"{name}.tif", crs=crs, transform=transform)
+        code, out, err = _run(
+            "predict", str(scene), "-m", str(toy_spec_path), "-o", str(tmp_path / name)
+        )
+        assert code == 0, err
+        vectors = json.loads(out)["scenes"][0]["outputs"]["vectors"]
+        df = pyogrio.read_dataframe(vectors, layer="predictions")
+        areas[name] = df.sort_values("id")[["pixels", "area_m2"]].to_numpy()
+    np.testing.assert_array_equal(areas["m"][:, 0], areas["ftus"][:, 0])
+    np.testing.assert_allclose(
+        areas["ftus"][:, 1], areas["ftus"][:, 0] * 100 * ft**2, atol=5e-4
+    )
+    np.testing.assert_allclose(areas["m"][:, 1], areas["ftus"][:, 1], atol=1e-3)
+
+
+def test_bad_tile_size_is_a_usage_error_before_any_scene(
+    tmp_path: Path, scene_path: Path, toy_spec_path: Path
+) -> None:
+    out = tmp_path / "run"
+    for opt in (["--tile-size", "16", "--overlap", "8"], ["--overlap", "40"]):
+        code, stdout, err = _run(
+            "predict", str(scene_path), "-m", str(toy_spec_path), "-o", str(out), *opt
+        )
+        assert code == 2 and stdout == "", err
+        assert len(err.splitlines()) == 1 and err.startswith("geolabel: error: "), err
+        assert "four times the overlap" in err and opt[-1] in err
+        assert not out.exists()
+    assert (
+        "--tile-size 16:"
+        in _run(
+            "predict",
+            str(scene_path),
+            "-m",
+            str(toy_spec_path),
+            "-o",
+            str(out),
+            "--tile-size",
+            "16",
+            "--overlap",
+            "8",
+        )[2]
+    )

@@ -289,3 +289,28 @@ def test_model_option_checks_labels_outside_a_run(
     assert code == 2 and "['lava']" in err
     code, _, err = _run("accept", str(suggestions), "-o", str(out))  # nothing known
     assert code == 0, err
+
+
+def test_missing_output_folder_is_created(suggestions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "labels.gpkg"
+    code, res, err = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(out)
+    )
+    assert code == 0, err
+    assert res is not None and res["added"] > 0 and len(_labels(out)) == res["added"]
+    assert [p.name for p in out.parent.iterdir()] == ["labels.gpkg"]  # no partials
+
+
+def test_output_under_a_file_is_one_error_line(
+    suggestions: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("not a folder")
+    out = blocker / "labels.gpkg"
+    code, _, err = _run(
+        "accept", str(suggestions), "--threshold", "0.5", "-o", str(out)
+    )
+    assert code == 2, err
+    assert err.splitlines() == [
+        f"geolabel: error: {out}: its folder {str(blocker)!r} is a file"
+    ]

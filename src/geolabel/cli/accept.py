@@ -58,7 +58,7 @@ def _ids(value: str | None) -> frozenset[int] | None:
     "labels",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Labels GeoPackage to append to (created if missing).",
+    help="Labels GeoPackage to append to (created if missing, with its folder).",
 )
 @click.option(
     "--layer",

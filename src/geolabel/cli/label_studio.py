@@ -84,7 +84,11 @@ def export_cmd(
 @label_studio.command("import")
 @click.argument("export", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option(
-    "-o", "--out", required=True, type=click.Path(path_type=Path), help="GeoPackage."
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="GeoPackage (its folder is created).",
 )
 @click.option("--layer", default="labels", show_default=True, help="Labels layer.")
 @click.option(

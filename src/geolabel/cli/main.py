@@ -2,19 +2,23 @@
 
 Library errors become ``geolabel: error: <message>`` on stderr and exit code 2 (1
 for runs where some scenes failed); ``--debug`` (or ``-v``) shows the traceback.
+Warnings become ``geolabel: warning: <message>``, each distinct message once;
+``--debug`` (or ``-v``) shows them in Python's format, with file and line.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+import warnings
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import click
 
 from geolabel import __version__
 
-__all__ = ["cli", "error_line", "main"]
+__all__ = ["cli", "error_line", "main", "warning_line"]
 
 COMMANDS = {
     "predict": "geolabel.cli.predict:predict",
@@ -68,6 +72,36 @@ def error_line(message: str, path: object = None) -> str:
     return f"geolabel: error: {text}"
 
 
+def warning_line(message: object) -> str:
+    """``geolabel: warning: <message>`` on one line."""
+    return f"geolabel: warning: {' '.join(str(message).split())}"
+
+
+def _warning_printer(ctx: click.Context) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints :func:`warning_line` once per message,
+    or Python's format (file, line, source) once ``--debug``/``-v`` is given."""
+    shown: set[str] = set()
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if (ctx.obj or {}).get("debug"):
+            text = warnings.formatwarning(message, category, filename, lineno, line)
+            click.echo(text, err=True, nl=False)
+            return
+        text = warning_line(message)
+        if text not in shown:
+            shown.add(text)
+            click.echo(text, err=True)
+
+    return show
+
+
 class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -86,16 +120,19 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from geolabel.errors import GeolabelError, describe_error
 
-        try:
-            return super().invoke(ctx)
-        except (GeolabelError, OSError, MemoryError) as err:
-            # the one error boundary: a scene, model, spec, disk or store failure
-            # is one line; the traceback only with --debug / -v
-            obj = ctx.obj or {}
-            if obj.get("debug"):
-                raise
-            click.echo(error_line(describe_error(err)), err=True)
-            ctx.exit(2)
+        # the flags are read when a warning comes: -v/--debug may follow the command
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(ctx)
+            try:
+                return super().invoke(ctx)
+            except (GeolabelError, OSError, MemoryError) as err:
+                # the one error boundary: a scene, model, spec, disk or store failure
+                # is one line; the traceback only with --debug / -v
+                obj = ctx.obj or {}
+                if obj.get("debug"):
+                    raise
+                click.echo(error_line(describe_error(err)), err=True)
+                ctx.exit(2)
 
 
 def _configure(

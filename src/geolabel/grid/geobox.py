@@ -21,6 +21,16 @@ def _is_rotated(transform: Affine) -> bool:
     return transform.b != 0 or transform.d != 0
 
 
+def _parse_crs(crs: str | None) -> CRS | None:
+    """The pyproj CRS of a grid (``None``: pixel space or a CRS pyproj cannot read)."""
+    if crs is None:
+        return None
+    try:
+        return CRS.from_user_input(crs)
+    except CRSError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class SceneGrid:
     """Shape, affine transform and CRS of a scene.
@@ -79,20 +89,37 @@ class SceneGrid:
             >>> SceneGrid((10, 10), Affine(30, 0, 0, 0, -30, 0), "EPSG:32633").ground_resolution_m()
             30.0
         """
-        if self.crs is None:
-            return None
-        try:
-            crs = CRS.from_user_input(self.crs)
-        except CRSError:
-            return None
         xres, yres = self.res
-        if crs.is_geographic:
+        if self.is_geographic():
             lat = math.radians((self.bounds[1] + self.bounds[3]) / 2)
             return (xres * 111_320.0 * math.cos(lat) + yres * 110_574.0) / 2
-        axes = [a for a in crs.axis_info if a.unit_conversion_factor]
-        if not axes:
+        unit = self.unit_m()
+        return None if unit is None else (xres + yres) / 2 * unit
+
+    def is_geographic(self) -> bool:
+        """True for a CRS in degrees (longitude/latitude)."""
+        crs = _parse_crs(self.crs)
+        return crs is not None and crs.is_geographic
+
+    def unit_m(self) -> float | None:
+        """Metres per CRS unit of a projected grid: 1.0 for metres, 0.3048006 for US
+        survey feet (``None``: pixel space, a geographic CRS or an unknown unit).
+
+        Examples:
+            >>> round(SceneGrid((1, 1), Affine(1, 0, 0, 0, -1, 0), "EPSG:2264").unit_m(), 7)
+            0.3048006
+        """
+        crs = _parse_crs(self.crs)
+        if crs is None or crs.is_geographic:
             return None
-        return (xres + yres) / 2 * float(axes[0].unit_conversion_factor)
+        axes = [a for a in crs.axis_info if a.unit_conversion_factor]
+        return float(axes[0].unit_conversion_factor) if axes else None
+
+    def pixel_area_m2(self) -> float | None:
+        """Area of one pixel in square metres on a projected grid (``None``: pixel
+        space, a geographic CRS, whose pixels differ in area, or an unknown unit)."""
+        unit = self.unit_m()
+        return None if unit is None else abs(self.transform.determinant) * unit * unit
 
     @property
     def bounds(self) -> BBox:

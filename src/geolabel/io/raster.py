@@ -30,6 +30,7 @@ from rasterio.windows import Window as RioWindow
 
 from geolabel.errors import ConfigError
 from geolabel.grid import SceneGrid, Window
+from geolabel.io._quiet import pixel_space_ok
 from geolabel.io.tempnames import drop_dead_partials, partial_path
 
 __all__ = [
@@ -233,7 +234,9 @@ class CogWriter:
             profile["nbits"] = nbits
         # else NBITS is a COG option: the temporary file stays 8-bit, which GDAL
         # writes and reads 4x faster than packed bits (5000² mask: 0.6 s less)
-        self.ds = rasterio.open(self.tmp, "w", **profile)
+        self.pixel_space = grid.crs is None
+        with pixel_space_ok(self.pixel_space):
+            self.ds = rasterio.open(self.tmp, "w", **profile)
         if colormap:
             self.ds.write_colormap(1, colormap)
         for i, d in enumerate(descriptions or [], start=1):
@@ -263,7 +266,8 @@ class CogWriter:
             opts["PREDICTOR"] = "YES"
         if self.nbits is not None and cog_takes_nbits():
             opts["NBITS"] = self.nbits
-        rasterio.shutil.copy(str(self.tmp), str(self.cog_tmp), **opts)
+        with pixel_space_ok(self.pixel_space):
+            rasterio.shutil.copy(str(self.tmp), str(self.cog_tmp), **opts)
         self.tmp.unlink(missing_ok=True)
         aux = self.tmp.with_name(self.tmp.name + ".aux.xml")
         aux.unlink(missing_ok=True)

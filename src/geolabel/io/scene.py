@@ -37,6 +37,7 @@ from geolabel.errors import (
     innermost_cause,
 )
 from geolabel.grid import SceneGrid, TileGrid, Window
+from geolabel.io._quiet import pixel_space_ok
 from geolabel.io._tiff_header import TiffLayout, read_tiff_layout
 from geolabel.io.limits import (
     SceneLimits,
@@ -124,7 +125,7 @@ class Scene:
 
     def open(self) -> Any:
         """A fresh rasterio dataset (one per thread; close it after use)."""
-        with remote_env(self.path):
+        with remote_env(self.path), pixel_space_ok(self.grid.crs is None):
             return rasterio.open(self.path, driver=self.driver)
 
     def read(self, window: Window, *, dataset: Any | None = None) -> TileRead:
@@ -205,7 +206,7 @@ def _zero_filled_cached(
     path: str, mtime_ns: int, size: int, bands: tuple[int, ...]
 ) -> bool:
     """:func:`_looks_zero_filled` once per file version (a run opens a scene 2-4 times)."""
-    with rasterio.open(path) as ds:
+    with pixel_space_ok(), rasterio.open(path) as ds:
         try:
             return _looks_zero_filled(ds, list(bands))
         except RasterioIOError as err:  # a damaged border block: the tile loop says so
@@ -345,7 +346,8 @@ def _open(
     errors = []
     for driver in drivers:
         try:
-            with remote_env(p):
+            # a file without georeferencing is refused or allowed below, in one line
+            with remote_env(p), pixel_space_ok():
                 ds = rasterio.open(p, driver=driver)
             break
         except (RasterioError, UnicodeDecodeError) as err:

@@ -7,6 +7,7 @@ pins the timestamps GDAL stores, so the same features give the same bytes.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterable
@@ -15,7 +16,11 @@ from typing import Any
 
 import geopandas as gpd
 import pyogrio
+from pyogrio.errors import DataSourceError
 
+from geolabel.errors import innermost_cause
+from geolabel.io._quiet import pixel_space_ok
+from geolabel.io.disk import disk_problem, prepare_output
 from geolabel.io.raster import atomic_replace
 from geolabel.io.tempnames import drop_dead_partials, partial_path
 
@@ -59,16 +64,17 @@ class GpkgWriter:
             return 0
         gdf = gpd.GeoDataFrame(recs, geometry=geometries, crs=self.crs)
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        pyogrio.write_dataframe(
-            gdf,
-            self.tmp,
-            layer=layer,
-            driver="GPKG",
-            append=layer in self._layers,
-            promote_to_multi=geometry_type.startswith("Multi"),
-            geometry_type=geometry_type,
-            dataset_options={"VERSION": "1.2"},
-        )
+        with pixel_space_ok(self.crs is None):
+            pyogrio.write_dataframe(
+                gdf,
+                self.tmp,
+                layer=layer,
+                driver="GPKG",
+                append=layer in self._layers,
+                promote_to_multi=geometry_type.startswith("Multi"),
+                geometry_type=geometry_type,
+                dataset_options={"VERSION": "1.2"},
+            )
         self._layers.add(layer)
         return len(recs)
 
@@ -78,16 +84,17 @@ class GpkgWriter:
             if layer in self._layers:
                 continue
             pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-            pyogrio.write_dataframe(
-                gpd.GeoDataFrame([], geometry=[], crs=self.crs),
-                self.tmp,
-                layer=layer,
-                driver="GPKG",
-                append=bool(self._layers),
-                promote_to_multi=gtype.startswith("Multi"),
-                geometry_type=gtype,
-                dataset_options={"VERSION": "1.2"},
-            )
+            with pixel_space_ok(self.crs is None):
+                pyogrio.write_dataframe(
+                    gpd.GeoDataFrame([], geometry=[], crs=self.crs),
+                    self.tmp,
+                    layer=layer,
+                    driver="GPKG",
+                    append=bool(self._layers),
+                    promote_to_multi=gtype.startswith("Multi"),
+                    geometry_type=gtype,
+                    dataset_options={"VERSION": "1.2"},
+                )
             self._layers.add(layer)
         atomic_replace(self.tmp, self.path)
         return self.path
@@ -106,22 +113,32 @@ class GpkgWriter:
 def replace_layer(path: Path, layer: str, gdf: gpd.GeoDataFrame) -> None:
     """Write ``layer`` (replacing one of that name) into a copy of the GeoPackage
     ``path`` (or a new GPKG 1.2), then rename the copy over ``path``: the file's other
-    layers are kept, and a crash leaves the old file whole."""
+    layers are kept, and a crash leaves the old file whole. A missing folder is
+    created.
+
+    Raises:
+        OSError: the folder cannot be made or written (the message names ``path``).
+    """
+    prepare_output(path)
     tmp = path.with_name(f".{path.stem}.partial.gpkg")
     tmp.unlink(missing_ok=True)
     try:
         if path.exists():
             shutil.copy2(path, tmp)
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        pyogrio.write_dataframe(
-            gdf,
-            tmp,
-            layer=layer,
-            driver="GPKG",
-            promote_to_multi=True,
-            dataset_options={"VERSION": "1.2"},
-            layer_options={"OVERWRITE": "YES"},
-        )
+        with pixel_space_ok(gdf.crs is None):
+            pyogrio.write_dataframe(
+                gdf,
+                tmp,
+                layer=layer,
+                driver="GPKG",
+                promote_to_multi=True,
+                dataset_options={"VERSION": "1.2"},
+                layer_options={"OVERWRITE": "YES"},
+            )
         os.replace(tmp, path)
+    except DataSourceError as err:  # SQLite cannot create the file: say why
+        why = disk_problem(path.parent) or innermost_cause(err)
+        raise OSError(errno.EIO, f"cannot write: {why}", str(path)) from err
     finally:
         tmp.unlink(missing_ok=True)

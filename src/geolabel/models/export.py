@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from geolabel.errors import BackendError, ConfigError
+from geolabel.io.disk import prepare_output
 from geolabel.models.onnx_ import OnnxBackend
 from geolabel.models.precision import MIN_AGREEMENT, argmax_agreement
 from geolabel.models.spec import ModelSpec, load_spec
@@ -85,7 +86,7 @@ def export_onnx(
     out = Path(out)
     if out.suffix != ".onnx":
         raise ConfigError(f"{out}: the output must end in .onnx")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    prepare_output(out)
     spec_out = out.with_suffix(".yaml")
     tmp_onnx = out.with_name(out.stem + ".partial.onnx")
     tmp_spec = out.with_name(out.stem + ".partial.yaml")

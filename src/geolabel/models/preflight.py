@@ -18,7 +18,12 @@ from geolabel.errors import ConfigError, ModelSpecError
 from geolabel.models.registry import load_model
 from geolabel.models.spec import ModelSpec
 
-__all__ = ["check_tile_size", "check_weights_file", "preflight_model"]
+__all__ = [
+    "check_tile_overlap",
+    "check_tile_size",
+    "check_weights_file",
+    "preflight_model",
+]
 
 _LFS = b"version https://git-lfs"
 _ZIP = b"PK\x03\x04"
@@ -112,6 +117,33 @@ def check_tile_size(spec: ModelSpec, tile_size: int | None) -> None:
             f"{spec.input.tile_size} x {spec.input.tile_size} tiles (input.fixed_size "
             f"in {spec.source or spec.name}); leave --tile-size out"
         )
+
+
+def check_tile_overlap(
+    spec: ModelSpec, tile_size: int | None, overlap: int | None
+) -> None:
+    """Refuse tiles smaller than four times the overlap before any scene is read.
+
+    Args:
+        spec: the model spec (its tile size and overlap stand in for ``None``).
+        tile_size: ``--tile-size`` in pixels, or ``None``.
+        overlap: ``--overlap`` in pixels, or ``None``.
+
+    Raises:
+        ConfigError: ``tile_size < 4 * overlap`` (the message names the options).
+
+    .. versionadded:: 0.1
+    """
+    tile = spec.input.tile_size if tile_size is None else tile_size
+    ov = spec.default_overlap() if overlap is None else overlap
+    if tile >= max(4 * ov, 1):
+        return
+    size = f"--tile-size {tile}" if tile_size is not None else f"tile size {tile}"
+    where = f"--overlap {ov}" if overlap is not None else f"the model's overlap {ov}"
+    raise ConfigError(
+        f"{size}: tiles must be at least four times the overlap ({where}, so at "
+        f"least {4 * ov} px); use a larger --tile-size or a smaller --overlap"
+    )
 
 
 def preflight_model(spec: ModelSpec, *, tile_size: int | None = None) -> None:

@@ -16,6 +16,7 @@ import geopandas as gpd
 import pyogrio
 from pyproj import CRS
 
+from geolabel.io._quiet import pixel_space_ok
 from geolabel.io.raster import atomic_replace
 from geolabel.io.run_record import (
     read_record,
@@ -25,7 +26,7 @@ from geolabel.io.run_record import (
 )
 from geolabel.io.vector import FIXED_DATE, GpkgWriter
 
-__all__ = ["LAYER", "ROLES", "PriorityResult", "write_queue"]
+__all__ = ["LAYER", "ROLES", "PriorityResult", "crs_units", "write_queue"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,17 @@ def _update_run_json(
     write_record(run_dir, doc)
 
 
+def crs_units(crs: str | None) -> str | None:
+    """The unit of a CRS's first axis (``metre``, ``degree``, ``US survey foot``).
+
+    ``None`` without a CRS (coordinates are then those of the scene's transform).
+    """
+    if crs is None:
+        return None
+    axes = CRS.from_user_input(crs).axis_info
+    return str(axes[0].unit_name) if axes else None
+
+
 def write_queue(
     run_dir: Path,
     rows: list[dict[str, Any]],
@@ -63,10 +75,13 @@ def write_queue(
     """Write the queue (GeoPackage layer + CSV) atomically and record it in run.json.
 
     Every row gets an empty ``label`` for the labeller to fill and status ``queued``.
+    The record also says the units of ``out_crs`` (``crs_units``), those of
+    ``--min-distance``.
     """
     for row in rows:
         row.setdefault("label", "")
         row.setdefault("status", "queued")
+    options = {**options, "crs_units": crs_units(out_crs)}
     strategy = options["strategy"]
     gpkg_path, csv_path = run_dir / "next_to_label.gpkg", run_dir / "next_to_label.csv"
     geometry_type = "Point" if options.get("unit") == "points" else "Polygon"
@@ -141,14 +156,15 @@ def _write_empty_layer(path: Path, crs: str | None, geometry_type: str) -> None:
     }
     gdf = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
     pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-    pyogrio.write_dataframe(
-        gdf,
-        path,
-        layer=LAYER,
-        driver="GPKG",
-        geometry_type=geometry_type,
-        dataset_options={"VERSION": "1.2"},
-    )
+    with pixel_space_ok(crs is None):  # no CRS: a pixel-space run, by choice
+        pyogrio.write_dataframe(
+            gdf,
+            path,
+            layer=LAYER,
+            driver="GPKG",
+            geometry_type=geometry_type,
+            dataset_options={"VERSION": "1.2"},
+        )
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import rasterio
+from pyproj import Geod
 from rasterio.windows import Window as RioWindow
 
 from geolabel.grid import Tile, TileGrid
@@ -28,6 +29,8 @@ from geolabel.stitch.vectorize import vectorize_blocks
 __all__ = ["MaskSink", "ProbSink", "vectorize_outputs"]
 
 F32 = npt.NDArray[np.float32]
+#: Geodesic areas of polygons in degrees (geographic scenes), in square metres.
+_WGS84 = Geod(ellps="WGS84")
 
 
 class MaskSink:
@@ -130,10 +133,11 @@ def vectorize_outputs(
 ) -> Path:
     names = spec.class_names
     labels = spec.labels()
-    px_area = abs(grid.scene.transform.a * grid.scene.transform.e)
-    geographic = False
-    if scene.grid.crs is not None:
-        geographic = rasterio.crs.CRS.from_user_input(scene.grid.crs).is_geographic
+    geographic = scene.grid.is_geographic()
+    # square metres: CRS units squared times the unit's metres squared (US feet);
+    # pixel space (or an unknown unit) keeps the pixel's area in its own units
+    px_m2 = grid.scene.pixel_area_m2()
+    px_area = abs(grid.scene.transform.determinant) if px_m2 is None else px_m2
     writer = GpkgWriter(out, scene.grid.crs)
     try:
         with rasterio.open(mask_path) as m, rasterio.open(conf_path) as c:
@@ -176,6 +180,4 @@ def vectorize_outputs(
 
 
 def _geodesic_area(geom: Any) -> float:
-    from pyproj import Geod
-
-    return abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
+    return abs(_WGS84.geometry_area_perimeter(geom)[0])

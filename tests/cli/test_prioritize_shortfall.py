@@ -49,8 +49,8 @@ def test_spacing_is_named(run_dir: Path) -> None:
     _, err = _prioritize(
         run_dir, "--budget", "20", "--region-size", "16", "--min-distance", "1000"
     )
-    assert "left out by --min-distance 1000" in err
-    assert "a smaller --min-distance" in err
+    assert "left out by --min-distance 1000 (metres)" in err  # EPSG:32633
+    assert "a smaller --min-distance (in metres)" in err
 
 
 def test_exclusions_are_named(run_dir: Path, tmp_path: Path) -> None:
@@ -81,3 +81,50 @@ def test_no_counts_no_message() -> None:
         shortfall_message({"budget": 3, "picked": 3, "candidates": 9, "excluded": 0})
         is None
     )
+
+
+def test_min_distance_says_the_crs_units() -> None:
+    base = {"budget": 9, "picked": 1, "candidates": 50, "excluded": 0,
+            "min_distance": 500.0, "unit": "regions", "region_size": 32}  # fmt: skip
+    geographic = shortfall_message({**base, "crs_units": "degree"})
+    assert geographic is not None
+    assert "49 left out by --min-distance 500 (degrees)" in geographic
+    assert "a smaller --min-distance (in degrees)" in geographic
+    feet = shortfall_message({**base, "crs_units": "US survey foot"})
+    assert feet is not None and "(US survey feet)" in feet
+    none = shortfall_message({**base, "crs_units": None})
+    assert none is not None and "(scene coordinate units (no CRS))" in none
+
+
+def test_min_distance_help_says_the_units() -> None:
+    r = CliRunner().invoke(cli, ["prioritize", "--help"])
+    assert "degrees for a geographic CRS" in " ".join(r.output.split())
+
+
+def test_region_larger_than_every_scene_is_named(run_dir: Path) -> None:
+    # the scene is 128 x 192 px: a 512-px region never has half its area inside
+    picks, err = _prioritize(
+        run_dir,
+        "--budget",
+        "3",
+        "--region-size",
+        "512",
+        unit=("--unit", "regions", "--strategy", "auto"),
+    )
+    assert picks == []
+    assert err.startswith(
+        "geolabel: prioritize: 0 of --budget 3 picked: no 512-pixel region fits, the "
+        "largest scene (128 x 192 px) is smaller than a region"
+    )
+    assert "--region-size 221 or smaller" in err and err.count("\n") == 1
+    assert "min-valid" not in err  # not the cause
+    # a region that fits the scene: the message stays the usual one
+    _, err = _prioritize(
+        run_dir,
+        "--budget",
+        "500",
+        "--region-size",
+        "64",
+        unit=("--unit", "regions", "--strategy", "auto"),
+    )
+    assert "candidate 64-pixel regions" in err

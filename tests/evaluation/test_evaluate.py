@@ -224,3 +224,45 @@ def test_mask_file_takes_its_class_names_from_its_tags(tmp_path: Path) -> None:
     scores = evaluate(mask, ref)
     assert len(scores["confusion_matrix"]) == 3
     assert [c["name"] for c in scores["classes"]] == list(NAMES)
+
+
+def test_reference_out_of_the_class_range_names_the_file(
+    files: tuple[Path, Path],
+) -> None:
+    mask, ref = files
+    with pytest.raises(ConfigError) as err:  # codes 1..3 as indexes of 3 classes
+        evaluate(mask, ref, options=EvalOptions(class_names=NAMES))
+    assert str(err.value).startswith(
+        f"{ref}: reference holds class values outside 0..2 (min 1, max 3)"
+    )
+    assert "--class-offset" in str(err.value)
+
+
+def test_reference_that_misses_the_prediction_is_refused(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    mask, _ = files
+    far = gpd.GeoDataFrame(  # 100 km east of the mask
+        {"label": ["water"]},
+        geometry=[shapely.box(600000, 3999970, 600020, 4000000)],
+        crs="EPSG:32633",
+    )
+    pyogrio.write_dataframe(far, tmp_path / "far.gpkg", layer="truth")
+    with rasterio.open(mask, "r+") as ds:  # class names as finalize writes them
+        ds.update_tags(CLASSES=",".join(NAMES))
+    r = CliRunner().invoke(
+        cli, ["evaluate", str(mask), f"{tmp_path / 'far.gpkg'}:truth"]
+    )
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    line = (
+        f"{tmp_path / 'far.gpkg'}:truth: no reference feature overlaps the prediction"
+    )
+    assert r.stderr.startswith(f"geolabel: error: {line} {mask}")
+    assert r.stderr.count("\n") == 1 and r.stdout == ""
+    # labelled only where the mask is nodata (pixel (1, 3)): nothing to score either
+    ref = _tif(tmp_path / "ref.tif", np.where(PRED == 255, 1, 0).astype(np.uint8), 0)
+    with pytest.raises(
+        ConfigError,
+        match=r"no reference pixel overlaps a predicted pixel .* \(1 labelled pixels fall on the mask's nodata\)",
+    ):
+        evaluate(mask, ref, options=EvalOptions(class_names=NAMES, class_offset=-1))

@@ -209,6 +209,8 @@ def train(
     name: str | None = None,
     version: str | None = None,
     bands: Sequence[int] | None = None,
+    allow_vrt: bool = False,
+    allow_pixel_space: bool = False,
     overwrite: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> TrainResult:
@@ -227,6 +229,8 @@ def train(
         name: model name of the new spec.
         version: its version (default: bumped).
         bands: 1-based band indexes in model order.
+        allow_vrt: accept a VRT scene (it can reference any file).
+        allow_pixel_space: accept a scene without a CRS (labels without one too).
         overwrite: replace existing outputs.
         progress: ``progress(step, steps, loss)``.
 
@@ -249,7 +253,13 @@ def train(
     sources: list[LabelSource] = (
         [labels] if isinstance(labels, (str, os.PathLike, tuple)) else list(labels)
     )
-    sc = open_model_scene(os.fspath(scene), spec, bands=tuple(bands) if bands else None)
+    sc = open_model_scene(
+        os.fspath(scene),
+        spec,
+        bands=tuple(bands) if bands else None,
+        allow_vrt=allow_vrt,
+        allow_pixel_space=allow_pixel_space,
+    )
     lookup = class_lookup(spec.class_names, spec.labels())
     layers = []
     for src in sources:

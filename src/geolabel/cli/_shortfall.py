@@ -1,8 +1,9 @@
 """Why ``prioritize`` picked fewer regions than ``--budget``, in one stderr paragraph.
 
 Built from the counts ``prioritize`` records in ``run.json`` (``priority``: budget,
-picked, candidates, excluded, min_distance, spread, balance_classes, min_valid,
-region_size), so the ranking code needs no change to explain itself.
+picked, candidates, excluded, min_distance, crs_units, spread, balance_classes,
+min_valid, region_size, largest_scene), so the ranking code needs no change to
+explain itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,56 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["shortfall_message"]
+
+
+#: plurals of the CRS units pyproj names
+_PLURALS = {"metre": "metres", "degree": "degrees", "foot": "feet"}
+
+
+def distance_units(units: object) -> str:
+    """``--min-distance``'s unit as a reader says it: ``metres``, ``degrees``, ..."""
+    if not units:
+        return "scene coordinate units (no CRS)"
+    name = str(units)
+    for one, many in _PLURALS.items():
+        if name == one or name.endswith(f" {one}"):
+            return name[: -len(one)] + many
+    return name
+
+
+def _largest_region(rows: int, cols: int) -> int:
+    """The largest region side with a candidate in a ``rows x cols`` scene.
+
+    A region is a candidate when at least half of its square lies in the scene.
+    """
+    side = 1
+    while 2 * min(side + 1, rows) * min(side + 1, cols) >= (side + 1) ** 2:
+        side += 1
+    return side
+
+
+def _scene_too_small(summary: Mapping[str, Any]) -> str | None:
+    """The message for regions that no scene can hold, else ``None``."""
+    region = summary.get("region_size")
+    largest = summary.get("largest_scene")
+    if (
+        summary.get("unit") != "regions"
+        or not region
+        or int(summary.get("candidates", 1))
+        or not isinstance(largest, (list, tuple))
+        or len(largest) != 2
+    ):
+        return None
+    rows, cols, size = int(largest[0]), int(largest[1]), int(region)
+    if 2 * min(size, rows) * min(size, cols) >= size * size:
+        return None  # a region fits: too few valid pixels instead
+    return (
+        f"geolabel: prioritize: 0 of --budget {summary['budget']} picked: no "
+        f"{size}-pixel region fits, the largest scene ({rows} x {cols} px) is smaller "
+        f"than a region (one needs half of its {size} x {size} px inside the scene). "
+        f"For picks: --region-size {_largest_region(rows, cols)} or smaller; or "
+        "--unit points or superpixels."
+    )
 
 
 def shortfall_message(summary: Mapping[str, Any]) -> str | None:
@@ -28,6 +79,9 @@ def shortfall_message(summary: Mapping[str, Any]) -> str | None:
         return None
     if picked >= budget:
         return None
+    too_small = _scene_too_small(summary)
+    if too_small is not None:
+        return too_small
     min_valid = float(summary.get("min_valid") or 0.0)
     min_distance = float(summary.get("min_distance") or 0.0)
     region = summary.get("region_size")
@@ -47,14 +101,15 @@ def shortfall_message(summary: Mapping[str, Any]) -> str | None:
     if excluded:
         causes.append(f"{excluded} inside --exclude footprints (already labelled)")
     if spaced:
-        rules = [f"--min-distance {min_distance:g}"] if min_distance else []
+        units = distance_units(summary.get("crs_units"))
+        rules = [f"--min-distance {min_distance:g} ({units})"] if min_distance else []
         if summary.get("spread") not in (None, "none"):
             rules.append(f"--spread {summary['spread']}")
         if summary.get("balance_classes"):
             rules.append("--balance-classes")
         causes.append(f"{spaced} left out by {' / '.join(rules) or 'the selection'}")
         if min_distance:
-            hints.append("a smaller --min-distance")
+            hints.append(f"a smaller --min-distance (in {units})")
         if summary.get("spread") not in (None, "none"):
             hints.append("--spread none")
     if candidates - excluded < budget:

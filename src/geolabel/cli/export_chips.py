@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from geolabel.cli._labels_opts import LayerPath
-from geolabel.cli.options import BandsType
+from geolabel.cli.options import scene_options
 
 __all__ = ["export_chips"]
 
@@ -55,7 +55,7 @@ __all__ = ["export_chips"]
     "--class-field", default="label", show_default=True, help="Class attribute."
 )
 @click.option("--coco/--no-coco", default=True, show_default=True, help="coco.json.")
-@click.option("--bands", type=BandsType(), help="Scene bands in model order (1-based).")
+@scene_options
 @click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
 def export_chips(
     scenes: tuple[Path, ...],
@@ -68,6 +68,8 @@ def export_chips(
     class_field: str,
     coco: bool,
     bands: tuple[int, ...] | None,
+    allow_vrt: bool,
+    allow_pixel_space: bool,
     overwrite: bool,
 ) -> None:
     """Write GeoTIFF image + mask chips under the labels of SCENES (and COCO JSON).
@@ -91,7 +93,16 @@ def export_chips(
     spec = load_spec(model, require_weights=False)
     path, layer = labels
     feats = read_labels(path, layer=layer)
-    opened = [open_model_scene(s, spec, bands=bands) for s in scenes]
+    opened = [
+        open_model_scene(
+            s,
+            spec,
+            bands=bands,
+            allow_vrt=allow_vrt,
+            allow_pixel_space=allow_pixel_space,
+        )
+        for s in scenes
+    ]
     result = export_training(
         opened,
         feats,

@@ -16,7 +16,16 @@ from typing import Any
 
 import click
 
-__all__ = ["BandsType", "ProgressBar", "run_options", "tame_dask_logging"]
+__all__ = [
+    "BandsType",
+    "ProgressBar",
+    "allow_pixel_space_option",
+    "allow_vrt_option",
+    "bands_option",
+    "run_options",
+    "scene_options",
+    "tame_dask_logging",
+]
 
 
 class BandsType(click.ParamType):  # type: ignore[type-arg]
@@ -58,6 +67,38 @@ def _tuple(
     return tuple(value)
 
 
+#: ``-b/--bands``: the scene bands fed to the model, in model order.
+bands_option = click.option(
+    "-b",
+    "--bands",
+    type=BandsType(),
+    help="1-based band indexes in model order, e.g. 4,3,2.",
+)
+
+#: ``--allow-vrt``: open VRT scenes (refused by default: they can name any file).
+allow_vrt_option = click.option(
+    "--allow-vrt",
+    is_flag=True,
+    help="Accept VRT inputs (they can reference any file).",
+)
+
+#: ``--allow-pixel-space``: open scenes without a CRS (outputs in pixel space).
+allow_pixel_space_option = click.option(
+    "--allow-pixel-space", is_flag=True, help="Accept inputs without a CRS."
+)
+
+
+def scene_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``-b/--bands``, ``--allow-vrt`` and ``--allow-pixel-space``, as predict has them.
+
+    For commands that open a scene for a model outside a run (train, simulate,
+    export-chips): the scene errors' hints name these options.
+    """
+    for opt in (allow_pixel_space_option, allow_vrt_option, bands_option):
+        f = opt(f)
+    return f
+
+
 def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The tiling and execution options shared by predict-like commands."""
     opts = [
@@ -84,25 +125,14 @@ def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Tiles per model call.",
         ),
-        click.option(
-            "-b",
-            "--bands",
-            type=BandsType(),
-            help="1-based band indexes in model order, e.g. 4,3,2.",
-        ),
+        bands_option,
         click.option(
             "--nodata",
             type=float,
             help="Treat this value as nodata (overrides the file).",
         ),
-        click.option(
-            "--allow-vrt",
-            is_flag=True,
-            help="Accept VRT inputs (they can reference any file).",
-        ),
-        click.option(
-            "--allow-pixel-space", is_flag=True, help="Accept inputs without a CRS."
-        ),
+        allow_vrt_option,
+        allow_pixel_space_option,
         click.option(
             "--device",
             default="auto",

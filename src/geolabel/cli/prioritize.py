@@ -70,7 +70,8 @@ __all__ = ["prioritize"]
     type=click.FloatRange(0),
     default=0.0,
     show_default=True,
-    help="Minimum distance between picks, in CRS units of the first scene.",
+    help="Minimum distance between picks, in the units of the first scene's CRS: "
+    "metres for UTM, degrees for a geographic CRS such as EPSG:4326.",
 )
 @click.option(
     "--spread",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from geolabel.cli._labels_opts import LayerPath
+from geolabel.cli.options import scene_options
 
 __all__ = ["simulate"]
 
@@ -79,6 +80,7 @@ def _seconds(
     type=click.Path(exists=True, path_type=Path),
     help="Model spec: architecture, normalisation, classes (weights are not used).",
 )
+@scene_options
 @click.option(
     "--arm",
     "arms",
@@ -242,6 +244,8 @@ def simulate(
     point_buffer: int,
     threads: int,
     reuse: Path | None,
+    allow_vrt: bool,
+    allow_pixel_space: bool,
     **opts: Any,
 ) -> None:
     """Rounds of predict -> pick units -> the ORACLE answers -> train -> score.
@@ -314,6 +318,8 @@ def simulate(
             progress=progress,
             checkpoint=checkpoint,
             reuse=reuse,
+            allow_vrt=allow_vrt,
+            allow_pixel_space=allow_pixel_space,
         )
     finally:
         if bar is not None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from geolabel.cli._labels_opts import LayerPath
-from geolabel.cli.options import BandsType
+from geolabel.cli.options import scene_options
 
 __all__ = ["train"]
 
@@ -86,9 +86,7 @@ __all__ = ["train"]
     "version",
     help="Version of the new spec [default: base version bumped].",
 )
-@click.option(
-    "-b", "--bands", type=BandsType(), help="1-based band indexes in model order."
-)
+@scene_options
 @click.option("--overwrite", is_flag=True, help="Replace existing output files.")
 @click.pass_context
 def train(
@@ -111,6 +109,8 @@ def train(
     name: str | None,
     version: str | None,
     bands: tuple[int, ...] | None,
+    allow_vrt: bool,
+    allow_pixel_space: bool,
     overwrite: bool,
 ) -> None:
     """Fine-tune MODEL on the labelled pixels of SCENE; write a new spec + weights.
@@ -169,6 +169,8 @@ def train(
             name=name,
             version=version,
             bands=bands,
+            allow_vrt=allow_vrt,
+            allow_pixel_space=allow_pixel_space,
             overwrite=overwrite,
             progress=progress,
         )

@@ -144,18 +144,25 @@ def _score_strips(
             k = 1 + max(int(p[p != NO_CLASS].max(initial=0)) for p in map(read, strips))
         cm = np.zeros((k, k), dtype=np.int64)
         unpredicted = 0
+        span: tuple[int, int] | None = None  # (min, max) labelled reference value
         for w in strips:
             pred = read(w)
             ref = reference(grid, w).astype(np.int64)
             labelled = ref != NO_CLASS
-            if names is None and labelled.any() and ref[labelled].max() >= k:
+            if not labelled.any():
+                continue
+            lo, hi = int(ref[labelled].min()), int(ref[labelled].max())
+            span = (lo, hi) if span is None else (min(span[0], lo), max(span[1], hi))
+            if names is None and hi >= k:
                 raise ConfigError(
-                    f"{ref_path}: reference class index {ref[labelled].max()} but the "
+                    f"{ref_path}: reference class index {hi} but the "
                     f"mask has classes 0-{k - 1}; pass the class names (--model) "
                     "or shift the codes (--class-offset)"
                 )
             unpredicted += int((labelled & (pred == NO_CLASS)).sum())
-            cm += confusion_matrix(pred, ref, k, ignore_index=NO_CLASS)
+            if span[0] >= 0 and span[1] < k:  # else: scan on for the full range
+                cm += confusion_matrix(pred, ref, k, ignore_index=NO_CLASS)
+    _check_reference(ref_path, kind, opts, mask, k, span, int(cm.sum()), unpredicted)
     class_names = names or tuple(f"class_{i}" for i in range(k))
     return {
         "prediction": str(mask),
@@ -164,6 +171,44 @@ def _score_strips(
         **segmentation_scores(cm, class_names),
         "unpredicted_reference_pixels": unpredicted,
     }
+
+
+def _check_reference(
+    ref_path: Path,
+    kind: str,
+    opts: EvalOptions,
+    mask: Path,
+    num_classes: int,
+    span: tuple[int, int] | None,
+    counted: int,
+    unpredicted: int,
+) -> None:
+    """Refuse a reference out of the class range, or one that scores no pixel.
+
+    Raises:
+        ConfigError: a labelled value outside ``0..num_classes-1``; no labelled
+            reference pixel on the mask; none on a predicted pixel.
+    """
+    name = str(ref_path)
+    if kind == "vector" and opts.reference_layer:
+        name += f":{opts.reference_layer}"
+    if span is not None and (span[0] < 0 or span[1] >= num_classes):
+        raise ConfigError(
+            f"{name}: reference holds class values outside 0..{num_classes - 1} "
+            f"(min {span[0]}, max {span[1]}); check the class offset (--class-offset)"
+        )
+    if counted:
+        return
+    if span is None:
+        what = "feature" if kind == "vector" else "labelled pixel"
+        raise ConfigError(
+            f"{name}: no reference {what} overlaps the prediction {mask}; check "
+            "that both cover the same area (and the reference's CRS)"
+        )
+    raise ConfigError(
+        f"{name}: no reference pixel overlaps a predicted pixel of {mask} "
+        f"({unpredicted} labelled pixels fall on the mask's nodata)"
+    )
 
 
 def _raster_evaluator(

@@ -38,7 +38,7 @@ from shapely.geometry import Point, shape
 from geolabel.errors import ConfigError
 from geolabel.io.run_record import resolve_path
 from geolabel.priority.footprints import read_labelled_classes, to_crs, transformer
-from geolabel.priority.regions import SceneRun, _band_of
+from geolabel.priority.regions import SceneRun, _band_of, model_band_missing
 from geolabel.priority.strategy import SelectionContext, parse_strategy, select_units
 from geolabel.priority.units import (
     UnitMap,
@@ -101,10 +101,11 @@ def _uncertainty(
     if measure in MEASURES and "probabilities" in outs:
         pds = stack.enter_context(rasterio.open(outs["probabilities"]))
         return compute_measure(measure, np.nan_to_num(read(pds, None)))
+    if measure not in MEASURES:
+        raise ConfigError(model_band_missing(run, measure))
     raise ConfigError(
-        f"{run.scene}: the run has neither a {measure} band nor probabilities; re-run "
-        f"predict with --uncertainty {measure}, --probabilities"
-        + ("" if measure in MEASURES else " or --model-uncertainty mc-dropout")
+        f"{run.where}: the run has neither a {measure} band nor probabilities; re-run "
+        f"predict with --uncertainty {measure} or --probabilities"
     )
 
 
@@ -236,15 +237,18 @@ def unit_queue(
     pool_factor: int,
     cold_labels: int,
     seed: int,
-) -> tuple[list[dict[str, Any]], str | None, dict[str, int]]:
+) -> tuple[list[dict[str, Any]], str | None, dict[str, Any]]:
     """Rank the units of every scene together; returns the rows, the output CRS and
-    counts (candidates, blocked) for the record."""
+    counts for the record (candidates, excluded, ``largest_scene`` ``[rows, cols]``)."""
     strat = parse_strategy(strategy)
     per: list[SceneUnits] = []
     n_labelled = 0
+    largest = (0, 0)  # (rows, cols) of the largest scene, full resolution
     for run in scenes:
         with rasterio.open(run.outputs["mask"]) as m:
             crs = m.crs.to_wkt() if m.crs else None
+            if m.height * m.width > largest[0] * largest[1]:
+                largest = (m.height, m.width)
         labelled = [
             item
             for path in exclude
@@ -330,5 +334,9 @@ def unit_queue(
                 "geometry": geom,
             }
         )
-    counts = {"candidates": int(stats.score.size), "excluded": int(blocked.sum())}
+    counts = {
+        "candidates": int(stats.score.size),
+        "excluded": int(blocked.sum()),
+        "largest_scene": list(largest),
+    }
     return rows, out_crs, counts

@@ -161,7 +161,10 @@ def prioritize(
                 "budget": budget,
                 "picked": len(rows),
                 **counts,
-                "region_size": region_size,
+                # the size the regions had (None: tile cores, legacy path only)
+                "region_size": (region_size or 32)
+                if unit == "regions"
+                else region_size,
                 "superpixel_size": superpixel_size,
                 "min_distance": min_distance,
                 "pool_factor": pool_factor,

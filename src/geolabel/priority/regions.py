@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,14 @@ from geolabel.grid import Window
 from geolabel.io.run_record import RUN_RECORD, read_record, resolve_path
 from geolabel.uncertainty.measures import MEASURES, MODEL_MEASURES, compute_measure
 
-__all__ = ["STRATEGIES", "Region", "SceneRun", "load_run", "score_regions"]
+__all__ = [
+    "STRATEGIES",
+    "Region",
+    "SceneRun",
+    "load_run",
+    "model_band_missing",
+    "score_regions",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,13 @@ class SceneRun:
     name: str
     outputs: dict[str, Path]
     class_names: tuple[str, ...]
+    #: the scene file as a path usable from the working directory (messages name it)
+    path: Path | None = None
+
+    @property
+    def where(self) -> str:
+        """The scene as error messages name it: its usable path, else as recorded."""
+        return str(self.path) if self.path is not None else self.scene
 
 
 @dataclass(slots=True)
@@ -107,7 +122,17 @@ def load_run(run_dir: Path) -> list[SceneRun]:
         }
         if "mask" not in outs:
             continue
-        scenes.append(SceneRun(scene, outs["mask"].parent.name, outs, classes))
+        scenes.append(
+            SceneRun(
+                scene,
+                outs["mask"].parent.name,
+                outs,
+                classes,
+                None
+                if "://" in scene
+                else Path(os.path.normpath(_resolve(run_dir, scene))),
+            )
+        )
     if not scenes:
         raise RunStateError(f"{rj}: no finished scene with a mask to prioritise")
     return scenes
@@ -119,6 +144,22 @@ def _band_of(ds: Any, measures: tuple[str, ...]) -> int | None:
         if m in tags:
             return tags.index(m) + 1
     return None
+
+
+def model_band_missing(run: SceneRun, measure: str) -> str:
+    """Why ``measure`` (bald, ensemble) cannot be scored on ``run``, and the fix.
+
+    These measures need a band a model wrapper stitched (MC-dropout, test-time
+    augmentation or ensemble disagreement); stitched probabilities cannot give it.
+    """
+    had = (
+        " (its probabilities cannot give one)" if "probabilities" in run.outputs else ""
+    )
+    return (
+        f"{run.where}: the {measure} measure needs a model-based uncertainty band "
+        f"({', '.join(MODEL_MEASURES)}) and the run has none{had}; re-run predict "
+        "with --model-uncertainty mc-dropout (or tta, or an ensemble model)"
+    )
 
 
 def _pixel_reader(
@@ -138,10 +179,7 @@ def _pixel_reader(
                 band
             )["MEASURE"]
     if strategy == "bald":
-        raise ConfigError(
-            f"{run.scene}: the run has no model-based uncertainty band; re-run predict "
-            "with --model-uncertainty mc-dropout (or tta, or an ensemble model)"
-        )
+        raise ConfigError(model_band_missing(run, "bald"))
     if "probabilities" in outs:
         pds = stack.enter_context(rasterio.open(outs["probabilities"]))
         return (
@@ -154,7 +192,7 @@ def _pixel_reader(
             lambda w: ((1.0 - cds.read(1, window=w)) * scale).astype(np.float32)
         ), f"{strategy} (from confidence)"
     raise ConfigError(
-        f"{run.scene}: the run has neither a {strategy} band nor probabilities; re-run "
+        f"{run.where}: the run has neither a {strategy} band nor probabilities; re-run "
         f"predict with --uncertainty {strategy} or --probabilities"
     )
 

@@ -106,6 +106,12 @@ def parse_strategy(name: str) -> Strategy:
             )
         spec = f"{head}+diverse"
     head, *mods = spec.split("+")
+    if head not in (*MEASURE_NAMES, "random", "coreset", "typiclust"):
+        raise ConfigError(
+            f"unknown strategy {name!r}: unknown measure {head!r}; choose auto, "
+            f"random, coreset, typiclust or one of {', '.join(MEASURE_NAMES)} "
+            f"(optionally +{', +'.join(_MODIFIERS)})"
+        )
     bad = [m for m in mods if m not in _MODIFIERS]
     if bad:
         raise ConfigError(
@@ -122,12 +128,6 @@ def parse_strategy(name: str) -> Strategy:
         if mods:
             raise ConfigError(f"strategy {name!r}: typiclust takes no modifier")
         return Strategy(name, None, typical=True)
-    if head not in MEASURE_NAMES:
-        raise ConfigError(
-            f"unknown strategy {name!r}; choose auto, random, coreset, typiclust or "
-            f"one of {', '.join(MEASURE_NAMES)} (optionally "
-            f"+{', +'.join(_MODIFIERS)})"
-        )
     return Strategy(
         name,
         head,

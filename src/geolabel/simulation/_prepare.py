@@ -33,9 +33,26 @@ __all__ = ["Prepared", "multiple_of", "prepare", "score_probs", "seed_labels"]
 
 
 def read_oracle(
-    path: Path, scene: Scene, num_classes: int, offset: int
+    path: Path,
+    scene: Scene,
+    num_classes: int,
+    offset: int,
+    valid: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Oracle labels on the scene grid as model indexes (nodata -> ignore)."""
+    """Oracle labels on the scene grid as model indexes (nodata -> ignore).
+
+    Args:
+        path: the oracle raster (class codes in band 1, its nodata ignored).
+        scene: the scene whose grid the oracle must share.
+        num_classes: the model's class count.
+        offset: added to the codes to get model indexes (``--oracle-offset``).
+        valid: the scene's valid pixels; codes elsewhere are not checked.
+
+    Raises:
+        ConfigError: no such file; a code on a valid pixel maps outside
+            ``0..num_classes-1``; no code at all.
+        CRSMismatchError: the oracle is not on the scene grid.
+    """
     if not path.is_file():
         raise ConfigError(f"{path}: oracle raster not found")
     with rasterio.open(path) as src:
@@ -50,6 +67,19 @@ def read_oracle(
         raw = src.read(1).astype(np.int64)
         bad = np.zeros(raw.shape, bool) if src.nodata is None else raw == src.nodata
     idx = raw + offset
+    known = ~bad if valid is None else ~bad & valid
+    outside = known & ((idx < 0) | (idx >= num_classes))
+    if outside.any():
+        codes = np.unique(raw[outside])
+        shown = ", ".join(str(c) for c in codes[:10]) + (
+            ", ..." if codes.size > 10 else ""
+        )
+        lo, hi = int(raw[known].min()), int(raw[known].max())
+        raise ConfigError(
+            f"{path}: oracle holds class values outside 0..{num_classes - 1} with "
+            f"--oracle-offset {offset} (codes {shown}; codes {lo}..{hi} map to "
+            f"{lo + offset}..{hi + offset}); check --oracle-offset or the oracle's nodata"
+        )
     bad |= (idx < 0) | (idx >= num_classes)
     if bad.all():
         raise ConfigError(
@@ -100,15 +130,30 @@ def prepare(
     sources: Sequence[LabelSource],
     spec: ModelSpec,
     config: SimulationConfig,
+    *,
+    allow_vrt: bool = False,
+    allow_pixel_space: bool = False,
 ) -> Prepared:
-    scene = open_model_scene(scene_path, spec)
+    """Open the scene (``config.bands``), read the oracle, split, cut the units.
+
+    Raises:
+        SceneReadError: the scene cannot be opened or its bands matched to the model.
+        ConfigError, CRSMismatchError: see :func:`read_oracle`; no first labels.
+    """
+    scene = open_model_scene(
+        scene_path,
+        spec,
+        bands=config.bands,
+        allow_vrt=allow_vrt,
+        allow_pixel_space=allow_pixel_space,
+    )
     resolution = scene.grid.ground_resolution_m()
     # unit "auto": what prioritize --unit auto asks for on this scene
     arms = [parse_arm(a, auto_unit(resolution)) for a in config.arms]
     read = scene.read(scene.grid.window)
     image, valid = normalize(read.data, read.valid, spec), read.valid
     oracle = read_oracle(
-        Path(oracle_path), scene, spec.num_classes, config.oracle_offset
+        Path(oracle_path), scene, spec.num_classes, config.oracle_offset, valid
     )
     oracle[~valid] = IGNORE_INDEX
     w = scene.grid.width

@@ -61,6 +61,8 @@ def run_simulation(
     progress: SimProgress | None = None,
     checkpoint: SimCheckpoint | None = None,
     reuse: Path | None = None,
+    allow_vrt: bool = False,
+    allow_pixel_space: bool = False,
 ) -> dict[str, Any]:
     """Run the experiment; returns the JSON-able record (config, runs, summary).
 
@@ -68,15 +70,27 @@ def run_simulation(
     experiment that is stopped early still leaves its finished runs behind.
     ``reuse``: an earlier record of the same experiment whose finished runs and
     references are taken instead of simulated again (:mod:`._reuse`; pass the
-    partial record of a stopped run to resume it).
+    partial record of a stopped run to resume it). ``allow_vrt`` and
+    ``allow_pixel_space`` let the scene be a VRT or have no CRS (as ``predict``'s
+    ``--allow-vrt`` and ``--allow-pixel-space``).
 
     Raises:
-        ConfigError: bad settings, unreadable labels, no first labels left.
+        ConfigError: bad settings, unreadable labels, no first labels left, oracle
+            codes outside the model's classes.
         CRSMismatchError: the oracle is not on the scene grid.
+        SceneReadError: a scene that cannot be opened or matched to the model's bands.
 
     .. versionadded:: 0.1
     """
-    p = prepare(scene_path, oracle_path, sources, spec, config)
+    p = prepare(
+        scene_path,
+        oracle_path,
+        sources,
+        spec,
+        config,
+        allow_vrt=allow_vrt,
+        allow_pixel_space=allow_pixel_space,
+    )
     arms = p.arms
     mult = multiple_of(spec)
     total = len(config.seeds) * (2 + len(arms) * config.rounds)

@@ -87,6 +87,8 @@ class SimulationConfig:
         mc_passes: dropout passes of ``bald``.
         pool_factor, cold_labels: see :class:`~geolabel.priority.strategy.SelectionContext`.
         fractions: quality targets as fractions of the fully-labelled mIoU.
+        bands: 1-based scene band indexes in model order (``None``: the spec's, by
+            name, or all when the counts match).
     """
 
     arms: tuple[str, ...] = ("auto/auto", "random/auto", "random/regions")
@@ -111,6 +113,7 @@ class SimulationConfig:
     pool_factor: int = 10
     cold_labels: int = 100
     fractions: tuple[float, ...] = (0.9, 0.95)
+    bands: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         """Validate the numbers and the arm names."""

@@ -24,6 +24,7 @@ import yaml
 from geolabel.errors import ConfigError, ModelSpecError, OutputExistsError
 from geolabel.evaluation import confusion_matrix, segmentation_scores
 from geolabel.grid import Window
+from geolabel.io.disk import prepare_output
 from geolabel.io.scene import Scene
 from geolabel.labels import IGNORE_INDEX
 from geolabel.models.base import normalize
@@ -160,7 +161,7 @@ def write_model(
     from safetensors.torch import save_file
 
     spec_path, weights = _outputs(out, overwrite)
-    spec_path.parent.mkdir(parents=True, exist_ok=True)
+    prepare_output(spec_path)
     state = {
         k: v.detach().to(torch.float32).contiguous().cpu()
         for k, v in module.state_dict().items()

@@ -38,7 +38,7 @@ TINY_SIM = [
     "random/points",
 ]  # fmt: skip
 
-COMMANDS = ("predict", "simulate", "train", "export-chips")
+COMMANDS = ("predict", "simulate", "train", "export-chips", "loop")
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +158,20 @@ def test_export_chips_takes_a_vrt_with_the_flag(
     code, out = _invoke(*base, "--allow-vrt")
     assert code == 0, out
     assert list((tmp_path / "chips" / "images").glob("*.tif"))
+
+
+@requires_torch
+def test_loop_takes_a_pixel_space_scene_with_the_flag(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    """The loop predicts and queues a pixel-space scene (training and prediction
+    open it with the same flags)."""
+    base = ("loop", tiny["nocrs"], "-m", tiny["spec"],
+            "--labels", f"{tiny['labels_nocrs']}:labels", "-o", tmp_path / "loop",
+            "--rounds", "1", "--every", "1", "--steps", "2", "--budget", "3",
+            "--no-wait")  # fmt: skip
+    code, out = _invoke(*base)
+    assert code != 0 and "--allow-pixel-space" in out and "Traceback" not in out
+    code, out = _invoke(*base, "--allow-pixel-space")
+    assert code == 0, out
+    assert json.loads(out.strip().splitlines()[-1])["status"] in ("done", "waiting")

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from geolabel.cli._labels_opts import parse_layer_path
+from geolabel.cli.options import scene_options
 
 __all__ = ["loop"]
 
@@ -93,6 +94,7 @@ __all__ = ["loop"]
     type=click.FloatRange(0),
     help="Stop waiting for labels after this many seconds [default: never].",
 )
+@scene_options
 def loop(
     scenes: tuple[Path, ...],
     model: Path,
@@ -112,6 +114,9 @@ def loop(
     wait: bool,
     poll: float,
     timeout: float | None,
+    bands: tuple[int, ...] | None,
+    allow_vrt: bool,
+    allow_pixel_space: bool,
 ) -> None:
     """Predict SCENES, queue what to label, and after every N new labels fine-tune,
     re-predict and re-queue, keeping every model version and its metrics.
@@ -151,6 +156,9 @@ def loop(
             tile_size=tile_size,
             threads=threads,
             seed=seed,
+            bands=bands,
+            allow_vrt=allow_vrt,
+            allow_pixel_space=allow_pixel_space,
             wait=wait,
             poll=poll,
             timeout=timeout,

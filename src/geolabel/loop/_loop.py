@@ -75,6 +75,8 @@ class LoopConfig:
         chip_size: training chip side (pixels).
         batch_size: training chips per step.
         tile_size: prediction tile size (default: the model's).
+        bands, allow_vrt, allow_pixel_space: as ``predict`` takes them, for every
+            scene (training and prediction alike).
         threads: model threads.
         seed: seed of training and prioritising.
         wait: poll for labels (else stop when the loop would wait).
@@ -100,6 +102,9 @@ class LoopConfig:
     tile_size: int | None = None
     threads: int | None = None
     seed: int = 0
+    bands: tuple[int, ...] | None = None
+    allow_vrt: bool = False
+    allow_pixel_space: bool = False
     wait: bool = True
     poll: float = 10.0
     timeout: float | None = None
@@ -159,7 +164,13 @@ def _train(config: LoopConfig, state: LoopState, rnd: RoundState) -> None:
     )
     per_scene = []
     for path in config.scenes:
-        scene = open_model_scene(path, spec)
+        scene = open_model_scene(
+            path,
+            spec,
+            bands=config.bands,
+            allow_vrt=config.allow_vrt,
+            allow_pixel_space=config.allow_pixel_space,
+        )
         target = rasterize_labels(
             feats,
             scene.grid,
@@ -194,6 +205,9 @@ def _predict(config: LoopConfig, out: Path, rnd: RoundState) -> None:
             tile_size=config.tile_size,
             threads=config.threads,
             seed=config.seed,
+            bands=config.bands,
+            allow_vrt=config.allow_vrt,
+            allow_pixel_space=config.allow_pixel_space,
         )
     )
     rnd.scenes = [

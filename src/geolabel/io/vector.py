@@ -24,11 +24,27 @@ from geolabel.io.disk import disk_problem, prepare_output
 from geolabel.io.raster import atomic_replace
 from geolabel.io.tempnames import drop_dead_partials, partial_path
 
-__all__ = ["GpkgWriter", "FIXED_DATE", "replace_layer"]
+__all__ = ["FIXED_DATE", "GpkgWriter", "replace_layer", "write_gpkg_layer"]
 
 #: Timestamp written into gpkg_contents so outputs are byte-reproducible (with the
 #: milliseconds GeoPackage requires: GDAL 3.6's validate_gpkg.py rejects it without).
 FIXED_DATE = "2000-01-01T00:00:00.000Z"
+
+
+def write_gpkg_layer(gdf: gpd.GeoDataFrame, path: Path, layer: str, **kw: Any) -> None:
+    """``pyogrio.write_dataframe`` as every GeoPackage here is written: GPKG 1.2, the
+    fixed timestamp (same features, same bytes), and no "no CRS" warning for a
+    pixel-space layer (written so by choice). ``kw``: further pyogrio options."""
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
+    with pixel_space_ok(gdf.crs is None):
+        pyogrio.write_dataframe(
+            gdf,
+            path,
+            layer=layer,
+            driver="GPKG",
+            dataset_options={"VERSION": "1.2"},
+            **kw,
+        )
 
 
 class GpkgWriter:
@@ -63,18 +79,14 @@ class GpkgWriter:
             self._empty.setdefault(layer, geometry_type)
             return 0
         gdf = gpd.GeoDataFrame(recs, geometry=geometries, crs=self.crs)
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        with pixel_space_ok(self.crs is None):
-            pyogrio.write_dataframe(
-                gdf,
-                self.tmp,
-                layer=layer,
-                driver="GPKG",
-                append=layer in self._layers,
-                promote_to_multi=geometry_type.startswith("Multi"),
-                geometry_type=geometry_type,
-                dataset_options={"VERSION": "1.2"},
-            )
+        write_gpkg_layer(
+            gdf,
+            self.tmp,
+            layer,
+            append=layer in self._layers,
+            promote_to_multi=geometry_type.startswith("Multi"),
+            geometry_type=geometry_type,
+        )
         self._layers.add(layer)
         return len(recs)
 
@@ -83,18 +95,14 @@ class GpkgWriter:
         for layer, gtype in sorted(self._empty.items()):  # layers that got no feature
             if layer in self._layers:
                 continue
-            pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-            with pixel_space_ok(self.crs is None):
-                pyogrio.write_dataframe(
-                    gpd.GeoDataFrame([], geometry=[], crs=self.crs),
-                    self.tmp,
-                    layer=layer,
-                    driver="GPKG",
-                    append=bool(self._layers),
-                    promote_to_multi=gtype.startswith("Multi"),
-                    geometry_type=gtype,
-                    dataset_options={"VERSION": "1.2"},
-                )
+            write_gpkg_layer(
+                gpd.GeoDataFrame([], geometry=[], crs=self.crs),
+                self.tmp,
+                layer,
+                append=bool(self._layers),
+                promote_to_multi=gtype.startswith("Multi"),
+                geometry_type=gtype,
+            )
             self._layers.add(layer)
         atomic_replace(self.tmp, self.path)
         return self.path
@@ -125,17 +133,9 @@ def replace_layer(path: Path, layer: str, gdf: gpd.GeoDataFrame) -> None:
     try:
         if path.exists():
             shutil.copy2(path, tmp)
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-        with pixel_space_ok(gdf.crs is None):
-            pyogrio.write_dataframe(
-                gdf,
-                tmp,
-                layer=layer,
-                driver="GPKG",
-                promote_to_multi=True,
-                dataset_options={"VERSION": "1.2"},
-                layer_options={"OVERWRITE": "YES"},
-            )
+        write_gpkg_layer(
+            gdf, tmp, layer, promote_to_multi=True, layer_options={"OVERWRITE": "YES"}
+        )
         os.replace(tmp, path)
     except DataSourceError as err:  # SQLite cannot create the file: say why
         why = disk_problem(path.parent) or innermost_cause(err)

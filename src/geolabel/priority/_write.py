@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
-import pyogrio
 from pyproj import CRS
 
-from geolabel.io._quiet import pixel_space_ok
 from geolabel.io.raster import atomic_replace
 from geolabel.io.run_record import (
     read_record,
@@ -24,7 +22,7 @@ from geolabel.io.run_record import (
     to_record_paths,
     write_record,
 )
-from geolabel.io.vector import FIXED_DATE, GpkgWriter
+from geolabel.io.vector import GpkgWriter, write_gpkg_layer
 
 __all__ = ["LAYER", "ROLES", "PriorityResult", "crs_units", "write_queue"]
 
@@ -155,16 +153,7 @@ def _write_empty_layer(path: Path, crs: str | None, geometry_type: str) -> None:
         for k, t in _SCHEMA.items()
     }
     gdf = gpd.GeoDataFrame(cols, geometry=gpd.GeoSeries([], crs=crs), crs=crs)
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": FIXED_DATE})
-    with pixel_space_ok(crs is None):  # no CRS: a pixel-space run, by choice
-        pyogrio.write_dataframe(
-            gdf,
-            path,
-            layer=LAYER,
-            driver="GPKG",
-            geometry_type=geometry_type,
-            dataset_options={"VERSION": "1.2"},
-        )
+    write_gpkg_layer(gdf, path, LAYER, geometry_type=geometry_type)
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], crs: str | None) -> None:

@@ -134,6 +134,7 @@ def prioritize(
         unit_from = {"auto": unit, "resolution_m": resolution}
     legacy = unit == "regions" and strategy in STRATEGIES
     if not legacy:
+        size = region_size or 32  # the unit path's squares (legacy: tile cores)
         rows, out_crs, counts = unit_queue(
             scenes,
             budget,
@@ -142,7 +143,7 @@ def prioritize(
             strategy=strategy,
             exclude=exclude,
             min_distance=min_distance,
-            region_size=region_size or 32,
+            region_size=size,
             superpixel_size=superpixel_size,
             min_valid=min_valid,
             max_pixels=max_pixels,
@@ -161,10 +162,7 @@ def prioritize(
                 "budget": budget,
                 "picked": len(rows),
                 **counts,
-                # the size the regions had (None: tile cores, legacy path only)
-                "region_size": (region_size or 32)
-                if unit == "regions"
-                else region_size,
+                "region_size": size if unit == "regions" else region_size,
                 "superpixel_size": superpixel_size,
                 "min_distance": min_distance,
                 "pool_factor": pool_factor,
